@@ -1,0 +1,345 @@
+"""The database: one DuckDB file, owned by one process, and every SQL statement the app runs.
+
+``Database`` opens (or creates) the file, brings its schema up to date with the migrations below,
+and offers two ways in:
+
+* reads -- ``db.rows(sql, params)`` / ``db.one(...)`` / ``db.scalar(...)`` run on a cursor of the
+  calling thread, so many threads can read at once;
+* writes -- ``db.write(fn)`` runs ``fn(cursor)`` inside one transaction, one writer at a time
+  (a process-wide lock), and rolls the whole transaction back if ``fn`` raises.
+
+The SQL for each concept lives in a section of this module (datasets and records, indexes, labels,
+revisions), next to the migration that created its tables.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import duckdb
+
+DEFAULT_DB = Path(__file__).resolve().parent.parent / "data" / "studio.duckdb"
+
+MESSAGE = "STRUCT(role VARCHAR, content VARCHAR)"
+MESSAGES = f"{MESSAGE}[]"
+
+
+class DatabaseError(Exception):
+    """A database problem explained in one line for the user."""
+
+
+class DatabaseInUse(DatabaseError):
+    """Another process holds the database file."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Migrations: (name, statements). Applied in order, each once, recorded in schema_migrations.
+# A newer app opens an older file by applying the migrations the file has not seen yet.
+# ---------------------------------------------------------------------------------------------
+
+MIGRATIONS: list[tuple[str, list[str]]] = [
+    (
+        "0001_datasets_records",
+        [
+            """CREATE TABLE datasets (
+                name VARCHAR PRIMARY KEY,
+                kind VARCHAR NOT NULL,            -- pairs | conversations | documents
+                format VARCHAR NOT NULL,          -- detected or mapped source format
+                source VARCHAR,                   -- path or hub id
+                config VARCHAR,
+                split VARCHAR,
+                row_count BIGINT NOT NULL,
+                rejected_count BIGINT NOT NULL,
+                rejected_reasons JSON,            -- {reason: count}
+                columns JSON,                     -- {metadata column: arrow type}
+                mapping JSON,                     -- explicit column mapping, if any
+                version INTEGER NOT NULL,         -- bumped on every (re-)ingest
+                created_at TIMESTAMP NOT NULL,
+                updated_at TIMESTAMP NOT NULL
+            )""",
+            f"""CREATE TABLE records (
+                dataset VARCHAR NOT NULL,
+                row BIGINT NOT NULL,              -- 0-based row of the source
+                prompt {MESSAGES},
+                chosen {MESSAGES},
+                rejected {MESSAGES},
+                text VARCHAR,                     -- documents
+                source_id VARCHAR,                -- the source's own id, when it has one
+                score_chosen DOUBLE,
+                score_rejected DOUBLE,
+                metadata JSON                     -- every other source column
+            )""",
+            """CREATE TABLE rejects (
+                dataset VARCHAR NOT NULL,
+                row BIGINT NOT NULL,
+                reason VARCHAR NOT NULL,
+                raw VARCHAR
+            )""",
+        ],
+    ),
+]
+
+
+@dataclass
+class DatasetInfo:
+    name: str
+    kind: str
+    format: str
+    source: str | None
+    config: str | None
+    split: str | None
+    row_count: int
+    rejected_count: int
+    rejected_reasons: dict
+    columns: dict
+    mapping: dict | None
+    version: int
+    created_at: Any
+    updated_at: Any
+
+    def as_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["created_at"] = str(self.created_at)
+        d["updated_at"] = str(self.updated_at)
+        return d
+
+
+def _in_use_message(path: Path, err: Exception) -> str:
+    pid = re.search(r"PID (\d+)", str(err))
+    who = f"process {pid.group(1)}" if pid else "another process"
+    return (
+        f"the database {path} is in use by {who} (probably the running app); "
+        "stop it first, or pass --db with another file"
+    )
+
+
+class Database:
+    """One DuckDB database file and all of the app's SQL."""
+
+    def __init__(self, path: str | os.PathLike = DEFAULT_DB, read_only: bool = False):
+        self.path = Path(path)
+        self.read_only = read_only
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.IOException as err:
+            if "lock" in str(err).lower():
+                raise DatabaseInUse(_in_use_message(self.path, err)) from None
+            raise DatabaseError(f"cannot open {self.path}: {err}") from None
+        self._write_lock = threading.RLock()
+        self._local = threading.local()
+        if not read_only:
+            self.migrate()
+
+    # -- connection plumbing ------------------------------------------------------------------
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor for the calling thread (DuckDB cursors are not shared between threads)."""
+        cur = getattr(self._local, "cursor", None)
+        if cur is None:
+            cur = self._con.cursor()
+            self._local.cursor = cur
+        return cur
+
+    def close(self) -> None:
+        self._con.close()
+
+    def rows(self, sql: str, params: Sequence | dict | None = None) -> list[tuple]:
+        return self.cursor().execute(sql, params or []).fetchall()
+
+    def dicts(self, sql: str, params: Sequence | dict | None = None) -> list[dict]:
+        cur = self.cursor().execute(sql, params or [])
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r)) for r in cur.fetchall()]
+
+    def one(self, sql: str, params: Sequence | dict | None = None) -> tuple | None:
+        return self.cursor().execute(sql, params or []).fetchone()
+
+    def scalar(self, sql: str, params: Sequence | dict | None = None) -> Any:
+        r = self.one(sql, params)
+        return None if r is None else r[0]
+
+    def arrow(self, sql: str, params: Sequence | dict | None = None):
+        return self.cursor().execute(sql, params or []).to_arrow_table()
+
+    def write(self, fn: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
+        """Run ``fn(cursor)`` in one transaction, serialized with every other write."""
+        if self.read_only:
+            raise DatabaseError(f"the database {self.path} is open read-only")
+        with self._write_lock:
+            cur = self.cursor()
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                result = fn(cur)
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+            return result
+
+    # -- schema ---------------------------------------------------------------------------------
+
+    def migrate(self, upto: str | None = None) -> list[str]:
+        """Apply the migrations this file has not seen; return their names."""
+        def run(cur):
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP)"
+            )
+            done = {r[0] for r in cur.execute("SELECT name FROM schema_migrations").fetchall()}
+            applied = []
+            for name, statements in MIGRATIONS:
+                if name not in done:
+                    for sql in statements:
+                        cur.execute(sql)
+                    cur.execute("INSERT INTO schema_migrations VALUES (?, now())", [name])
+                    applied.append(name)
+                if name == upto:
+                    break
+            return applied
+
+        return self.write(run)
+
+    def migrations(self) -> list[str]:
+        return [r[0] for r in self.rows("SELECT name FROM schema_migrations ORDER BY name")]
+
+    # =============================================================================================
+    # Datasets and records
+    # =============================================================================================
+
+    def datasets(self) -> list[DatasetInfo]:
+        return [self._info(r) for r in self.dicts("SELECT * FROM datasets ORDER BY name")]
+
+    def dataset(self, name: str) -> DatasetInfo | None:
+        r = self.dicts("SELECT * FROM datasets WHERE name = ?", [name])
+        return self._info(r[0]) if r else None
+
+    @staticmethod
+    def _info(r: dict) -> DatasetInfo:
+        for key in ("rejected_reasons", "columns", "mapping"):
+            if isinstance(r.get(key), str):
+                r[key] = json.loads(r[key])
+        r["rejected_reasons"] = r.get("rejected_reasons") or {}
+        r["columns"] = r.get("columns") or {}
+        return DatasetInfo(**r)
+
+    def replace_dataset(
+        self,
+        info: dict,
+        normalized_sql: str,
+        relations: dict[str, Any],
+    ) -> DatasetInfo:
+        """Replace dataset ``info['name']`` with the rows of ``normalized_sql``, in one transaction.
+
+        ``normalized_sql`` selects the records columns plus ``problem`` (NULL for a good row, else
+        the reason) and ``raw`` (the source row as JSON, kept for rejected rows). ``relations``
+        are Arrow tables it reads, registered under their names for the duration of the write.
+        """
+        name = info["name"]
+
+        def run(cur):
+            for rel_name, table in relations.items():
+                cur.register(rel_name, table)
+            try:
+                cur.execute(f"CREATE OR REPLACE TEMP TABLE _staged AS {normalized_sql}")
+            finally:
+                for rel_name in relations:
+                    cur.unregister(rel_name)
+            old = cur.execute("SELECT version, created_at FROM datasets WHERE name = ?", [name]).fetchone()
+            cur.execute("DELETE FROM records WHERE dataset = ?", [name])
+            cur.execute("DELETE FROM rejects WHERE dataset = ?", [name])
+            cur.execute("DELETE FROM datasets WHERE name = ?", [name])
+            cur.execute(
+                """INSERT INTO records
+                   SELECT ?, row, prompt, chosen, rejected, text, source_id, score_chosen,
+                          score_rejected, metadata
+                   FROM _staged WHERE problem IS NULL ORDER BY row""",
+                [name],
+            )
+            cur.execute(
+                "INSERT INTO rejects SELECT ?, row, problem, raw FROM _staged WHERE problem IS NOT NULL ORDER BY row",
+                [name],
+            )
+            reasons = dict(
+                cur.execute(
+                    "SELECT problem, count(*) FROM _staged WHERE problem IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1"
+                ).fetchall()
+            )
+            good = cur.execute("SELECT count(*) FROM _staged WHERE problem IS NULL").fetchone()[0]
+            cur.execute("DROP TABLE _staged")
+            version = (old[0] + 1) if old else 1
+            cur.execute(
+                """INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, coalesce(?, now()), now())""",
+                [
+                    name,
+                    info["kind"],
+                    info["format"],
+                    info.get("source"),
+                    info.get("config"),
+                    info.get("split"),
+                    good,
+                    sum(reasons.values()),
+                    json.dumps(reasons),
+                    json.dumps(info.get("columns") or {}),
+                    json.dumps(info["mapping"]) if info.get("mapping") else None,
+                    version,
+                    old[1] if old else None,
+                ],
+            )
+
+        self.write(run)
+        return self.dataset(name)
+
+    def delete_dataset(self, name: str) -> None:
+        def run(cur):
+            cur.execute("DELETE FROM records WHERE dataset = ?", [name])
+            cur.execute("DELETE FROM rejects WHERE dataset = ?", [name])
+            cur.execute("DELETE FROM datasets WHERE name = ?", [name])
+
+        self.write(run)
+
+    def record(self, dataset: str, row: int) -> dict | None:
+        r = self.dicts("SELECT * FROM records WHERE dataset = ? AND row = ?", [dataset, row])
+        if not r:
+            return None
+        rec = r[0]
+        if isinstance(rec.get("metadata"), str):
+            rec["metadata"] = json.loads(rec["metadata"])
+        return rec
+
+    def page(self, dataset: str, offset: int, limit: int) -> list[dict]:
+        """A page of records in source order: row, a preview of the prompt/text, and sizes."""
+        return self.dicts(
+            """SELECT row,
+                      coalesce(text, prompt[-1].content, chosen[1].content, '') AS preview,
+                      len(prompt) + greatest(len(chosen), len(rejected)) AS turns,
+                      score_chosen, score_rejected
+               FROM records WHERE dataset = ? ORDER BY row LIMIT ? OFFSET ?""",
+            [dataset, limit, offset],
+        )
+
+    def rows_of(self, dataset: str, rows: Iterable[int]) -> list[dict]:
+        rows = list(rows)
+        if not rows:
+            return []
+        return self.dicts(
+            "SELECT * FROM records WHERE dataset = ? AND list_contains(?, row) ORDER BY row",
+            [dataset, rows],
+        )
+
+    def rejects(self, dataset: str, limit: int = 100) -> list[dict]:
+        return self.dicts(
+            "SELECT row, reason, raw FROM rejects WHERE dataset = ? ORDER BY row LIMIT ?", [dataset, limit]
+        )
+
+    def row_position(self, dataset: str, row: int) -> int | None:
+        """0-based position of source row ``row`` among the dataset's stored rows."""
+        if self.one("SELECT 1 FROM records WHERE dataset = ? AND row = ?", [dataset, row]) is None:
+            return None
+        return self.scalar("SELECT count(*) FROM records WHERE dataset = ? AND row < ?", [dataset, row])
