@@ -1,0 +1,129 @@
+"""Preference Studio: search, compare, label and revise preference data.
+
+    python app.py                      serve on http://localhost:7860 (demo data on first start)
+    python app.py ingest SOURCE        load a file, folder or Hub dataset
+    python app.py datasets             list what is loaded
+
+Run ``python app.py COMMAND --help`` for each command's options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from components.store import DEFAULT_DB, Database, DatabaseError
+
+
+def _open(args) -> Database:
+    return Database(args.db)
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+
+def cmd_serve(args) -> int:
+    from components import ingest, ui
+
+    db = _open(args)
+    if not db.datasets() and not args.no_demo:
+        for s in ingest.load_demo(db):
+            print(s.describe(), file=sys.stderr)
+    demo = ui.build_app(db)
+    demo.queue(default_concurrency_limit=16)
+    demo.launch(server_name=args.host, server_port=args.port, show_error=True, **ui.launch_kwargs())
+    return 0
+
+
+def cmd_ingest(args) -> int:
+    from components.ingest import IngestError, ingest
+
+    db = _open(args)
+
+    def progress(frac, desc):
+        if not args.json:
+            print(f"[{frac:4.0%}] {desc}", file=sys.stderr)
+
+    try:
+        summary = ingest(db, args.source, name=args.name, split=args.split, config=args.config,
+                         mapping=args.map, max_chars=args.max_chars, progress=progress)
+    except IngestError as err:
+        return _fail(err)
+    print(json.dumps(summary.as_dict()) if args.json else summary.describe())
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    db = _open(args)
+    infos = db.datasets()
+    if args.json:
+        print(json.dumps([d.as_dict() for d in infos]))
+        return 0
+    if not infos:
+        print("no datasets; load one with: python app.py ingest SOURCE")
+        return 0
+    width = max(len(d.name) for d in infos)
+    print(f"{'name':<{width}}  {'kind':<13}  {'rows':>9}  {'rejected':>8}  format")
+    for d in infos:
+        print(f"{d.name:<{width}}  {d.kind:<13}  {d.row_count:>9,}  {d.rejected_count:>8,}  {d.format}")
+    return 0
+
+
+def _fail(err: BaseException) -> int:
+    print(f"error: {err}", file=sys.stderr)
+    return 1
+
+
+# -- parser --------------------------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    from components.formats import DEFAULT_MAX_CHARS
+
+    p = argparse.ArgumentParser(prog="app.py", description="Preference Studio")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", default=os.environ.get("STUDIO_DB", str(DEFAULT_DB)),
+                        help="DuckDB database file (default data/studio.duckdb, or $STUDIO_DB)")
+    sub = p.add_subparsers(dest="command")
+
+    s = sub.add_parser("serve", parents=[common], help="run the web app")
+    s.add_argument("--host", default=os.environ.get("STUDIO_HOST", "127.0.0.1"))
+    s.add_argument("--port", type=int, default=int(os.environ.get("STUDIO_PORT", os.environ.get("PORT", 7860))))
+    s.add_argument("--no-demo", action="store_true", help="do not load the demo data into an empty database")
+    s.set_defaults(fn=cmd_serve)
+
+    s = sub.add_parser("ingest", parents=[common], help="load a file, folder or Hugging Face dataset")
+    s.add_argument("source", help="path (jsonl, jsonl.gz, json, parquet, csv, folder) or Hub dataset id")
+    s.add_argument("--name", help="dataset name (default: from the source)")
+    s.add_argument("--split", help="split of a Hub dataset or save_to_disk folder (default train)")
+    s.add_argument("--config", help="config of a Hub dataset")
+    s.add_argument("--map", nargs="+", metavar="KEY=COLUMN",
+                   help="explicit columns, e.g. --map prompt=question chosen=response_j rejected=response_k")
+    s.add_argument("--max-chars", type=int, default=DEFAULT_MAX_CHARS,
+                   help=f"reject rows longer than this (default {DEFAULT_MAX_CHARS:,} characters)")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.set_defaults(fn=cmd_ingest)
+
+    s = sub.add_parser("datasets", parents=[common], help="list datasets")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_datasets)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv = ["serve", *argv]
+    args = parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except DatabaseError as err:
+        return _fail(err)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""The page: one tab per view, assembled from the view modules listed in ``VIEWS``."""
+
+from __future__ import annotations
+
+import importlib
+
+import gradio as gr
+
+from .store import Database
+from .views.common import Studio
+
+VIEWS = [
+    "browse",
+    "data",
+]
+"""View modules under components/views, in tab order; each has ``build(studio)``."""
+
+CSS = """
+.gradio-container { max-width: 1500px !important; }
+#app-title h1 { margin-bottom: 0; }
+"""
+
+HEAD = ""
+"""Extra <head> content (key handlers of the views are appended here)."""
+
+
+def build_app(db: Database) -> gr.Blocks:
+    with gr.Blocks(title="Preference Studio") as demo:
+        gr.Markdown("# Preference Studio\nSearch, compare, label and revise preference data.", elem_id="app-title")
+        with gr.Tabs() as tabs:
+            studio = Studio(db=db, tabs=tabs)
+            for name in VIEWS:
+                importlib.import_module(f".views.{name}", __package__).build(studio)
+        for fn, outputs in studio.on_load:
+            demo.load(fn, None, outputs)
+    return demo
+
+
+def launch_kwargs() -> dict:
+    return {"css": CSS, "head": HEAD, "theme": gr.themes.Soft()}
