@@ -3,6 +3,7 @@
     python app.py                      serve on http://localhost:7860 (demo data on first start)
     python app.py ingest SOURCE        load a file, folder or Hub dataset
     python app.py datasets             list what is loaded
+    python app.py export NAME --out F  write labeled pairs in TRL preference format
 
 Run ``python app.py COMMAND --help`` for each command's options.
 """
@@ -15,6 +16,18 @@ import os
 import sys
 
 from components.store import DEFAULT_DB, Database, DatabaseError
+
+
+ON_SPACE = bool(os.environ.get("SPACE_ID"))  # set by Hugging Face Spaces
+
+
+def default_db() -> str:
+    """$STUDIO_DB, else the Space's persistent /data when there is one, else data/studio.duckdb."""
+    if os.environ.get("STUDIO_DB"):
+        return os.environ["STUDIO_DB"]
+    if ON_SPACE and os.path.isdir("/data") and os.access("/data", os.W_OK):
+        return "/data/studio.duckdb"
+    return str(DEFAULT_DB)
 
 
 def _open(args) -> Database:
@@ -43,7 +56,7 @@ def cmd_ingest(args) -> int:
     db = _open(args)
 
     def progress(frac, desc):
-        if not args.json:
+        if not args.json and sys.stderr.isatty():
             print(f"[{frac:4.0%}] {desc}", file=sys.stderr)
 
     try:
@@ -71,6 +84,26 @@ def cmd_datasets(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from components import labels
+
+    db = _open(args)
+    try:
+        if args.labels_log:
+            summary = labels.export_log(db, args.name, args.out)
+        else:
+            summary = labels.export_pairs(db, args.name, args.out, style=args.format, annotator=args.annotator,
+                                          labeled_only=args.labeled_only, keep_ties=args.keep_ties)
+        result = summary.as_dict()
+        if args.push_to_hub:
+            result["hub_url"] = labels.push_to_hub(args.out, args.push_to_hub)
+    except labels.LabelError as err:
+        return _fail(err)
+    print(json.dumps(result) if args.json else summary.describe()
+          + (f"\npushed to {result['hub_url']}" if result.get("hub_url") else ""))
+    return 0
+
+
 def _fail(err: BaseException) -> int:
     print(f"error: {err}", file=sys.stderr)
     return 1
@@ -84,12 +117,12 @@ def parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="app.py", description="Preference Studio")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--db", default=os.environ.get("STUDIO_DB", str(DEFAULT_DB)),
+    common.add_argument("--db", default=default_db(),
                         help="DuckDB database file (default data/studio.duckdb, or $STUDIO_DB)")
     sub = p.add_subparsers(dest="command")
 
     s = sub.add_parser("serve", parents=[common], help="run the web app")
-    s.add_argument("--host", default=os.environ.get("STUDIO_HOST", "127.0.0.1"))
+    s.add_argument("--host", default=os.environ.get("STUDIO_HOST", "0.0.0.0" if ON_SPACE else "127.0.0.1"))
     s.add_argument("--port", type=int, default=int(os.environ.get("STUDIO_PORT", os.environ.get("PORT", 7860))))
     s.add_argument("--no-demo", action="store_true", help="do not load the demo data into an empty database")
     s.set_defaults(fn=cmd_serve)
@@ -109,6 +142,23 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("datasets", parents=[common], help="list datasets")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_datasets)
+
+    s = sub.add_parser("export", parents=[common],
+                       help="write a dataset's pairs with their labels applied (TRL preference format), or its label log")
+    s.add_argument("name", help="dataset name")
+    s.add_argument("--out", required=True, help="output file: .jsonl or .parquet")
+    s.add_argument("--format", choices=["conversational", "standard"], default="conversational",
+                   help="TRL preference format: message lists (conversational, default) or strings (standard)")
+    who = s.add_mutually_exclusive_group()
+    who.add_argument("--annotator", metavar="A", help="apply this annotator's labels")
+    who.add_argument("--majority", action="store_true", help="apply the majority label of all annotators (default)")
+    s.add_argument("--labeled-only", action="store_true", help="leave out pairs without a label")
+    s.add_argument("--keep-ties", action="store_true",
+                   help="keep pairs labeled tie, both bad, skip or without a majority (as in the source)")
+    s.add_argument("--labels-log", action="store_true", help="write the raw label log (every event) instead")
+    s.add_argument("--push-to-hub", metavar="REPO", help="also push the file to this Hub dataset repo (needs HF_TOKEN)")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.set_defaults(fn=cmd_export)
     return p
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 DEFAULT_MAX_CHARS = 200_000
-"""Rows whose text is longer than this many characters are rejected as "too long"."""
+"""Rows whose text is longer than this (in UTF-8 bytes) are rejected as too long."""
 
 KINDS = ("pairs", "conversations", "documents")
 
@@ -44,7 +44,7 @@ SCORE_NAMES = {
 TEXT_NAMES = ("text", "contents", "content", "body", "document")
 ID_NAMES = ("id", "docid", "doc_id", "_id")
 
-_TURN = re.compile(r"\n\n(Human|Assistant):")
+_TURN = re.compile(r"\n\n(Human|Assistant): ?")
 
 
 class FormatError(ValueError):
@@ -59,7 +59,7 @@ def split_transcript(text: str) -> list[dict]:
     """
     parts = _TURN.split(text)
     return [
-        {"role": "user" if role == "Human" else "assistant", "content": content.strip()}
+        {"role": "user" if role == "Human" else "assistant", "content": content}
         for role, content in zip(parts[1::2], parts[2::2])
     ]
 
@@ -67,6 +67,11 @@ def split_transcript(text: str) -> list[dict]:
 def q(name: str) -> str:
     """Quote a column name for DuckDB."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    """Quote a string literal for DuckDB."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 @dataclass
@@ -127,7 +132,13 @@ def messages_expr(col: str, t: pa.DataType, role: str) -> str:
 
 
 def _text_len(expr: str) -> str:
-    return f"coalesce(list_sum(list_transform({expr}, lambda m: length(coalesce(m.content, '')))), 0)"
+    """Total size of a message list's contents (bytes: constant time per message in DuckDB)."""
+    return f"coalesce(list_sum(list_transform({expr}, lambda m: strlen(coalesce(m.content, '')))), 0)"
+
+
+def _blank(expr: str) -> str:
+    """True when every message of ``expr`` is empty or whitespace (stops at the first letter)."""
+    return f"NOT list_bool_or(list_transform({expr}, lambda m: regexp_matches(coalesce(m.content, ''), '[^[:space:]]')))"
 
 
 def _pair_checks(max_chars: int) -> list[tuple[str, str]]:
@@ -135,9 +146,10 @@ def _pair_checks(max_chars: int) -> list[tuple[str, str]]:
     return [
         ("_chosen IS NULL", "missing chosen"),
         ("_rejected IS NULL", "missing rejected"),
-        ("len(_chosen) = 0 OR list_bool_and(list_transform(_chosen, lambda m: coalesce(trim(m.content), '') = ''))", "empty chosen"),
-        ("len(_rejected) = 0 OR list_bool_and(list_transform(_rejected, lambda m: coalesce(trim(m.content), '') = ''))", "empty rejected"),
+        (f"len(_chosen) = 0 OR {_blank('_chosen')}", "empty chosen"),
+        (f"len(_rejected) = 0 OR {_blank('_rejected')}", "empty rejected"),
         ("NOT list_contains(list_transform(coalesce(_prompt, []), lambda m: m.role), 'user')", "no user turn"),
+        (_blank("_prompt"), "empty prompt"),
         (f"{_text_len('_prompt')} + {_text_len('_chosen')} + {_text_len('_rejected')} > {max_chars}", "too long"),
     ]
 
@@ -180,13 +192,13 @@ def _hh(columns, max_chars) -> Plan:
     def turns(side: str) -> list[str]:
         return [
             f"regexp_extract_all({q(side)}, '\\n\\n(Human|Assistant):', 1) AS _{side}_roles",
-            f"string_split_regex({q(side)}, '\\n\\n(?:Human|Assistant):') AS _{side}_parts",
+            f"string_split_regex({q(side)}, '\\n\\n(?:Human|Assistant): ?') AS _{side}_parts",
         ]
 
     def msgs(side: str) -> str:
         return (
             f"list_transform(_{side}_roles, lambda r, i: {{'role': CASE r WHEN 'Human' THEN 'user' "
-            f"ELSE 'assistant' END, 'content': trim(_{side}_parts[i + 1])}})::{MSG_TYPE} AS _{side}_all"
+            f"ELSE 'assistant' END, 'content': _{side}_parts[i + 1]}})::{MSG_TYPE} AS _{side}_all"
         )
 
     lcp = (
@@ -290,7 +302,7 @@ def _documents(columns, max_chars, text_col, id_col, fmt="documents", mapping=No
         plan.used.add(id_col)
     plan.checks = [
         (f"{q(text_col)} IS NULL OR trim({q(text_col)}) = ''", "empty text"),
-        (f"length({q(text_col)}) > {max_chars}", "too long"),
+        (f"strlen({q(text_col)}) > {max_chars}", "too long"),
     ]
     return plan
 
@@ -400,8 +412,8 @@ def metadata_columns(columns: dict[str, pa.DataType], plan: Plan) -> dict[str, s
     return {c: str(t) for c, t in columns.items() if c not in plan.used and not c.startswith("__")}
 
 
-def select_sql(plan: Plan, columns: dict[str, pa.DataType]) -> str:
-    """The SELECT that normalizes ``src`` (with ``__row`` and optional ``__problem``) to records.
+def select_sql(plan: Plan, columns: dict[str, pa.DataType], source: str = "src") -> str:
+    """The SELECT that normalizes ``source`` (with ``__row``, optional ``__problem``) to records.
 
     Its columns: row, prompt, chosen, rejected, text, source_id, score_chosen, score_rejected,
     metadata, problem (NULL when the row is good), raw (the source row as JSON, for rejects).
@@ -413,7 +425,7 @@ def select_sql(plan: Plan, columns: dict[str, pa.DataType]) -> str:
         meta_sql = "NULL::JSON"
     raw_cols = [c for c in columns if not c.startswith("__")]
     raw_sql = "to_json(struct_pack(" + ", ".join(f"{q(c)} := {q(c)}" for c in raw_cols) + "))::VARCHAR" if raw_cols else "NULL"
-    ctes = ["s0 AS (SELECT * FROM src)"]
+    ctes = [f"s0 AS (SELECT * FROM {source})"]
     for i, stage in enumerate(plan.stages, start=1):
         ctes.append(f"s{i} AS (SELECT *, {', '.join(stage)} FROM s{i - 1})")
     last = f"s{len(plan.stages)}"
@@ -422,16 +434,16 @@ def select_sql(plan: Plan, columns: dict[str, pa.DataType]) -> str:
         f"FROM {last})"
     )
     ctes.append(final)
-    has_problem = "__problem" in columns
-    cases = " ".join(f"WHEN {cond} THEN '{reason}'" for cond, reason in plan.checks)
+    cases = " ".join(f"WHEN {cond} THEN {literal(reason)}" for cond, reason in plan.checks)
     problem = f"CASE {cases} ELSE NULL END" if cases else "NULL"
-    if has_problem:
+    if "__problem" in columns:
         problem = f"coalesce(__problem, {problem})"
+    ctes.append(f"g AS (SELECT *, {problem} AS _problem FROM f)")
     return (
         "WITH " + ", ".join(ctes) + " SELECT __row AS row, "
         f"_prompt::{MSG_TYPE} AS prompt, _chosen::{MSG_TYPE} AS chosen, _rejected::{MSG_TYPE} AS rejected, "
         f"({plan.text})::VARCHAR AS text, ({plan.source_id})::VARCHAR AS source_id, "
         f"({plan.score_chosen})::DOUBLE AS score_chosen, ({plan.score_rejected})::DOUBLE AS score_rejected, "
-        f"{meta_sql} AS metadata, {problem} AS problem, "
-        f"CASE WHEN {problem} IS NULL THEN NULL ELSE left({raw_sql}, 20000) END AS raw FROM f"
+        f"{meta_sql} AS metadata, _problem AS problem, "
+        f"CASE WHEN _problem IS NULL THEN NULL ELSE left({raw_sql}, 20000) END AS raw FROM g"
     )

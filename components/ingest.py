@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import tempfile
 import time
 from collections import Counter
@@ -245,6 +246,18 @@ def _load_hub(source: str, split: str | None, config: str | None, cache_dir: str
 # -- ingest ---------------------------------------------------------------------------------------
 
 
+def _scratch_dir(source: str) -> str | None:
+    """Where ``datasets`` writes its Arrow copy of a local source: memory (/dev/shm) when it fits."""
+    shm = "/dev/shm"
+    try:
+        size = sum(p.stat().st_size for p in ([Path(source)] if Path(source).is_file() else Path(source).rglob("*")))
+        if os.access(shm, os.W_OK) and shutil.disk_usage(shm).free > 12 * size + (256 << 20):
+            return shm
+    except OSError:
+        pass
+    return None
+
+
 def _sample(table: pa.Table, n: int = 20) -> list[dict]:
     cols = [c for c in table.column_names if c in ("chosen", "rejected", "prompt")]
     return table.select(cols).slice(0, n).to_pylist() if cols else []
@@ -262,7 +275,7 @@ def ingest(db: Database, source: str, name: str | None = None, split: str | None
     except formats.FormatError as err:
         raise IngestError(str(err)) from None
     report(0.05, f"reading {source}")
-    with tempfile.TemporaryDirectory(prefix="studio-ingest-") as cache:
+    with tempfile.TemporaryDirectory(prefix="studio-ingest-", dir=_scratch_dir(source)) as cache:
         table, split = load_source(source, split, config, cache_dir=cache)
         report(0.45, f"read {table.num_rows:,} rows; detecting format")
         columns = {f.name: f.type for f in table.schema}
@@ -271,7 +284,7 @@ def ingest(db: Database, source: str, name: str | None = None, split: str | None
         except formats.FormatError as err:
             raise IngestError(f"{source}: {err}") from None
         table = table.append_column("__row", pa.array(range(table.num_rows), pa.int64()))
-        sql = formats.select_sql(plan, columns | {"__row": pa.int64()})
+        columns |= {"__row": pa.int64()}
         report(0.55, f"normalizing {table.num_rows:,} rows as {plan.format}")
         info = {
             "name": name, "kind": plan.kind, "format": plan.format,
@@ -279,7 +292,8 @@ def ingest(db: Database, source: str, name: str | None = None, split: str | None
             "columns": formats.metadata_columns(columns, plan), "mapping": plan.mapping,
         }
         try:
-            stored: DatasetInfo = db.replace_dataset(info, sql, {"src": table})
+            stored: DatasetInfo = db.replace_dataset(
+                info, lambda source: formats.select_sql(plan, columns, source), {"src": table})
         except Exception as err:
             if type(err).__module__.startswith("duckdb") or "duckdb" in type(err).__module__:
                 raise IngestError(f"{source}: could not normalize rows as {plan.format}: {_first_line(err)}") from None

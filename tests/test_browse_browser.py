@@ -1,0 +1,42 @@
+"""The Browse and Data screens in a real Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+
+def test_pick_demo_dataset_and_open_row_by_deep_link(app_server, page):
+    page.goto(app_server.url)
+    # pick a demo dataset from the dropdown
+    page.locator("#browse-dataset input").click()
+    page.get_by_role("option", name="demo-trl-standard").click()
+    expect(page.locator("#browse-summary")).to_contain_text("12 rows")
+    first = app_server.db.record("demo-trl-standard", 0)["prompt"][0]["content"]
+    expect(page.locator("#browse-table")).to_contain_text(first[:40])
+    # a deep link opens row 3 of another dataset, with its conversation as chat
+    page.goto(app_server.url + "?dataset=demo-trl-conversational&row=3")
+    rec = app_server.db.record("demo-trl-conversational", 3)
+    expect(page.locator("#browse-row-title")).to_contain_text("row 3")
+    expect(page.locator("#browse-chosen")).to_contain_text(rec["chosen"][-1]["content"][:40])
+    expect(page.locator("#browse-rejected")).to_contain_text(rec["rejected"][-1]["content"][:40])
+    expect(page.locator("#browse-metadata")).to_contain_text("annotator_count")
+
+
+def test_ingest_from_the_data_tab(app_server, page, tmp_path):
+    src = tmp_path / "mine.jsonl"
+    src.write_text("".join(json.dumps({"prompt": f"q{i}", "chosen": "yes", "rejected": None if i == 2 else "no"}) + "\n"
+                           for i in range(5)))
+    page.goto(app_server.url)
+    page.get_by_role("tab", name="Data").click()
+    page.locator("#data-source textarea").fill(str(src))
+    page.locator("#data-ingest").click()
+    expect(page.locator("#data-result")).to_contain_text("4 of 5 rows loaded", timeout=30_000)
+    expect(page.locator("#data-result")).to_contain_text("missing rejected")
+    assert app_server.db.dataset("mine").row_count == 4
+    expect(page.locator("#data-table")).to_contain_text("mine")
