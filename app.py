@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import sys
+import time
 
 from components.store import DEFAULT_DB, Database, DatabaseError
 
@@ -104,6 +105,60 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_revise(args) -> int:
+    from components import revise
+
+    db = _open(args)
+    if args.into and not args.accept:
+        return _fail("--into names the dataset accepted pairs go to: add --accept (without it, results wait "
+                     "for review in the Revise tab)")
+    started = time.perf_counter()
+    try:
+        settings = revise.Settings(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                                   top_p=args.top_p, seed=args.seed, batch_size=args.batch_size).checked()
+        rows = revise.select_rows(db, args.name, args.rows, args.query, args.limit)
+        principles = revise.resolve_principles(db, args.principles)
+        backend = revise.make_backend(args.model, args.endpoint)
+        into = (args.into or revise.default_into(args.name)) if args.accept else None
+        selection = {"rows": args.rows, "query": args.query, "limit": args.limit}
+        job, resumed = revise.start_job(db, args.name, rows, principles, backend, settings, args.side, into, selection)
+        print(f"{'resuming' if resumed else 'started'} job {job['id']}: {args.name}, {len(rows)} rows, "
+              f"{', '.join(p.id for p in principles)} · {backend.describe()}", file=sys.stderr, flush=True)
+        width = len(str(len(rows)))
+
+        def progress(p):
+            print(f"[{p.done:>{width}}/{p.total}] {p.message}", file=sys.stderr, flush=True)
+
+        job = revise.run_job(db, job["id"], backend, progress=progress)
+    except revise.RevisionError as err:
+        return _fail(err)
+    except KeyboardInterrupt:
+        print(f"interrupted: run the same command again to resume job {job['id']}" if "job" in locals()
+              else "interrupted", file=sys.stderr)
+        return 130
+    results = db.revisions(job_id=job["id"], limit=len(job["rows"]) + 10)
+    summary = {
+        "job": job["id"], "dataset": args.name, "status": job["status"], "total": job["total"],
+        "done": job["done"], "pending": job["pending"], "failed": job["failed"],
+        "accepted_into": job["accept_into"], "seconds": round(time.perf_counter() - started, 2),
+        "results": [{k: r[k] for k in ("id", "row", "side", "status", "violations", "critique_parsed", "revision",
+                                        "error", "into_dataset", "into_row", "tokens", "latency_s")} for r in results],
+    }
+    if args.json:
+        print(json.dumps(summary, default=str))
+        return 0
+    accepted = sum(1 for r in results if r["status"] == "accepted")
+    print(f"job {job['id']}: {job['done']} of {job['total']} rows of {args.name} revised · "
+          + (f"{accepted} accepted into {job['accept_into']}" if job["accept_into"] else f"{job['pending']} pending review")
+          + f" · {job['failed']} failed · {summary['seconds']:.1f} s")
+    for r in results:
+        where = f"-> {r['into_dataset']} row {r['into_row']}" if r["into_dataset"] else r["status"]
+        what = r["error"] or ("violates " + ", ".join(r["violations"]) if r["violations"] else
+                              "no violation named" if r["critique_parsed"] else "critique not in the format")
+        print(f"  row {r['row']}: {where} · {what}")
+    return 0
+
+
 def _fail(err: BaseException) -> int:
     print(f"error: {err}", file=sys.stderr)
     return 1
@@ -159,6 +214,30 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--push-to-hub", metavar="REPO", help="also push the file to this Hub dataset repo (needs HF_TOKEN)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(fn=cmd_export)
+
+    s = sub.add_parser("revise", parents=[common],
+                       help="critique and rewrite the final assistant turn of conversations against principles")
+    s.add_argument("name", help="dataset name")
+    which = s.add_mutually_exclusive_group()
+    which.add_argument("--rows", help="rows to revise, e.g. 0,1,2 or 0-99 (default: from the first row)")
+    which.add_argument("--query", metavar="Q", help="revise the rows matching this search")
+    s.add_argument("--principles", metavar="ID,...",
+                   help="principle ids (default: the library's defaults); fill a template with "
+                        "ID:slot=value, e.g. pink-elephant:avoid=politics:steer=gardening")
+    s.add_argument("--model", required=True, metavar="PATH_OR_ID",
+                   help="a local folder or Hub id (local transformers), or the model name an --endpoint serves")
+    s.add_argument("--endpoint", metavar="URL", help="an OpenAI-compatible server, e.g. http://localhost:8000/v1")
+    s.add_argument("--limit", type=int, metavar="N", help="revise at most N rows")
+    s.add_argument("--max-new-tokens", type=int, default=256, metavar="N", help="per critique and per revision")
+    s.add_argument("--temperature", type=float, default=0.7, help="0 = greedy (default 0.7)")
+    s.add_argument("--top-p", type=float, default=0.95)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--batch-size", type=int, metavar="N", help="conversations per forward pass (default 32 on a GPU, 4 on CPU)")
+    s.add_argument("--side", choices=["chosen", "rejected"], default="chosen", help="which side of a pair to revise")
+    s.add_argument("--accept", action="store_true", help="store results straight into --into as pairs")
+    s.add_argument("--into", metavar="NAME2", help="dataset for accepted pairs (default NAME-revisions)")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.set_defaults(fn=cmd_revise)
     return p
 
 

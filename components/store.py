@@ -478,7 +478,7 @@ class Database:
             """SELECT row,
                       coalesce(text, prompt[-1].content, chosen[1].content, '') AS preview,
                       len(prompt) + greatest(len(chosen), len(rejected)) AS turns,
-                      score_chosen, score_rejected
+                      score_chosen, score_rejected, source_id, length(text) AS characters
                FROM records WHERE dataset = ? ORDER BY row LIMIT ? OFFSET ?""",
             [dataset, limit, offset],
         )
@@ -559,12 +559,20 @@ class Database:
     def label_log(self, dataset: str | None = None):
         """The raw event log (undo events included) in the order it was written, as Arrow."""
         where = "WHERE dataset = ?" if dataset else ""
-        return self.cursor().sql(
+        return self._label_arrow(
             f"""SELECT id, dataset, row, annotator, label, confidence, note, tags, options::VARCHAR AS options,
                        created_at
                 FROM label_events {where} ORDER BY id""",
-            params=[dataset] if dataset else None,
-        ).to_arrow_table()
+            [dataset] if dataset else None,
+        )
+
+    def _label_arrow(self, sql: str, params: list | None):
+        """An Arrow result read on a cursor of its own (a half-read result elsewhere cannot block it)."""
+        cur = self._con.cursor()
+        try:
+            return cur.sql(sql, params=params).to_arrow_table()
+        finally:
+            cur.close()
 
     def label_event_count(self, dataset: str | None = None) -> int:
         if dataset:
@@ -653,10 +661,10 @@ class Database:
 
     def preference_rows(self, dataset: str):
         """Every pair of ``dataset`` in source order (row, prompt, chosen, rejected), as Arrow."""
-        return self.cursor().sql(
+        return self._label_arrow(
             "SELECT row, prompt, chosen, rejected FROM records WHERE dataset = ? AND rejected IS NOT NULL ORDER BY row",
-            params=[dataset],
-        ).to_arrow_table()
+            [dataset],
+        )
 
     # =============================================================================================
     # Revisions: the principles library and its history, revision jobs, revision results, and

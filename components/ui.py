@@ -11,6 +11,8 @@ from .views.common import Studio
 
 VIEWS = [
     "browse",
+    "compare",
+    "revise",
     "data",
 ]
 """View modules under components/views, in tab order; each has ``build(studio)``."""
@@ -36,5 +38,10 @@ def build_app(db: Database) -> gr.Blocks:
     return demo
 
 
+def _from_views(attr: str) -> str:
+    """The ``CSS`` or ``HEAD`` strings the view modules define, concatenated in tab order."""
+    return "".join(getattr(importlib.import_module(f".views.{name}", __package__), attr, "") for name in VIEWS)
+
+
 def launch_kwargs() -> dict:
-    return {"css": CSS, "head": HEAD, "theme": gr.themes.Soft()}
+    return {"css": CSS + _from_views("CSS"), "head": HEAD + _from_views("HEAD"), "theme": gr.themes.Soft()}
