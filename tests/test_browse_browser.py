@@ -19,6 +19,11 @@ def test_pick_demo_dataset_and_open_row_by_deep_link(app_server, page):
     expect(page.locator("#browse-summary")).to_contain_text("12 rows")
     first = app_server.db.record("demo-trl-standard", 0)["prompt"][0]["content"]
     expect(page.locator("#browse-table")).to_contain_text(first[:40])
+    # clicking a row of the page opens it
+    second = app_server.db.record("demo-trl-standard", 1)
+    page.locator("#browse-table").get_by_text(second["prompt"][0]["content"][:30]).click()
+    expect(page.locator("#browse-row-title")).to_contain_text("row 1")
+    expect(page.locator("#browse-chosen")).to_contain_text(second["chosen"][0]["content"][:40])
     # a deep link opens row 3 of another dataset, with its conversation as chat
     page.goto(app_server.url + "?dataset=demo-trl-conversational&row=3")
     rec = app_server.db.record("demo-trl-conversational", 3)

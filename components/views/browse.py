@@ -11,7 +11,13 @@ from .common import Studio, as_int, chat, dataset_choices, deep_link, escape, qu
 
 TAB_ID = "browse"
 PAGE_SIZE = 20
-PAGE_COLUMNS = ["row", "preview", "turns", "score chosen", "score rejected"]
+COLUMNS = {
+    "pairs": (["row", "last prompt turn", "turns", "score chosen", "score rejected"],
+              ["row", "preview", "turns", "score_chosen", "score_rejected"], ["7%", "63%", "10%", "10%", "10%"]),
+    "conversations": (["row", "last user turn", "turns"], ["row", "preview", "turns"], ["7%", "83%", "10%"]),
+    "documents": (["row", "id", "text", "characters"], ["row", "source_id", "preview", "characters"],
+                  ["7%", "13%", "68%", "12%"]),
+}
 
 
 # -- plain functions (what the handlers call; tests call them too) -------------------------------
@@ -31,22 +37,20 @@ def dataset_summary(db: Database, name: str | None) -> str:
     return text
 
 
-def page_rows(db: Database, name: str | None, page: int) -> tuple[list[list], int, int]:
-    """Rows of page ``page`` (1-based, clamped), the page, and the number of pages."""
+def page_rows(db: Database, name: str | None, page: int) -> tuple[dict, int, int]:
+    """Page ``page`` (1-based, clamped) as a gr.Dataframe value, the page, and the number of pages."""
     info = db.dataset(name) if name else None
+    headers, keys, _ = COLUMNS[info.kind if info else "pairs"]
     if info is None:
-        return [], 1, 1
+        return {"headers": headers, "data": []}, 1, 1
     pages = max(1, math.ceil(info.row_count / PAGE_SIZE))
     page = min(max(1, page), pages)
     rows = db.page(name, (page - 1) * PAGE_SIZE, PAGE_SIZE)
-    table = [
-        [r["row"], _clip(r["preview"]), r["turns"], r["score_chosen"], r["score_rejected"]]
-        for r in rows
-    ]
-    return table, page, pages
+    data = [[_clip(r[k]) if k == "preview" else r[k] for k in keys] for r in rows]
+    return {"headers": headers, "data": data}, page, pages
 
 
-def _clip(text: str | None, n: int = 160) -> str:
+def _clip(text: str | None, n: int = 120) -> str:
     text = " ".join((text or "").split())
     return text if len(text) <= n else text[: n - 1] + "…"
 
@@ -90,8 +94,8 @@ def build(studio: Studio) -> None:
                                   elem_id="browse-dataset")
             refresh = gr.Button("↻ Refresh list", scale=0, size="sm")
         summary = gr.Markdown(elem_id="browse-summary")
-        table = gr.Dataframe(headers=PAGE_COLUMNS, interactive=False, wrap=True, elem_id="browse-table",
-                             column_widths=["8%", "62%", "10%", "10%", "10%"])
+        table = gr.Dataframe(headers=COLUMNS["pairs"][0], interactive=False, wrap=True, elem_id="browse-table",
+                             max_height=520)
         with gr.Row():
             prev_btn = gr.Button("◀ Previous", size="sm")
             page = gr.Number(label="Page", value=1, precision=0, minimum=1, elem_id="browse-page", scale=0)
@@ -103,16 +107,20 @@ def build(studio: Studio) -> None:
         with gr.Row(equal_height=True):
             with gr.Column(scale=3):
                 with gr.Row():
-                    chosen = gr.Chatbot(label="Chosen", height=460, elem_id="browse-chosen", visible=False)
-                    rejected = gr.Chatbot(label="Rejected", height=460, elem_id="browse-rejected", visible=False)
-                doc = gr.Textbox(label="Document", lines=14, interactive=False, visible=False, elem_id="browse-doc")
+                    chosen = gr.Chatbot(label="Chosen", height=520, elem_id="browse-chosen", visible=False,
+                                        autoscroll=False)
+                    rejected = gr.Chatbot(label="Rejected", height=520, elem_id="browse-rejected", visible=False,
+                                          autoscroll=False)
+                doc = gr.Textbox(label="Document", lines=6, max_lines=30, interactive=False, visible=False, elem_id="browse-doc")
             with gr.Column(scale=1):
                 metadata = gr.JSON(label="Metadata", elem_id="browse-metadata")
                 link = gr.Markdown(elem_id="browse-link")
 
         def show_page(name, p):
             rows, p, n = page_rows(db, name, as_int(p, 1))
-            return rows, p, f"of {n:,} pages"
+            info = db.dataset(name) if name else None
+            widths = COLUMNS[info.kind if info else "pairs"][2]
+            return gr.update(value=rows, column_widths=widths), p, f"of {n:,} pages"
 
         def show_row(name, row):
             r = open_row(db, name, as_int(row))
@@ -155,11 +163,12 @@ def build(studio: Studio) -> None:
                 default = choices[0] if choices else None
                 return (gr.update(choices=choices, value=default), gr.update(), *pick_dataset(default))
             row = as_int(params.get("row"), 0)
-            rows, p, n = page_rows(db, name, 1 + (db.row_position(name, row) or 0) // PAGE_SIZE)
             return (
                 gr.update(choices=choices, value=name),
                 gr.update(selected=TAB_ID),
-                dataset_summary(db, name), rows, p, f"of {n:,} pages", row,
+                dataset_summary(db, name),
+                *show_page(name, 1 + (db.row_position(name, row) or 0) // PAGE_SIZE),
+                row,
                 *show_row(name, row),
             )
 
