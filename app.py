@@ -4,6 +4,8 @@
     python app.py ingest SOURCE        load a file, folder or Hub dataset
     python app.py datasets             list what is loaded
     python app.py export NAME --out F  write labeled pairs in TRL preference format
+    python app.py index NAME           build the search index of a dataset
+    python app.py search NAME QUERY    BM25 search (--lucene for Lucene syntax; --topics for a TREC run)
 
 Run ``python app.py COMMAND --help`` for each command's options.
 """
@@ -159,6 +161,88 @@ def cmd_revise(args) -> int:
     return 0
 
 
+def cmd_index(args) -> int:
+    from components import search
+
+    db = _open(args)
+    names = [d.name for d in db.datasets()] if args.all else args.names
+    if not names:
+        return _fail("name a dataset to index, or pass --all")
+
+    def progress(frac, desc):
+        if not args.json and sys.stderr.isatty():
+            print(f"[{frac:4.0%}] {desc}", file=sys.stderr)
+
+    out = []
+    try:
+        for name in names:
+            summary = search.build_index(db, name, k1=args.k1, b=args.b, progress=progress)
+            out.append(summary)
+            if not args.json:
+                print(summary.describe())
+    except search.SearchError as err:
+        return _fail(err)
+    if args.json:
+        print(json.dumps([s.as_dict() for s in out]))
+    return 0
+
+
+def _search_filters(args):
+    from components import search
+
+    ranges = {}
+    for spec in args.filter or []:
+        name, eq, bounds = spec.partition("=")
+        low, colon, high = bounds.partition(":")
+        if not eq or not colon or not name:
+            raise search.SearchError(f"--filter {spec!r}: use NAME=MIN:MAX (either side may be empty), "
+                                     "e.g. length=100:2000 or meta:rank=:10")
+        ranges[name] = (low or None, high or None)
+    return search.Filters(split=args.split, ranges=ranges, label=args.label)
+
+
+def cmd_search(args) -> int:
+    from components import search
+
+    db = _open(args)
+    datasets = [n for n in args.name.split(",") if n]
+    try:
+        filters = _search_filters(args)
+        if args.topics:
+            if args.query is not None:
+                return _fail("give either a QUERY or --topics FILE, not both")
+            if not args.output:
+                return _fail("--topics needs --output RUN (the TREC run file to write)")
+            topics = search.read_topics(args.topics)
+            results = search.batch_search(db, datasets, topics, k=args.k or 1000, field=args.field,
+                                          mode="lucene" if args.lucene else "words", filters=filters)
+            lines = search.write_run(results, args.output, tag=args.tag)
+            print(f"wrote {lines:,} lines for {len(topics)} topics to {args.output}", file=sys.stderr)
+            return 0
+        if args.query is None:
+            return _fail("give a QUERY to search for (or --topics FILE --output RUN)")
+        res = search.search(db, datasets, args.query, field=args.field, mode="lucene" if args.lucene else "words",
+                            k=args.k or 10, offset=args.offset, filters=filters)
+    except search.SearchError as err:
+        return _fail(err)
+    several = len(res.datasets) > 1
+    if args.json:
+        for h in res.hits:
+            print(json.dumps({"rank": h.rank, "docid": f"{h.dataset}/{h.row}" if several else str(h.row),
+                              "dataset": h.dataset, "row": h.row, "score": round(h.score, 6),
+                              "source_id": h.source_id, "part": h.part, "snippet": h.plain_snippet(),
+                              "snippet_html": h.snippet, "link": h.link}))
+        return 0
+    print(f"{res.total:,} hits in {', '.join(res.datasets) or 'no dataset'} ({res.seconds * 1000:.1f} ms)"
+          + (f"; showing {res.offset + 1}-{res.offset + len(res.hits)}" if res.hits else ""))
+    width = max([len(f"{h.dataset}/{h.row}" if several else str(h.row)) for h in res.hits] or [5])
+    for h in res.hits:
+        docid = f"{h.dataset}/{h.row}" if several else str(h.row)
+        snippet = " ".join(h.plain_snippet().split())
+        print(f"{h.rank:>5}  {docid:<{width}}  {h.score:8.4f}  {(h.part + ': ') if h.part else ''}{snippet}")
+    return 0
+
+
 def _fail(err: BaseException) -> int:
     print(f"error: {err}", file=sys.stderr)
     return 1
@@ -238,6 +322,34 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--into", metavar="NAME2", help="dataset for accepted pairs (default NAME-revisions)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(fn=cmd_revise)
+
+    s = sub.add_parser("index", parents=[common], help="build the search index (BM25, Lucene) of datasets")
+    s.add_argument("names", nargs="*", metavar="NAME", help="dataset name(s)")
+    s.add_argument("--all", action="store_true", help="index every dataset")
+    s.add_argument("--k1", type=float, default=0.9, help="BM25 k1 of the index (default 0.9)")
+    s.add_argument("--b", type=float, default=0.4, help="BM25 b of the index (default 0.4)")
+    s.add_argument("--json", action="store_true", help="print one JSON list")
+    s.set_defaults(fn=cmd_index)
+
+    s = sub.add_parser("search", parents=[common], help="search datasets (BM25); batch mode writes a TREC run")
+    s.add_argument("name", help="dataset name, or several joined by commas")
+    s.add_argument("query", nargs="?", help="what to search for")
+    s.add_argument("--field", choices=["contents", "prompt", "chosen", "rejected", "final"], default="contents",
+                   help="field to search (default contents: everything)")
+    s.add_argument("--lucene", action="store_true",
+                   help='Lucene query syntax: "phrases", AND OR -, field:, wildcards*, ^boosts')
+    s.add_argument("--k", type=int, help="hits to return (default 10; 1000 with --topics)")
+    s.add_argument("--offset", type=int, default=0, help="skip this many hits (paging)")
+    s.add_argument("--split", help="only datasets of this split")
+    s.add_argument("--filter", action="append", metavar="NAME=MIN:MAX",
+                   help="range filter on length, score_chosen, score_rejected, margin or meta:COLUMN; repeatable")
+    s.add_argument("--label", choices=["any", "unlabeled", "labeled", "flipped"], default="any",
+                   help="label status filter")
+    s.add_argument("--topics", metavar="FILE", help="batch mode: one 'qid<TAB>query' per line")
+    s.add_argument("--output", metavar="RUN", help="batch mode: the TREC run file to write")
+    s.add_argument("--tag", default="studio-bm25", help="run tag in the TREC run (batch mode)")
+    s.add_argument("--json", action="store_true", help="print one JSON object per hit")
+    s.set_defaults(fn=cmd_search)
     return p
 
 

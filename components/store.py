@@ -1038,3 +1038,21 @@ class Database:
                  AND r.row IN (SELECT unnest(?::BIGINT[]))""",
             [dataset, list(rows)],
         ))
+
+    def search_label_rows(self, dataset: str, status: str) -> list[int]:
+        """Rows of ``dataset`` with a current judgment (``labeled``: chosen, rejected, tie or both
+        bad; skips do not count), or whose majority judgment is ``rejected`` (``flipped``)."""
+        if status == "flipped":
+            having = ("HAVING count(*) FILTER (WHERE label = 'rejected') > greatest("
+                      "count(*) FILTER (WHERE label = 'chosen'), count(*) FILTER (WHERE label = 'tie'), "
+                      "count(*) FILTER (WHERE label = 'both_bad'))")
+        elif status == "labeled":
+            having = ""
+        else:
+            raise ValueError(f"unknown label status {status!r}")
+        return [r[0] for r in self.rows(
+            f"""SELECT row FROM current_labels
+                WHERE dataset = ? AND label IN ('chosen', 'rejected', 'tie', 'both_bad')
+                GROUP BY row {having} ORDER BY row""",
+            [dataset],
+        )]

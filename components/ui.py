@@ -11,6 +11,7 @@ from .views.common import Studio
 
 VIEWS = [
     "browse",
+    "search",
     "compare",
     "revise",
     "data",
