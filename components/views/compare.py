@@ -408,6 +408,7 @@ def agreement_figure(agr: labels.Agreement):
                 text[x][y] = "n/a" if p["kappa"] is None else f"{p['kappa']:.2f} (n={p['n']})"
         fig.add_trace(go.Heatmap(z=z, x=names, y=names, text=text, texttemplate="%{text}", zmin=-1, zmax=1,
                                  colorscale="RdYlGn", showscale=False, hoverinfo="skip"), row=1, col=2)
+        fig.update_yaxes(autorange="reversed", row=1, col=2)
     return fig
 
 
@@ -466,7 +467,6 @@ def build(studio: Studio) -> None:
     pairs = pair_datasets(db)
     with gr.Tab("Compare", id=TAB_ID):
         state = gr.State(new_queue(db, None))
-        name_store = gr.BrowserState("", storage_key=ANNOTATOR_KEY, secret="preference-studio-annotator")
         with gr.Row(equal_height=False):
             dataset = gr.Dropdown(label="Dataset (pairs)", choices=pairs, value=pairs[0] if pairs else None, scale=3,
                                   elem_id="cmp-dataset")
@@ -525,7 +525,7 @@ def build(studio: Studio) -> None:
                     with gr.Accordion("Pair metadata", open=False):
                         metadata = gr.JSON(show_label=False, elem_id="cmp-metadata")
             with gr.Tab("Agreement", id="agreement") as agreement_tab:
-                with gr.Row(equal_height=True):
+                with gr.Row(equal_height=False):
                     agr_annotators = gr.Dropdown(label="Annotators (empty: everyone)", multiselect=True, choices=[],
                                                  scale=4, elem_id="agr-annotators")
                     agr_go = gr.Button("Compute agreement", variant="primary", scale=1, elem_id="agr-compute")
@@ -638,8 +638,11 @@ def build(studio: Studio) -> None:
                 st["pos"] = _resume(db, st, name)
             return [name, *render(st, name, with_diff)]
 
-        annotator.submit(commit_name, [annotator, state, diff_toggle], [name_store, *pair_outputs])
-        annotator.blur(commit_name, [annotator, state, diff_toggle], [name_store, *pair_outputs])
+        # the browser keeps the name in localStorage: saved as the box is left, read back on page load
+        remember = f"(name, st, d) => {{ try {{ localStorage.setItem({ANNOTATOR_KEY!r}, (name || '').trim()); }} " \
+                   "catch (e) {} return [name, st, d]; }"
+        annotator.submit(commit_name, [annotator, state, diff_toggle], [annotator, *pair_outputs], js=remember)
+        annotator.blur(commit_name, [annotator, state, diff_toggle], [annotator, *pair_outputs], js=remember)
 
         def on_page_load(stored, request: gr.Request):
             params = query_params(request)
@@ -658,8 +661,9 @@ def build(studio: Studio) -> None:
 
         from gradio.context import Context
 
-        Context.root_block.load(on_page_load, [name_store],
-                                [dataset, annotator, queue, query, *pair_outputs, *reset_outputs])
+        recall = f"(name) => {{ try {{ return [localStorage.getItem({ANNOTATOR_KEY!r}) || '']; }} catch (e) {{ return ['']; }} }}"
+        Context.root_block.load(on_page_load, [annotator],
+                                [dataset, annotator, queue, query, *pair_outputs, *reset_outputs], js=recall)
 
         def select_tab(request: gr.Request):
             return gr.update(selected=TAB_ID) if query_params(request).get("tab") == TAB_ID else gr.update()
@@ -682,7 +686,8 @@ def build(studio: Studio) -> None:
 
         label_inputs = [state, annotator, confidence, note, tags, row_shown, diff_toggle]
         for lab, button in buttons.items():
-            button.click(do_label(lab), label_inputs, pair_outputs + reset_outputs, trigger_mode="once")
+            button.click(do_label(lab), label_inputs, pair_outputs + reset_outputs, trigger_mode="once",
+                         show_progress="hidden")
 
         def do_undo(st, typed, with_diff, request: gr.Request):
             try:
@@ -693,7 +698,8 @@ def build(studio: Studio) -> None:
                 return render(st, name_or_none(typed, request), with_diff)
             return render(st, name, with_diff)
 
-        undo_btn.click(do_undo, [state, annotator, diff_toggle], pair_outputs, trigger_mode="once")
+        undo_btn.click(do_undo, [state, annotator, diff_toggle], pair_outputs, trigger_mode="once",
+                       show_progress="hidden")
 
         def do_move(step):
             def handler(st, typed, with_diff, request: gr.Request):
@@ -701,8 +707,10 @@ def build(studio: Studio) -> None:
 
             return handler
 
-        prev_btn.click(do_move(-1), [state, annotator, diff_toggle], pair_outputs + reset_outputs)
-        next_btn.click(do_move(+1), [state, annotator, diff_toggle], pair_outputs + reset_outputs)
+        prev_btn.click(do_move(-1), [state, annotator, diff_toggle], pair_outputs + reset_outputs,
+                       show_progress="hidden")
+        next_btn.click(do_move(+1), [state, annotator, diff_toggle], pair_outputs + reset_outputs,
+                       show_progress="hidden")
 
         def toggle_diff(st, with_diff):
             row = current_row(st)
