@@ -883,6 +883,25 @@ class EndpointBackend(Backend):
     def describe(self) -> str:
         return f"{self.model} · endpoint {self.endpoint}"
 
+    def context_length(self, settings: Settings) -> int | None:
+        """The given limit, else the ``max_model_len`` the server lists for the model (vLLM does), else
+        unknown (then only the server can refuse a prompt that is too long)."""
+        if settings.context_tokens:
+            return settings.context_tokens
+        if not hasattr(self, "_max_len"):
+            self._max_len = None
+            try:
+                import httpx
+
+                r = httpx.get(self.url.rsplit("/chat/completions", 1)[0] + "/models", timeout=5.0,
+                              headers={"Authorization": f"Bearer {self.api_key}"} if self.api_key else {})
+                for m in (r.json().get("data") or []) if r.status_code == 200 else []:
+                    if m.get("id") == self.model and isinstance(m.get("max_model_len"), int):
+                        self._max_len = m["max_model_len"]
+            except Exception:  # the model list is optional: many servers lack it or answer oddly
+                pass
+        return self._max_len
+
     def _body(self, messages, settings) -> dict:
         body = {"model": self.model, "messages": messages, "stream": True,
                 "max_tokens": settings.max_new_tokens, "temperature": settings.temperature,

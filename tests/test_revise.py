@@ -27,6 +27,8 @@ CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
+QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
+               r"\s*[\r\n]+|\s+(?!\S)|\s+")
 DIALOGUES = "demo-sdsd-dialogues"
 PAIRS = "demo-assistant-pairs"
 
@@ -34,7 +36,7 @@ PAIRS = "demo-assistant-pairs"
 def make_tiny_chat_model(path: Path) -> Path:
     """A Qwen2 causal LM (hidden 64, 2 layers, random weights) with a byte-level BPE tokenizer trained
     here in about a second on the demo data, and a ChatML chat template."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
     import torch
 
@@ -43,7 +45,13 @@ def make_tiny_chat_model(path: Path) -> Path:
         texts += f.read_text(encoding="utf-8").splitlines()
     texts.append((ROOT / "data" / "principles.json").read_text(encoding="utf-8"))
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    # Qwen2's own normalizer and pre-tokenizer, so that a server loading this folder with
+    # AutoTokenizer (which picks Qwen2Tokenizer from the model type) tokenizes exactly alike
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
     tok.decoder = decoders.ByteLevel()
     tok.train_from_iterator(texts, trainers.BpeTrainer(
         vocab_size=1024, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],

@@ -25,6 +25,10 @@ JOB_COLUMNS = ["job", "dataset", "status", "done", "total", "pending", "failed",
 HISTORY_COLUMNS = ["at", "principle", "version", "action", "author", "title", "text"]
 DEFAULT_MODEL = os.environ.get("STUDIO_REVISE_MODEL", "")
 STREAM_INTERVAL = 0.05  # seconds between page updates while text streams in
+CSS = """
+#revise-principles { max-height: 430px; overflow-y: auto; }
+#revise-status { min-height: 2.5em; }
+"""
 
 _stops: dict[tuple[str, str], threading.Event] = {}
 _stops_lock = threading.Lock()
@@ -541,8 +545,11 @@ def build(studio: Studio) -> None:
             pending_count = f"{len(ids):,} revisions pending review" if ids else "Nothing pending review."
             rest = (table, ids, pending_count, jobs_table(db))
             name = params.get("dataset")
-            if params.get("tab") != TAB_ID or name not in choices:
-                return (gr.update(choices=choices), gr.update(), gr.update(), gr.update(), gr.update(), gr.update(),
+            here = params.get("tab") == TAB_ID
+            if not here or name not in choices:
+                tab = gr.update(selected=TAB_ID) if here else gr.update()
+                line = f"⚠️ No dataset named **{escape(name)}** to revise." if here and name else gr.update()
+                return (gr.update(choices=choices), tab, gr.update(), gr.update(), gr.update(), line,
                         gr.update(), gr.update(), *rest)
             r = as_int(params.get("row"), 0)
             sd = "rejected" if params.get("side") == "rejected" else "chosen"
