@@ -850,7 +850,7 @@ def _filter_clauses(db: Database, statuses: Sequence[IndexStatus], filters: Filt
         ids = J.ArrayList()
         for s in statuses:
             for row in db.search_label_rows(s.dataset, "labeled" if label == "unlabeled" else label):
-                ids.add(J.BytesRef(f"{s.dataset}/{row:012d}"))
+                ids.add(J.BytesRef(f"{s.dataset}/{row:012d}".encode()))
         in_set = J.TermInSetQuery("id", J.cast("java.util.Collection", ids))
         clauses.append(("MUST_NOT" if label == "unlabeled" else "FILTER", in_set))
     return clauses
