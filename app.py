@@ -118,7 +118,10 @@ def cmd_revise(args) -> int:
     try:
         settings = revise.Settings(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                                    top_p=args.top_p, seed=args.seed, batch_size=args.batch_size).checked()
-        rows = revise.select_rows(db, args.name, args.rows, args.query, args.limit)
+        notes: list[str] = []
+        rows = revise.select_rows(db, args.name, args.rows, args.query, args.limit, notes)
+        for note in notes:
+            print(note, file=sys.stderr)
         principles = revise.resolve_principles(db, args.principles)
         backend = revise.make_backend(args.model, args.endpoint)
         into = (args.into or revise.default_into(args.name)) if args.accept else None
@@ -225,14 +228,22 @@ def cmd_search(args) -> int:
                             k=args.k or 10, offset=args.offset, filters=filters)
     except search.SearchError as err:
         return _fail(err)
+    try:
+        _print_hits(res, args.json)
+    except BrokenPipeError:  # e.g. piped into head: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+def _print_hits(res, as_json: bool) -> None:
     several = len(res.datasets) > 1
-    if args.json:
+    if as_json:
         for h in res.hits:
             print(json.dumps({"rank": h.rank, "docid": f"{h.dataset}/{h.row}" if several else str(h.row),
                               "dataset": h.dataset, "row": h.row, "score": round(h.score, 6),
                               "source_id": h.source_id, "part": h.part, "snippet": h.plain_snippet(),
                               "snippet_html": h.snippet, "link": h.link}))
-        return 0
+        return
     print(f"{res.total:,} hits in {', '.join(res.datasets) or 'no dataset'} ({res.seconds * 1000:.1f} ms)"
           + (f"; showing {res.offset + 1}-{res.offset + len(res.hits)}" if res.hits else ""))
     width = max([len(f"{h.dataset}/{h.row}" if several else str(h.row)) for h in res.hits] or [5])
@@ -240,7 +251,6 @@ def cmd_search(args) -> int:
         docid = f"{h.dataset}/{h.row}" if several else str(h.row)
         snippet = " ".join(h.plain_snippet().split())
         print(f"{h.rank:>5}  {docid:<{width}}  {h.score:8.4f}  {(h.part + ': ') if h.part else ''}{snippet}")
-    return 0
 
 
 def _fail(err: BaseException) -> int:

@@ -27,7 +27,8 @@ EXAMPLES = (
 )
 
 CSS = """
-#search-error p { color: var(--error-text-color, #b91c1c); margin: 0; font-family: var(--font-mono); font-size: 0.9em; }
+#search-error .search-err { color: var(--error-text-color, #b91c1c); font-family: var(--font-mono); font-size: 0.9em;
+  padding: 2px 4px; }
 #search-summary p { margin: 0; }
 #search-results .sr-hit { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 8px 12px;
   margin-bottom: 8px; background: var(--background-fill-primary); }
@@ -99,7 +100,7 @@ def run_search(db: Database, query: str, datasets, field: str = "contents", mode
             res = engine.search(db, datasets or [], query, field=field or "contents", mode=mode or "words",
                                 k=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, filters=filters)
     except engine.SearchError as err:
-        out["error"] = f"⚠️ {escape(err)}"
+        out["error"] = f'<div class="search-err">⚠️ {escape(err)}</div>'
         return out
     where = ", ".join(escape(d) for d in res.datasets) or "no dataset (filters left none)"
     out.update(
@@ -181,7 +182,7 @@ def build(studio: Studio) -> None:
             query = gr.Textbox(label="Search", placeholder="e.g. how long to boil an egg", scale=6,
                                elem_id="search-query", autofocus=False)
             go = gr.Button("Search", variant="primary", scale=0, min_width=110, elem_id="search-go")
-        error = gr.Markdown(elem_id="search-error")
+        error = gr.HTML(elem_id="search-error")
         with gr.Row():
             datasets = gr.Dropdown(label="Datasets", choices=everything, value=ready, multiselect=True, scale=4,
                                    elem_id="search-datasets")
