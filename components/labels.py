@@ -178,12 +178,43 @@ def shuffled_rows(db: Database, dataset: str) -> list[int]:
 
 
 def search_rows(db: Database, dataset: str, query: str, limit: int = 1000) -> list[int]:
-    """Pairs that contain every word of ``query`` (quoted phrases kept whole), in source order."""
+    """The pairs a search for ``query`` finds: ranked by the dataset's BM25 index when it has a ready
+    one (components.search), else every pair containing each word (quoted phrases kept whole), in
+    source order."""
     info = check_pairs(db, dataset)
     terms = [a or b for a, b in re.findall(r'"([^"]+)"|(\S+)', query or "")]
     if not terms:
         raise LabelError("type what to search for")
+    ranked = _indexed_search(db, info.name, query, limit)
+    if ranked is not None:
+        return ranked
     return db.pairs_matching(info.name, terms, limit)
+
+
+def search_engine(db: Database, dataset: str) -> str:
+    """What ``search_rows`` uses for ``dataset``: "BM25 index" or "text match"."""
+    try:
+        from . import search
+
+        status = search.index_status(db, dataset)
+        return "BM25 index" if status is not None and status.ready else "text match"
+    except (ImportError, AttributeError):
+        return "text match"
+
+
+def _indexed_search(db: Database, dataset: str, query: str, limit: int) -> list[int] | None:
+    if search_engine(db, dataset) != "BM25 index":
+        return None
+    from . import search
+
+    try:
+        results = search.search(db, [dataset], query, k=limit, snippets=False)
+    except search.SearchError as err:
+        raise LabelError(str(err)) from None
+    seen: dict[int, None] = {}
+    for hit in results.hits:
+        seen.setdefault(hit.row, None)
+    return list(seen)
 
 
 def disagreement_rows(db: Database, dataset: str) -> list[int]:
@@ -254,6 +285,10 @@ def majority(votes: Iterable[str]) -> str | None:
     return top[0][0]
 
 
+MAX_PAIRWISE = 20
+"""Pairwise kappas (the heatmap) are computed among the this many annotators with the most judgments."""
+
+
 @dataclass
 class Agreement:
     dataset: str
@@ -264,7 +299,7 @@ class Agreement:
     alpha: float | None  # Krippendorff's alpha, nominal (two or more)
     raw: float | None  # observed pairwise agreement
     unanimous: float | None  # share of items where every annotator gave the same label
-    pairwise: list[dict] = field(default_factory=list)  # {a, b, n, kappa, raw}
+    pairwise: list[dict] = field(default_factory=list)  # {a, b, n, kappa, raw}, among the busiest MAX_PAIRWISE
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # annotator -> label -> n
     disagreements: list[dict] = field(default_factory=list)
 
@@ -328,12 +363,22 @@ def agreement(db: Database, dataset: str, annotators: Sequence[str] | None = Non
             total_pairs += n * (n - 1)
         raw = agree_pairs / total_pairs
         unanimous = sum(1 for v in shared.values() if len(set(v.values())) == 1) / len(shared)
+    by_annotator: dict[str, dict[int, str]] = {a: {} for a in names}
+    for r, v in table.items():
+        for a, lab in v.items():
+            if a in by_annotator:
+                by_annotator[a][r] = lab
+    busiest = sorted(names, key=lambda a: (-len(by_annotator[a]), a))[:MAX_PAIRWISE]
     pairwise = []
     for i, a in enumerate(names):
+        if a not in busiest:
+            continue
         for b in names[i + 1:]:
-            both = [r for r, v in table.items() if a in v and b in v]
-            la = [table[r][a] for r in both]
-            lb = [table[r][b] for r in both]
+            if b not in busiest:
+                continue
+            both = sorted(by_annotator[a].keys() & by_annotator[b].keys())
+            la = [by_annotator[a][r] for r in both]
+            lb = [by_annotator[b][r] for r in both]
             pairwise.append({
                 "a": a, "b": b, "n": len(both), "kappa": cohen_kappa(la, lb),
                 "raw": (sum(x == y for x, y in zip(la, lb)) / len(both)) if both else None,

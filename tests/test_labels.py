@@ -188,6 +188,18 @@ def test_search_and_disagreement_queues(pairs_db):
     assert labels.queue_rows(db, "pairs", "disagreements") == [4]
 
 
+def test_search_queue_ranks_by_the_bm25_index_once_there_is_one(pairs_db):
+    from components import search
+
+    db = pairs_db
+    assert labels.search_engine(db, "pairs") == "text match"
+    search.build_index(db, "pairs")
+    assert labels.search_engine(db, "pairs") == "BM25 index"
+    rows = labels.search_rows(db, "pairs", "plus 7")
+    assert rows[0] == 7  # "7 plus 7 is 14" ranks first
+    assert len(rows) == len(set(rows)) and set(rows) <= set(range(30))
+
+
 # -- agreement ----------------------------------------------------------------------------------------
 
 # Cohen's kappa, the textbook 2x2 example: 50 items, both yes 20, A yes/B no 5, A no/B yes 10, both no 15.

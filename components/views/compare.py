@@ -325,7 +325,7 @@ def title_markdown(db: Database, state: dict, annotator: str | None) -> str:
     name = escape(state["dataset"])
     queue = labels.QUEUES.get(state["mode"], state["mode"])
     if state["mode"] == "search":
-        queue += f" for “{escape(state['query'])}”"
+        queue += f" for “{escape(state['query'])}” ({labels.search_engine(db, state['dataset'])})"
     text = f"**{name}** · row **{row}** · pair {state['pos'] + 1:,} of {len(state['rows']):,} in *{queue}*"
     return text
 
@@ -388,9 +388,12 @@ def agreement_figure(agr: labels.Agreement):
     from plotly.subplots import make_subplots
 
     names = agr.annotators
-    two = len(names) >= 2
+    in_pairs = sorted({p["a"] for p in agr.pairwise} | {p["b"] for p in agr.pairwise}, key=names.index)
+    two = len(in_pairs) >= 2
     fig = make_subplots(rows=1, cols=2 if two else 1, column_widths=[0.55, 0.45] if two else None,
-                        subplot_titles=["Labels per annotator"] + (["Pairwise Cohen's kappa"] if two else []))
+                        subplot_titles=["Labels per annotator"] + (
+                            [f"Pairwise Cohen's kappa{' (the busiest annotators)' if len(in_pairs) < len(names) else ''}"]
+                            if two else []))
     colors = {"chosen": "#16a34a", "rejected": "#dc2626", "tie": "#6b7280", "both_bad": "#f59e0b"}
     for lab in labels.JUDGMENTS:
         fig.add_trace(go.Bar(name=labels.BY_NAME[lab].title, x=names, y=[agr.counts[a].get(lab, 0) for a in names],
@@ -398,15 +401,15 @@ def agreement_figure(agr: labels.Agreement):
     fig.update_layout(barmode="stack", height=360, margin=dict(l=40, r=20, t=40, b=40),
                       legend=dict(orientation="h", y=-0.15))
     if two:
-        idx = {a: i for i, a in enumerate(names)}
-        z = [[1.0 if i == j else None for j in range(len(names))] for i in range(len(names))]
-        text = [["" for _ in names] for _ in names]
+        idx = {a: i for i, a in enumerate(in_pairs)}
+        z = [[1.0 if i == j else None for j in range(len(in_pairs))] for i in range(len(in_pairs))]
+        text = [["" for _ in in_pairs] for _ in in_pairs]
         for p in agr.pairwise:
             i, j = idx[p["a"]], idx[p["b"]]
             for (x, y) in ((i, j), (j, i)):
                 z[x][y] = p["kappa"]
                 text[x][y] = "n/a" if p["kappa"] is None else f"{p['kappa']:.2f} (n={p['n']})"
-        fig.add_trace(go.Heatmap(z=z, x=names, y=names, text=text, texttemplate="%{text}", zmin=-1, zmax=1,
+        fig.add_trace(go.Heatmap(z=z, x=in_pairs, y=in_pairs, text=text, texttemplate="%{text}", zmin=-1, zmax=1,
                                  colorscale="RdYlGn", showscale=False, hoverinfo="skip"), row=1, col=2)
         fig.update_yaxes(autorange="reversed", row=1, col=2)
     return fig
@@ -484,10 +487,10 @@ def build(studio: Studio) -> None:
                         title = gr.Markdown(elem_id="cmp-title")
                         progress = gr.Markdown(elem_id="cmp-progress")
                     row_shown = gr.Number(value=None, visible=False, precision=0, elem_id="cmp-row")
-                    prompt = _chatbot(label="Prompt", height="auto", max_height=240, min_height=60,
-                                      elem_id="cmp-prompt", layout="panel")
                     with gr.Accordion("Earlier turns", open=False, visible=False, elem_id="cmp-earlier-box") as earlier_box:
                         earlier = _chatbot(show_label=False, height="auto", max_height=360, elem_id="cmp-earlier")
+                    prompt = _chatbot(label="Prompt", height="auto", max_height=240, min_height=60,
+                                      elem_id="cmp-prompt", layout="panel")
                     with gr.Row(equal_height=True):
                         with gr.Column():
                             chosen = _chatbot(label="Chosen (in the source) · key 1 if better", height="auto",
@@ -582,7 +585,7 @@ def build(studio: Studio) -> None:
                 title_markdown(db, st, name),
                 progress_markdown(db, st, name),
                 row,
-                v["prompt"],
+                gr.update(value=v["prompt"], label="Prompt (final turn)" if v["earlier"] else "Prompt"),
                 gr.update(visible=bool(v["earlier"]), label=f"Earlier turns ({len(v['earlier'])})"),
                 v["earlier"],
                 v["chosen"],

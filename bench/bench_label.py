@@ -1,0 +1,272 @@
+"""Labeling under load, and the key press -> next pair time in a real browser.
+
+    .venv/bin/python bench/bench_label.py [--clients 16] [--per-client 100] [--presses 60]
+
+1. Starts the real server (`python app.py serve`) on a fresh database file holding a dataset of pairs:
+   the UltraFeedback sample in ../shared/data when it is there (1,000 pairs of real text), else 1,000
+   generated pairs.
+2. --clients gradio_client clients, each in its own thread with its own annotator name, label
+   --per-client pairs each as fast as they can: `/next_pair` then `/label`, timing each round trip.
+3. In Chromium (Playwright), one annotator labels --presses pairs with the keyboard alone; for each key
+   the page records the keydown time and the time the next pair was on screen (the title names a new
+   row, then one animation frame so that it is painted).
+4. Stops the server, opens the file and checks the log: exactly clients x per-client events from the
+   clients, one per (annotator, pair), each the label that client sent for the pair it was given, and
+   exactly --presses events from the browser. Nothing lost, nothing doubled.
+
+Prints a Markdown table and writes bench/out/label.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from components.store import Database  # noqa: E402
+
+ULTRAFEEDBACK = ROOT.parent / "shared" / "data" / "ultrafeedback-binarized-sample" / "train_clean.jsonl"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+LABELS = ["chosen", "rejected", "tie", "both_bad", "skip"]
+KEYS = {"chosen": "1", "rejected": "2", "tie": "3", "both_bad": "4"}
+
+
+def pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, max(0, round(q / 100 * (len(xs) - 1))))]
+
+
+def source(folder: Path) -> tuple[Path, str]:
+    if ULTRAFEEDBACK.exists():
+        return ULTRAFEEDBACK, "UltraFeedback sample (1,000 real pairs)"
+    path = folder / "pairs.jsonl"
+    rng = random.Random(7)
+    words = "the a model answer question because which however therefore data label pair response".split()
+    with open(path, "w") as f:
+        for i in range(1000):
+            text = lambda n: " ".join(rng.choice(words) for _ in range(n))  # noqa: E731
+            f.write(json.dumps({"prompt": f"{i}: {text(20)}?", "chosen": text(120), "rejected": text(90)}) + "\n")
+    return path, "1,000 generated pairs"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(db_path: Path, port: int) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "app.py"), "serve", "--db", str(db_path), "--port", str(port), "--no-demo"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=2) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise SystemExit("the server did not start within 120 s")
+
+
+def load_test(url: str, dataset: str, clients: int, per_client: int) -> dict:
+    from gradio_client import Client
+
+    label_ms: list[float] = []
+    next_ms: list[float] = []
+    sent: dict[str, dict[int, str]] = {}
+    errors: list[str] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(clients)
+
+    def run(k: int) -> None:
+        name = f"bench-{k:02d}"
+        rng = random.Random(k)
+        mine: dict[int, str] = {}
+        lt, nt = [], []
+        try:
+            client = Client(url, verbose=False)
+            barrier.wait()
+            for _ in range(per_client):
+                t0 = time.perf_counter()
+                row = client.predict(dataset, name, api_name="/next_pair")
+                t1 = time.perf_counter()
+                label = rng.choice(LABELS)
+                client.predict(dataset, row, label, name, api_name="/label")
+                t2 = time.perf_counter()
+                if row in mine:
+                    errors.append(f"{name} was given row {row} twice")
+                mine[row] = label
+                nt.append((t1 - t0) * 1000)
+                lt.append((t2 - t1) * 1000)
+        except Exception as err:  # reported, and the check below fails
+            errors.append(f"{name}: {type(err).__name__}: {err}")
+        with lock:
+            sent[name] = mine
+            label_ms.extend(lt)
+            next_ms.extend(nt)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - started
+    return {"label_ms": label_ms, "next_ms": next_ms, "sent": sent, "errors": errors, "wall_s": wall}
+
+
+INSTRUMENT = """
+() => {
+  window.__bench = [];
+  const title = document.querySelector('#cmp-title');
+  const rowOf = () => { const m = title.innerText.match(/row (\\d+)/); return m ? Number(m[1]) : null; };
+  let pending = null;
+  window.addEventListener('keydown', (e) => { pending = {key: e.key, at: performance.now(), row: rowOf()}; }, true);
+  new MutationObserver(() => {
+    if (!pending) return;
+    const row = rowOf();
+    if (row === null || row === pending.row) return;
+    const p = pending; pending = null;
+    const dom = performance.now();
+    requestAnimationFrame(() => window.__bench.push({key: p.key, from: p.row, to: row, dom: dom - p.at,
+                                                     painted: performance.now() - p.at}));
+  }).observe(title, {childList: true, subtree: true, characterData: true});
+}
+"""
+
+
+def browser_test(url: str, dataset: str, presses: int) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url + f"?tab=compare&dataset={dataset}")
+        page.wait_for_function("() => /row \\d+/.test(document.querySelector('#cmp-title')?.innerText || '')",
+                               timeout=60_000)
+        box = page.locator("#cmp-annotator textarea, #cmp-annotator input")
+        box.fill("bench-browser")
+        page.keyboard.press("Escape")
+        page.wait_for_function("() => (document.querySelector('#cmp-progress')?.innerText || '').includes('You: 0')",
+                               timeout=30_000)
+        page.wait_for_timeout(500)
+        page.evaluate(INSTRUMENT)
+        order = list(KEYS.values())
+        for i in range(presses):
+            page.keyboard.press(order[i % len(order)])
+            page.wait_for_function(f"() => window.__bench.length >= {i + 1}", timeout=30_000)
+            page.wait_for_timeout(50)
+        samples = page.evaluate("window.__bench")
+        browser.close()
+    return {"samples": samples}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--per-client", type=int, default=100)
+    ap.add_argument("--presses", type=int, default=60)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "label.json"))
+    args = ap.parse_args()
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-label-"))
+    db_path = folder / "bench.duckdb"
+    src, described = source(folder)
+    db = Database(db_path)
+    from components.ingest import ingest
+
+    info = ingest(db, str(src), name="bench")
+    db.close()
+    pairs = info.rows_loaded
+    if pairs < args.per_client:
+        raise SystemExit(f"the dataset has {pairs} pairs; --per-client must be at most that")
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    proc = start_server(db_path, port)
+    try:
+        load = load_test(url, "bench", args.clients, args.per_client)
+        web = browser_test(url, "bench", args.presses)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+    db = Database(db_path, read_only=True)
+    expected = args.clients * args.per_client
+    from_clients = db.scalar("SELECT count(*) FROM label_events WHERE annotator LIKE 'bench-%' "
+                             "AND annotator <> 'bench-browser'")
+    distinct = db.scalar("SELECT count(*) FROM (SELECT DISTINCT annotator, row FROM label_events "
+                         "WHERE annotator LIKE 'bench-%' AND annotator <> 'bench-browser')")
+    mismatched = 0
+    for name, mine in load["sent"].items():
+        stored = dict(db.rows("SELECT row, label FROM label_events WHERE annotator = ?", [name]))
+        mismatched += sum(1 for row, label in mine.items() if stored.get(row) != label) + len(set(stored) - set(mine))
+    from_browser = db.scalar("SELECT count(*) FROM label_events WHERE annotator = 'bench-browser'")
+    browser_rows = [r[0] for r in db.rows("SELECT row FROM label_events WHERE annotator = 'bench-browser' ORDER BY id")]
+    db.close()
+
+    samples = web["samples"]
+    painted = [s["painted"] for s in samples]
+    shown_in_order = [s["from"] for s in samples] == browser_rows
+    result = {
+        "dataset": described, "pairs": pairs, "clients": args.clients, "per_client": args.per_client,
+        "events_expected": expected, "events_from_clients": from_clients, "distinct_annotator_pairs": distinct,
+        "labels_not_as_sent": mismatched, "errors": load["errors"][:10],
+        "label_p50_ms": statistics.median(load["label_ms"]), "label_p95_ms": pct(load["label_ms"], 95),
+        "next_pair_p50_ms": statistics.median(load["next_ms"]), "next_pair_p95_ms": pct(load["next_ms"], 95),
+        "throughput_events_per_s": len(load["label_ms"]) / load["wall_s"], "wall_s": load["wall_s"],
+        "presses": args.presses, "events_from_browser": from_browser, "browser_labels_match_pairs_shown": shown_in_order,
+        "key_to_pair_p50_ms": statistics.median(painted), "key_to_pair_p95_ms": pct(painted, 95),
+        "key_to_pair_max_ms": max(painted),
+    }
+    ok = (from_clients == expected and distinct == expected and mismatched == 0 and not load["errors"]
+          and from_browser == args.presses and shown_in_order)
+    result["ok"] = ok
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+
+    print(f"dataset: {described}; {args.clients} clients x {args.per_client} labels; {args.presses} key presses\n")
+    print("| measure | value |")
+    print("|---|---|")
+    print(f"| label events in DuckDB (expected {expected:,}) | {from_clients:,} |")
+    print(f"| distinct (annotator, pair) | {distinct:,} |")
+    print(f"| events not as sent (lost, doubled or changed) | {mismatched} |")
+    print(f"| `/label` round trip p50 / p95 | {result['label_p50_ms']:.0f} ms / {result['label_p95_ms']:.0f} ms |")
+    print(f"| `/next_pair` round trip p50 / p95 | {result['next_pair_p50_ms']:.0f} ms / "
+          f"{result['next_pair_p95_ms']:.0f} ms |")
+    print(f"| throughput, 16 clients together | {result['throughput_events_per_s']:.0f} labels/s "
+          f"({load['wall_s']:.0f} s in all) |")
+    print(f"| browser: key press -> next pair painted, p50 / p95 / max ({args.presses} presses) | "
+          f"{result['key_to_pair_p50_ms']:.0f} ms / {result['key_to_pair_p95_ms']:.0f} ms / "
+          f"{result['key_to_pair_max_ms']:.0f} ms |")
+    print(f"| browser label events in DuckDB (expected {args.presses}), each on the pair shown | "
+          f"{from_browser} ({'yes' if shown_in_order else 'NO'}) |")
+    if load["errors"]:
+        print("\nerrors:", *load["errors"][:10], sep="\n  ")
+    print("\nresult:", "OK" if ok else "FAILED")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
