@@ -33,7 +33,8 @@ import re
 import shutil
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+import weakref
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -811,23 +812,51 @@ class Results:
         return self.offset // self.k + 1 if self.k else 1
 
 
+_STATUS_CACHE: "weakref.WeakKeyDictionary[Database, tuple[int, dict[str, IndexStatus]]]" = weakref.WeakKeyDictionary()
+
+
+def _current_statuses(db: Database) -> dict[str, IndexStatus]:
+    """{dataset: status}, read again only after a write to the database (a search reads none)."""
+    cached = _STATUS_CACHE.get(db)
+    if cached is None or cached[0] != db.generation:
+        generation = db.generation
+        cached = (generation, {s.dataset: s for s in index_statuses(db)})
+        _STATUS_CACHE[db] = cached
+    return {name: replace(s) for name, s in cached[1].items()}
+
+
 def searchable(db: Database, datasets: Sequence[str], split: str | None = None) -> list[IndexStatus]:
     """The indexes to search for ``datasets`` (narrowed to ``split``); raises if one is not ready."""
     if isinstance(datasets, str):
         datasets = [d for d in datasets.split(",") if d]
     if not datasets:
         raise SearchError("pick at least one dataset to search")
-    statuses = {s.dataset: s for s in index_statuses(db)}
+    statuses = _current_statuses(db)
     unknown = [d for d in datasets if d not in statuses]
     if unknown:
         raise SearchError(f"no dataset named {', '.join(unknown)}")
     chosen = [statuses[d] for d in dict.fromkeys(datasets)]
+    for s in chosen:  # a folder removed since the statuses were read
+        if s.ready and not os.path.isdir(s.path):
+            s.state = "missing"
     problems = [s.problem() for s in chosen if not s.ready]
     if problems:
         raise IndexNotReady("; ".join(problems))
     if split:
         chosen = [s for s in chosen if (s.split or "") == split]
     return chosen
+
+
+_CLAUSES: dict[tuple, object] = {}  # Lucene filter queries are immutable: build each once
+
+
+def _cached_clause(key: tuple, build: Callable[[], object]):
+    clause = _CLAUSES.get(key)
+    if clause is None:
+        if len(_CLAUSES) > 256:
+            _CLAUSES.clear()
+        clause = _CLAUSES[key] = build()
+    return clause
 
 
 def _filter_clauses(db: Database, statuses: Sequence[IndexStatus], filters: Filters) -> list[tuple[str, object]]:
@@ -842,17 +871,25 @@ def _filter_clauses(db: Database, statuses: Sequence[IndexStatus], filters: Filt
             raise SearchError(f"the {name} range is empty: {lo:g} is more than {hi:g}")
         low = encode_number(lo) if lo is not None else "0" * SEARCH_NUMBER_WIDTH
         high = encode_number(hi) if hi is not None else "9" * SEARCH_NUMBER_WIDTH
-        clauses.append(("FILTER", J.TermRangeQuery.newStringRange(_number_field(name), low, high, True, True)))
+        field_name = _number_field(name)
+        clauses.append(("FILTER", _cached_clause(
+            ("range", field_name, low, high),
+            lambda: J.TermRangeQuery.newStringRange(field_name, low, high, True, True))))
     label = filters.label or "any"
     if label not in LABEL_STATUSES:
         raise SearchError(f"unknown label status {label!r} (use {', '.join(LABEL_STATUSES)})")
     if label != "any":
-        ids = J.ArrayList()
-        for s in statuses:
-            for row in db.search_label_rows(s.dataset, "labeled" if label == "unlabeled" else label):
-                ids.add(J.BytesRef(f"{s.dataset}/{row:012d}".encode()))
-        in_set = J.TermInSetQuery("id", J.cast("java.util.Collection", ids))
-        clauses.append(("MUST_NOT" if label == "unlabeled" else "FILTER", in_set))
+        status = "labeled" if label == "unlabeled" else label
+
+        def labeled():
+            ids = J.ArrayList()
+            for s in statuses:  # the labels in the database now, joined to the index by the id
+                for row in db.search_label_rows(s.dataset, status):
+                    ids.add(J.BytesRef(f"{s.dataset}/{row:012d}".encode()))
+            return J.TermInSetQuery("id", J.cast("java.util.Collection", ids))
+
+        key = ("labels", id(db), db.generation, status, tuple(s.dataset for s in statuses))
+        clauses.append(("MUST_NOT" if label == "unlabeled" else "FILTER", _cached_clause(key, labeled)))
     return clauses
 
 
@@ -867,29 +904,35 @@ def _combine(query, clauses):
     return builder.build()
 
 
-def _ranked(searcher, query, offset: int, k: int, documents: bool = True) -> list[tuple[str, int, float, object]]:
-    """(dataset, row, score, stored document or None) of hits offset+1 .. offset+k, by score, ties
-    in source order (as Anserini breaks them: by the id, which holds the zero-padded row)."""
+_EXACT = 2**31 - 1  # a total-hits threshold no index reaches: count every match
+
+
+def _ranked(searcher, query, offset: int, k: int, documents: bool = True,
+            exact_total: bool = True) -> tuple[int, list[tuple[str, int, float, object]]]:
+    """The number of matches and (dataset, row, score, stored document or None) of hits offset+1 ..
+    offset+k, by score, ties in source order (as Anserini breaks them: by the id, which holds the
+    zero-padded row). One pass over the matches collects both."""
     J = java()
-    if offset == 0:
-        top = searcher.search(query, k, J.sort, True)
-    else:  # collect offset + k, keep the last k, score only those
-        collector = J.TopFieldCollector.create(J.sort, offset + k, offset + k)
-        searcher.search(query, J.cast("org.apache.lucene.search.Collector", collector))
-        top = collector.topDocs(offset, k)
-        J.TopFieldCollector.populateScores(top.scoreDocs, searcher, query)
+    collector = J.TopFieldCollector.create(J.sort, offset + k, _EXACT if exact_total else offset + k)
+    searcher.search(query, J.cast("org.apache.lucene.search.Collector", collector))
+    total = collector.getTotalHits()
+    top = collector.topDocs(offset, k)
+    found = top.scoreDocs
+    if not found:
+        return total, []
+    J.TopFieldCollector.populateScores(found, searcher, query)
     out = []
     if documents:  # stored documents too (for snippets): Anserini's arrays, a few Java calls in all
         page = J.ScoredDocs.fromTopDocs(top, searcher)
         for ident, score, doc in zip(page.docids, page.scores, page.lucene_documents):
             dataset, _, row = ident.rpartition("/")
             out.append((dataset, int(row), float(score), doc))
-        return out
-    for sd in top.scoreDocs:  # the id from the sort values: no stored document is read
+        return total, out
+    for sd in found:  # the id from the sort values: no stored document is read
         ident = J.cast("org.apache.lucene.search.FieldDoc", sd).fields[1].utf8ToString()
         dataset, _, row = ident.rpartition("/")
         out.append((dataset, int(row), float(sd.score), None))
-    return out
+    return total, out
 
 
 def search(db: Database, datasets: Sequence[str] | str, query: str, field: str = "contents", mode: str = "words",
@@ -909,8 +952,7 @@ def search(db: Database, datasets: Sequence[str] | str, query: str, field: str =
     searcher = _searcher(statuses)
     full = _combine(parsed.lucene, _filter_clauses(db, statuses, filters))
     try:
-        total = searcher.count(full)
-        ranked = _ranked(searcher, full, offset, k) if offset < total else []
+        total, ranked = _ranked(searcher, full, offset, k)
         hits = [Hit(offset + i + 1, d, row, score) for i, (d, row, score, _) in enumerate(ranked)]
         if snippets and hits:
             _add_snippets(hits, [r[3] for r in ranked], parsed, field)
@@ -993,7 +1035,8 @@ def batch_search(db: Database, datasets: Sequence[str] | str, topics: Sequence[t
             out[qid] = []
             continue
         try:
-            ranked = _ranked(searcher, _combine(query.lucene, clauses), 0, k, documents=False)
+            _, ranked = _ranked(searcher, _combine(query.lucene, clauses), 0, k, documents=False,
+                                exact_total=False)
         except J.JavaException as err:
             raise SearchError(f"topic {qid}: the search failed: {_java_message(err)}") from None
         out[qid] = [Hit(n + 1, d, row, score) for n, (d, row, score, _) in enumerate(ranked)]

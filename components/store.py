@@ -291,6 +291,7 @@ class Database:
                 raise DatabaseInUse(_in_use_message(self.path, err)) from None
             raise DatabaseError(f"cannot open {self.path}: {err}") from None
         self._write_lock = threading.RLock()
+        self.generation = 0  # bumped by every committed write (caches of what was read compare it)
         self._local = threading.local()
         if not read_only:
             self.migrate()
@@ -344,6 +345,7 @@ class Database:
                 cur.execute("ROLLBACK")
                 raise
             cur.execute("COMMIT")
+            self.generation += 1
             return result
 
     # -- schema ---------------------------------------------------------------------------------
