@@ -31,6 +31,7 @@ import re
 import threading
 import time
 import uuid
+import weakref
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -136,18 +137,18 @@ def check_principle(p: dict) -> str | None:
     return None
 
 
-_seeded: set[tuple[int, str]] = set()
+_seeded: "weakref.WeakKeyDictionary[Database, set[str]]" = weakref.WeakKeyDictionary()
 _seed_lock = threading.Lock()
 
 
 def ensure_principles(db: Database, path: str | os.PathLike = PRINCIPLES_FILE) -> None:
-    """Copy the library's principles the database has never seen (once per database and process)."""
-    key = (id(db), str(path))
+    """Copy the library's principles the database has never seen (once per open database)."""
     with _seed_lock:
-        if key in _seeded:
+        done = _seeded.setdefault(db, set())
+        if str(path) in done:
             return
         db.seed_principles(load_library(path))
-        _seeded.add(key)
+        done.add(str(path))
 
 
 def principles(db: Database) -> list[Principle]:
@@ -1245,9 +1246,10 @@ def parse_rows(text: str | Iterable[int] | None) -> list[int] | None:
     return [r for r in out if not (r in seen or seen.add(r))] or None
 
 
-def select_rows(db: Database, dataset: str, rows=None, query: str | None = None, limit: int | None = None) -> list[int]:
+def select_rows(db: Database, dataset: str, rows=None, query: str | None = None, limit: int | None = None,
+                notes: list[str] | None = None) -> list[int]:
     """The rows a batch revises: given rows (those that exist), a search's hits in rank order, or the
-    dataset from its first row -- at most ``limit``."""
+    dataset from its first row -- at most ``limit``. How a query was answered goes to ``notes``."""
     info = db.dataset(dataset)
     if info is None:
         raise RevisionError(f"no dataset named {dataset!r}")
@@ -1259,7 +1261,7 @@ def select_rows(db: Database, dataset: str, rows=None, query: str | None = None,
     if rows is not None and query:
         raise RevisionError("give rows or a query, not both")
     if query and query.strip():
-        found = search_rows(db, dataset, query.strip(), limit or 1000)
+        found = search_rows(db, dataset, query.strip(), limit or 1000, notes if notes is not None else [])
     elif rows is not None:
         present = set(db.existing_rows(dataset, rows))
         found = [r for r in rows if r in present]
@@ -1271,27 +1273,26 @@ def select_rows(db: Database, dataset: str, rows=None, query: str | None = None,
     return found
 
 
-def search_rows(db: Database, dataset: str, query: str, limit: int) -> list[int]:
-    """Rows of ``dataset`` matching ``query``: ranked by the search index when there is one,
-    else every row containing all the words, in source order."""
+def search_rows(db: Database, dataset: str, query: str, limit: int, notes: list[str]) -> list[int]:
+    """Rows of ``dataset`` matching ``query``: BM25-ranked hits of its search index when it has an
+    up-to-date one, else every row containing all the words, in source order (and a note says so)."""
     try:
-        from . import search as search_mod  # the BM25 index, when that part of the app is present
+        from . import search as engine
     except ImportError:
-        search_mod = None
-    ranked = getattr(search_mod, "search_rows", None) if search_mod else None
-    if ranked is not None:
-        try:
-            return list(ranked(db, dataset, query, limit))
-        except Exception as err:  # a bad query or a missing index: say so in one line
-            if not _is_missing_index(err):
-                raise RevisionError(f"search {query!r}: {_first_line(err)}") from None
+        engine = None
+    if engine is not None:
+        status = engine.index_status(db, dataset)
+        if status is not None and status.ready:
+            try:
+                hits = engine.search(db, dataset, query, k=limit, snippets=False).hits
+            except engine.SearchError as err:
+                raise RevisionError(f"search {query!r}: {err}") from None
+            notes.append(f"{len(hits)} rows ranked by the search index (BM25)")
+            return [h.row for h in hits]
+        why = status.problem() if status is not None else f"{dataset} has no search index"
+        notes.append(f"{why}; took the rows containing every word of the query instead")
     terms = [a or b for a, b in re.findall(r'"([^"]+)"|(\S+)', query)]
     return db.rows_matching(dataset, terms, limit)
-
-
-def _is_missing_index(err: Exception) -> bool:
-    return "index" in str(err).lower() and ("no " in str(err).lower() or "missing" in str(err).lower()
-                                            or "not built" in str(err).lower())
 
 
 def job_key(dataset: str, side: str, rows: list[int], ps: list[Principle], backend: Backend, settings: Settings,

@@ -451,7 +451,7 @@ def test_cli_revise_pending_then_accept_into(tmp_path, tiny_model):
 def test_cli_batch_interrupted_with_ctrl_c_resumes_without_redoing_rows(tmp_path, tiny_model):
     db = pairs_db(tmp_path / "cli.duckdb")
     args = [sys.executable, str(ROOT / "app.py"), "revise", "pairs", "--rows", "0-5", "--model", tiny_model,
-            "--max-new-tokens", "200", "--batch-size", "1", "--db", db]
+            "--max-new-tokens", "60", "--batch-size", "1", "--db", db]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=os.environ | {"HF_HUB_OFFLINE": "1"})
     lines = []

@@ -5,11 +5,14 @@ from __future__ import annotations
 import re
 import time
 
+import pytest
 from playwright.sync_api import expect
 
 from test_revise import DIALOGUES, PAIRS, fast_settings, tiny_model  # noqa: F401  (fixture)
 
 from components import revise as rv
+
+pytestmark = pytest.mark.browser
 
 
 def open_revise(page, server, dataset: str, row: int, model: str) -> None:

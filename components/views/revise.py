@@ -286,7 +286,7 @@ def build(studio: Studio) -> None:
 
         with gr.Accordion("Pending review", open=False):
             with gr.Row():
-                p_refresh = gr.Button("↻ Refresh", size="sm", scale=0)
+                p_refresh = gr.Button("↻ Refresh list", size="sm", scale=0, elem_id="revise-pending-refresh")
                 p_count = gr.Markdown()
             p_table = gr.Dataframe(headers=PENDING_COLUMNS, interactive=False, wrap=True, elem_id="revise-pending")
             p_ids = gr.State([])
@@ -319,7 +319,8 @@ def build(studio: Studio) -> None:
                 e_save = gr.Button("Save principle", variant="primary", elem_id="revise-edit-save")
                 e_delete = gr.Button("Delete", variant="stop")
             e_result = gr.Markdown(elem_id="revise-edit-result")
-            e_history = gr.Dataframe(headers=HISTORY_COLUMNS, value=history_table(db), interactive=False, wrap=True)
+            e_history = gr.Dataframe(headers=HISTORY_COLUMNS, value=history_table(db), interactive=False, wrap=True,
+                                     column_widths=["13%", "15%", "7%", "8%", "8%", "17%", "32%"])
 
         # -- handlers ---------------------------------------------------------------------------
 
@@ -357,6 +358,7 @@ def build(studio: Studio) -> None:
             except rv.RevisionError as err:
                 yield f"⚠️ {escape(err)}", "", "", None, gr.update()
                 return
+            started = time.perf_counter()  # generation time, not model loading
             last_push = 0.0
             u = None
             try:
@@ -404,8 +406,9 @@ def build(studio: Studio) -> None:
                         raise rv.RevisionError("pick a dataset first")
                     ps = rv.resolve_principles(db, ids or [], template_values(av, st))
                     settings = make_settings(mx, temp, tp, sd_seed, ctx, size)
+                    notes: list[str] = []
                     rows = rv.select_rows(db, name, (rows_text or "").strip() or None, (q or "").strip() or None,
-                                          as_int(limit, 0) or None)
+                                          as_int(limit, 0) or None, notes)
                     backend = backend_from(k, m, ep)
                     accept_into = ((target or "").strip() or rv.default_into(name)) if straight else None
                     job, resumed = rv.start_job(db, name, rows, ps, backend, settings, sd or "chosen", accept_into,
@@ -426,6 +429,8 @@ def build(studio: Studio) -> None:
 
             threading.Thread(target=work, daemon=True, name="revise-batch").start()
             head = f"{'Resumed' if resumed else 'Started'} job `{job['id']}` on **{escape(job['dataset'])}**"
+            if not job_id and notes:
+                head += " (" + escape("; ".join(notes)) + ")"
             while True:
                 p = updates.get()
                 if p is None:
@@ -458,8 +463,9 @@ def build(studio: Studio) -> None:
         def stop_batch(request: gr.Request):
             request_stop(_session(request), "batch")
 
-        b_go.click(start_batch, batch_inputs, [b_status, jobs], concurrency_limit=4, concurrency_id="revise-generate")
-        b_resume.click(resume_batch, [b_job, b_size], [b_status, jobs], concurrency_limit=4,
+        batch_started = b_go.click(start_batch, batch_inputs, [b_status, jobs], concurrency_limit=4,
+                                   concurrency_id="revise-generate")
+        batch_resumed = b_resume.click(resume_batch, [b_job, b_size], [b_status, jobs], concurrency_limit=4,
                        concurrency_id="revise-generate")
         b_stop.click(stop_batch, None, None, concurrency_limit=None)
 
@@ -475,6 +481,8 @@ def build(studio: Studio) -> None:
             return table, ids, f"{len(ids):,} revisions pending review" if ids else "Nothing pending review."
 
         p_refresh.click(refresh_pending, None, [p_table, p_ids, p_count])
+        batch_started.then(refresh_pending, None, [p_table, p_ids, p_count])
+        batch_resumed.then(refresh_pending, None, [p_table, p_ids, p_count])
 
         def pick_pending(ids, evt: gr.SelectData):
             i = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
