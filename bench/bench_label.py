@@ -5,11 +5,12 @@
 1. Starts the real server (`python app.py serve`) on a fresh database file holding a dataset of pairs:
    the UltraFeedback sample in ../shared/data when it is there (1,000 pairs of real text), else 1,000
    generated pairs.
-2. --clients gradio_client clients, each in its own thread with its own annotator name, label
-   --per-client pairs each as fast as they can: `/next_pair` then `/label`, timing each round trip.
-3. In Chromium (Playwright), one annotator labels --presses pairs with the keyboard alone; for each key
+2. In Chromium (Playwright), one annotator labels --presses pairs with the keyboard alone; for each key
    the page records the keydown time and the time the next pair was on screen (the title names a new
    row, then one animation frame so that it is painted).
+3. --clients gradio_client clients, each in its own thread (one process) with its own annotator name,
+   label --per-client pairs each as fast as they can: `/next_pair` then `/label`, timing each round
+   trip, and the CPU time the server and the clients spent.
 4. Stops the server, opens the file and checks the log: exactly clients x per-client events from the
    clients, one per (annotator, pair), each the label that client sent for the pair it was given, and
    exactly --presses events from the browser. Nothing lost, nothing doubled.
@@ -87,6 +88,19 @@ def start_server(db_path: Path, port: int) -> subprocess.Popen:
             time.sleep(0.3)
     proc.kill()
     raise SystemExit("the server did not start within 120 s")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def load_test(url: str, dataset: str, clients: int, per_client: int) -> dict:
@@ -206,8 +220,11 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}/"
     proc = start_server(db_path, port)
     try:
+        load_avg = os.getloadavg()[0]
+        web = browser_test(url, "bench", args.presses)  # first, on a quiet server
+        server_cpu0, client_cpu0 = cpu_seconds(proc.pid), own_cpu_seconds()
         load = load_test(url, "bench", args.clients, args.per_client)
-        web = browser_test(url, "bench", args.presses)
+        server_cpu, client_cpu = cpu_seconds(proc.pid) - server_cpu0, own_cpu_seconds() - client_cpu0
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -236,6 +253,9 @@ def main() -> None:
         "label_p50_ms": statistics.median(load["label_ms"]), "label_p95_ms": pct(load["label_ms"], 95),
         "next_pair_p50_ms": statistics.median(load["next_ms"]), "next_pair_p95_ms": pct(load["next_ms"], 95),
         "throughput_events_per_s": len(load["label_ms"]) / load["wall_s"], "wall_s": load["wall_s"],
+        "server_cpu_ms_per_call": server_cpu * 1000 / (2 * len(load["label_ms"])),
+        "clients_cpu_ms_per_call": client_cpu * 1000 / (2 * len(load["label_ms"])),
+        "load_average_before": load_avg, "cpus": os.cpu_count(),
         "presses": args.presses, "events_from_browser": from_browser, "browser_labels_match_pairs_shown": shown_in_order,
         "key_to_pair_p50_ms": statistics.median(painted), "key_to_pair_p95_ms": pct(painted, 95),
         "key_to_pair_max_ms": max(painted),
@@ -246,7 +266,8 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
 
-    print(f"dataset: {described}; {args.clients} clients x {args.per_client} labels; {args.presses} key presses\n")
+    print(f"dataset: {described}; {args.clients} clients x {args.per_client} labels; {args.presses} key presses; "
+          f"{os.cpu_count()} CPUs, load average {load_avg:.1f} before the run\n")
     print("| measure | value |")
     print("|---|---|")
     print(f"| label events in DuckDB (expected {expected:,}) | {from_clients:,} |")
@@ -255,8 +276,10 @@ def main() -> None:
     print(f"| `/label` round trip p50 / p95 | {result['label_p50_ms']:.0f} ms / {result['label_p95_ms']:.0f} ms |")
     print(f"| `/next_pair` round trip p50 / p95 | {result['next_pair_p50_ms']:.0f} ms / "
           f"{result['next_pair_p95_ms']:.0f} ms |")
-    print(f"| throughput, 16 clients together | {result['throughput_events_per_s']:.0f} labels/s "
+    print(f"| throughput, {args.clients} clients together | {result['throughput_events_per_s']:.0f} labels/s "
           f"({load['wall_s']:.0f} s in all) |")
+    print(f"| CPU per API call: server / the {args.clients} clients (one process) | "
+          f"{result['server_cpu_ms_per_call']:.0f} ms / {result['clients_cpu_ms_per_call']:.0f} ms |")
     print(f"| browser: key press -> next pair painted, p50 / p95 / max ({args.presses} presses) | "
           f"{result['key_to_pair_p50_ms']:.0f} ms / {result['key_to_pair_p95_ms']:.0f} ms / "
           f"{result['key_to_pair_max_ms']:.0f} ms |")

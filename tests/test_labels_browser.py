@@ -127,8 +127,11 @@ def test_hostile_text_runs_nothing_and_stays_readable(hostile, page):
     console, dialogs = [], []
     page.on("console", lambda m: console.append(m.text))
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    for i in range(4):
-        page.goto(hostile.url + f"?tab=compare&dataset=xss&row={i}")
+    order = labels.shuffled_rows(hostile.db, "xss")
+    page.goto(hostile.url + f"?tab=compare&dataset=xss&row={order[0]}")
+    for n, i in enumerate(order):  # every pair, moving on with the keyboard
+        if n:
+            press_and_wait(page, "ArrowRight")
         expect(page.locator("#cmp-title")).to_contain_text(f"row {i} ")
         chosen, rejected, prompt = (page.locator(f"#cmp-{x}") for x in ("chosen", "rejected", "prompt"))
         expect(prompt).to_contain_text(f"Prompt {i}:")
@@ -150,10 +153,14 @@ def test_hostile_text_runs_nothing_and_stays_readable(hostile, page):
         expect(page.locator("#cmp-diff")).to_contain_text("Chosen (words not in rejected struck out)")
         assert "<" in page.locator("#cmp-diff").inner_text()
         page.keyboard.press("d")
-        page.locator("#cmp-keys").get_by_text("Pair metadata").click()
-        expect(page.locator("#cmp-metadata")).to_contain_text("source_note")
+        expect(page.locator("#cmp-diff")).to_be_hidden()
         assert page.evaluate("window.__pwned") is None
+    page.locator("#cmp-keys").get_by_text("Pair metadata").click()
+    expect(page.locator("#cmp-metadata")).to_contain_text("source_note")
+    expect(page.locator("#cmp-metadata")).to_contain_text("window.__pwned")  # the payload, as text
 
+    # Browse shows the same text (rows 0 and 2 carry every payload between them)
+    for i in (0, 2):
         page.goto(hostile.url + f"?dataset=xss&row={i}")
         expect(page.locator("#browse-row-title")).to_contain_text(f"row {i}")
         expect(page.locator("#browse-chosen")).to_contain_text(f"Prompt {i}:")

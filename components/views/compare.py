@@ -468,7 +468,7 @@ def _chatbot(**kw) -> gr.Chatbot:
 def build(studio: Studio) -> None:
     db = studio.db
     pairs = pair_datasets(db)
-    with gr.Tab("Compare", id=TAB_ID):
+    with gr.Tab("Compare", id=TAB_ID) as tab:
         state = gr.State(new_queue(db, None))
         with gr.Row(equal_height=False):
             dataset = gr.Dropdown(label="Dataset (pairs)", choices=pairs, value=pairs[0] if pairs else None, scale=3,
@@ -742,7 +742,7 @@ def build(studio: Studio) -> None:
                 gr.update(choices=agr.annotators, value=pair[1] if pair else None),
                 confusion_table(db, ds, *pair) if pair else [],
                 disagreement_table(agr),
-                agr.disagreements and [d["row"] for d in agr.disagreements] or [],
+                [d["row"] for d in agr.disagreements],
             )
 
         def busiest_or(agr, a, b):
@@ -761,6 +761,8 @@ def build(studio: Studio) -> None:
             row = as_int((evt.row_value or [None])[0], -1)
             name = name_or_none(typed, request)
             st = new_queue(db, ds, "disagreements", None, name, row if row >= 0 else None)
+            if rows and row in rows:  # the list as shown (it may be among some annotators only)
+                st["rows"], st["pos"] = list(rows), list(rows).index(row)
             return [gr.update(selected="label"), gr.update(value="disagreements"), gr.update(visible=False),
                     *render(st, name, with_diff, reset=True)]
 
@@ -774,6 +776,13 @@ def build(studio: Studio) -> None:
             return gr.update(choices=[("majority of annotators", "majority"), *[(n, n) for n in names]])
 
         export_tab.select(refresh_sources, dataset, exp_source)
+        dataset.input(refresh_sources, dataset, exp_source)
+        # datasets ingested since the page opened appear when the tab is opened again
+        def refresh_datasets(ds):
+            choices = pair_datasets(db)
+            return gr.update(choices=choices, value=ds if ds in choices else (choices[0] if choices else None))
+
+        tab.select(refresh_datasets, dataset, dataset)
 
         def do_export(ds, style, source, file_type, labeled_only, keep_ties):
             if not ds:
