@@ -263,7 +263,8 @@ def _resume(db: Database, state: dict, annotator: str | None, start: int = 0) ->
     done = db.labeled_rows(state["dataset"], annotator) if annotator else {}
     pos = labels.next_unlabeled(rows, done, start)
     if pos is None:
-        state["message"] = f"🎉 You have labeled every pair in this queue ({len(rows):,})."
+        state["message"] = (f"✅ You have labeled every pair in this queue ({len(rows):,}). <kbd>←</kbd> goes back "
+                            "through them; or pick another dataset or queue.")
     return pos
 
 
@@ -279,7 +280,8 @@ def label_current(db: Database, state: dict, label: str, annotator: str, confide
     state = dict(state)
     row = shown_row if shown_row is not None else current_row(state)
     if row is None:
-        raise LabelError("no pair on screen to label")
+        raise LabelError("no pair on screen to label" + (": every pair in this queue is labeled (← reviews them)"
+                                                        if state.get("rows") else ""))
     event = labels.add_label(db, state["dataset"], row, label, annotator, confidence, note, tags,
                              options=(options or {}) | {"queue": state["mode"], "query": state["query"] or None,
                                                         "via": "ui"})
