@@ -406,3 +406,52 @@ def test_cli_export(labeled, tmp_path):
     assert r.returncode == 1 and r.stderr.strip() == "error: no dataset named 'nope'"
     r = run_cli("export", "pairs", "--out", str(out), "--annotator", "a", "--majority", "--db", str(path))
     assert r.returncode == 2 and "not allowed with" in r.stderr
+
+
+# -- the Compare view's plain functions, and the word diff ------------------------------------------
+
+
+def test_word_diff_marks_changed_words_and_escapes_everything():
+    from components.diff import counts, word_diff
+
+    a, b = word_diff("Keep <b>this</b> and drop that.", "Keep <b>this</b> and add <script>x</script>.")
+    assert a == 'Keep &lt;b&gt;this&lt;/b&gt; and <del class="wd-del">drop that.</del>'
+    assert b == 'Keep &lt;b&gt;this&lt;/b&gt; and <ins class="wd-ins">add &lt;script&gt;x&lt;/script&gt;.</ins>'
+    assert "<script>" not in a + b
+    assert counts("two words\nhere") == (14, 3)
+
+
+def test_safe_markdown_shows_tags_as_text_and_leaves_code_alone():
+    from components.views.compare import safe_markdown
+
+    text = "Hi <img src=x onerror=alert(1)> and `<b>` then\n```html\n<div>raw</div>\n```\n<svg onload=x> 3 < 4"
+    out = safe_markdown(text)
+    assert "&lt;img src=x" in out and "&lt;svg onload" in out and "<img" not in out and "<svg" not in out
+    assert "`<b>`" in out and "\n<div>raw</div>\n" in out  # code spans and fenced code stay as written
+    assert out.endswith("3 < 4")
+
+
+def test_compare_queue_label_undo_and_move(pairs_db):
+    from components.views import compare
+
+    db = pairs_db
+    order = labels.shuffled_rows(db, "pairs")
+    labels.add_label(db, "pairs", order[0], "chosen", "ada")
+    st = compare.new_queue(db, "pairs", "unlabeled", None, "ada")
+    assert compare.current_row(st) == order[1]  # resumes after what ada labeled
+    view = compare.pair_view(db, "pairs", order[1], with_diff=True)
+    assert view["prompt"][0]["content"].startswith(f"Question number {order[1]}")
+    assert view["chosen_len"].endswith("words") and "wd-del" in view["diff"]
+    st = compare.label_current(db, st, "rejected", "ada", confidence=3, note="flip", tags=["factuality"])
+    assert compare.current_row(st) == order[2]
+    assert db.current_label("pairs", order[1], "ada")["confidence"] == 3
+    assert "You:** 2 of 30" in compare.progress_markdown(db, st, "ada")
+    st = compare.undo_last(db, st, "ada")
+    assert compare.current_row(st) == order[1] and db.current_label("pairs", order[1], "ada") is None
+    assert compare.current_row(compare.move(st, -1)) == order[0]
+    linked = compare.new_queue(db, "pairs", "unlabeled", None, "ada", row=order[0])
+    assert compare.current_row(linked) == order[0]  # a deep link opens the pair asked for
+    searched = compare.new_queue(db, "pairs", "search", "number 7:", "ada")
+    assert searched["rows"] == [7, 17, 27]
+    missing = compare.new_queue(db, "pairs", "unlabeled", None, "ada", row=999)
+    assert "row 999 is not a pair" in missing["message"]
