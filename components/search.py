@@ -173,6 +173,15 @@ class _Java:
                 value = self.BagOfWords()
             elif name == "sort":  # by score, ties by the id (zero-padded row), as Anserini sorts
                 value = self.Sort(self.SortField.FIELD_SCORE, self.SortField("id", self.SortFieldType.STRING_VAL))
+            elif name == "query_cache":
+                # Filters (ranges, label sets) are cached as bit sets once used twice (Lucene's usage
+                # policy), on every segment, even when the filter matches far more documents than the
+                # query: a range filter then costs next to nothing after its first searches.
+                every_segment = self.autoclass("java.util.function.Predicate").isEqual(None).negate()
+                value = self.autoclass("org.apache.lucene.search.LRUQueryCache")(
+                    256, 128 * 1024 * 1024, every_segment, float("inf"))
+            elif name.startswith("occur_"):
+                value = getattr(self.Occur, name[6:])
             else:
                 raise AttributeError(name)
             self.__dict__[name] = value
@@ -428,8 +437,17 @@ _READERS: dict[tuple[str, str], object] = {}  # (path, built_at) -> DirectoryRea
 _SEARCHERS: dict[tuple, object] = {}  # ((path, built_at), ...) + (k1, b) -> IndexSearcher
 
 
+_RETIRED: list[tuple[float, object]] = []  # (when, reader) of rebuilt indexes, closed a minute later
+RETIRE_AFTER_S = 60.0
+
+
 def _reader(path: str, built_at) -> object:
     J = java()
+    while _RETIRED and time.monotonic() - _RETIRED[0][0] > RETIRE_AFTER_S:
+        try:
+            _RETIRED.pop(0)[1].close()
+        except J.JavaException:
+            pass
     key = (path, _stamp(built_at))
     reader = _READERS.get(key)
     if reader is None:
@@ -442,10 +460,11 @@ def _reader(path: str, built_at) -> object:
 
 
 def _forget_readers(path: str) -> None:
-    """Drop cached readers of ``path`` (after a rebuild); searches still running keep theirs."""
+    """Drop the cached readers of ``path`` (after a rebuild). A search still running on one keeps
+    it: it is closed a minute later."""
     with _OPEN_LOCK:
         for key in [k for k in _READERS if k[0] == path]:
-            _READERS.pop(key)
+            _RETIRED.append((time.monotonic(), _READERS.pop(key)))
         for key in [k for k in _SEARCHERS if any(part[0] == path for part in k[0])]:
             _SEARCHERS.pop(key)
 
@@ -467,6 +486,7 @@ def _searcher(statuses: Sequence[IndexStatus]):
                 top = J.cast("org.apache.lucene.index.IndexReader", J.MultiReader(subs, False))
             searcher = J.IndexSearcher(top)
             searcher.setSimilarity(J.BM25Similarity(float(k1), float(b)))
+            searcher.setQueryCache(J.query_cache)
             if len(_SEARCHERS) > 32:
                 _SEARCHERS.pop(next(iter(_SEARCHERS)))
             _SEARCHERS[key] = searcher
@@ -667,7 +687,7 @@ def stems(words: Iterable[str]) -> dict[str, tuple[str, ...]]:
 
     A stop word gives (); "running" gives ("run",).
     """
-    words = list(dict.fromkeys(words))
+    words = set(words)
     missing = [w for w in words if w not in _STEMS and w != _SEPARATOR]
     if missing:
         J = java()
@@ -697,6 +717,14 @@ class Marker:
         terms = [(f, m) for f, m in query.terms if f in fields]
         self.exact = {m for _, m in terms if isinstance(m, str)}
         self.predicates = [m for _, m in terms if not isinstance(m, str)]
+        # Porter stemming only rewrites the end of a word (at most the last two letters of its stem
+        # differ from the word's), so a word of ASCII letters and digits (one token) can stem to a
+        # query term only if it starts with that term less its last two letters: other such words
+        # are not looked up. Words the analyzer may split (dots, apostrophes, CJK) always are.
+        self.candidate = None
+        if self.exact and not self.predicates:
+            heads = sorted({t[:max(1, len(t) - 2)] for t in self.exact}, key=len)
+            self.candidate = re.compile("|".join(re.escape(h) for h in heads)).match
 
     def __bool__(self) -> bool:
         return bool(self.exact or self.predicates)
@@ -705,7 +733,14 @@ class Marker:
         """(start, end, stem) of each matched word of ``text``."""
         if not self:
             return []
-        found = [(m.start(), m.end(), m.group().lower()) for m in _WORD.finditer(text)]
+        candidate = self.candidate
+        found = []
+        for m in _WORD.finditer(text):
+            word = m.group().lower()
+            if candidate is None or candidate(word) or not (word.isascii() and word.isalnum()):
+                found.append((m.start(), m.end(), word))
+        if not found:
+            return []
         table = stems(w for _, _, w in found)
         out = []
         for start, end, word in found:
@@ -898,9 +933,9 @@ def _combine(query, clauses):
         return query
     J = java()
     builder = J.BooleanQueryBuilder()
-    builder.add(query, J.Occur.MUST)
+    builder.add(query, J.occur_MUST)
     for occur, q in clauses:
-        builder.add(q, getattr(J.Occur, occur))
+        builder.add(q, getattr(J, "occur_" + occur))
     return builder.build()
 
 

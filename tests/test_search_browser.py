@@ -80,6 +80,12 @@ def test_lucene_error_under_the_box_and_index_button(search_server, page):
     expect(page.locator("#search-indexes")).not_to_contain_text("not indexed")
     assert search.index_status(search_server.db, UNINDEXED).ready
 
+    # a search deep link: ?tab=search&q=... opens the tab with the results
+    page.goto(search_server.url + "?tab=search&q=cold+weather&datasets=demo-field-notes")
+    expect(page.locator("#search-summary")).to_contain_text("in demo-field-notes")
+    expect(page.locator("#search-results mark").first).to_be_visible()
+    expect(page.locator("#search-query textarea")).to_have_value("cold weather")
+
 
 def test_search_api_round_trip(search_server):
     from gradio_client import Client
