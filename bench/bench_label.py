@@ -10,7 +10,9 @@
    row, then one animation frame so that it is painted).
 3. --clients gradio_client clients, each in its own thread (one process) with its own annotator name,
    label --per-client pairs each as fast as they can: `/next_pair` then `/label`, timing each round
-   trip, and the CPU time the server and the clients spent.
+   trip, and the CPU time the server and the clients spent. gradio_client sometimes drops a call when
+   its event stream closes under load (CancelledError); the client then retries the way a careful
+   script would: a read again, a label only after `/next_pair` shows it did not land.
 4. Stops the server, opens the file and checks the log: exactly clients x per-client events from the
    clients, one per (annotator, pair), each the label that client sent for the pair it was given, and
    exactly --presses events from the browser. Nothing lost, nothing doubled.
@@ -31,6 +33,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from concurrent.futures import CancelledError
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,6 +113,7 @@ def load_test(url: str, dataset: str, clients: int, per_client: int) -> dict:
     next_ms: list[float] = []
     sent: dict[str, dict[int, str]] = {}
     errors: list[str] = []
+    retries: list[str] = []
     lock = threading.Lock()
     barrier = threading.Barrier(clients)
 
@@ -118,15 +122,41 @@ def load_test(url: str, dataset: str, clients: int, per_client: int) -> dict:
         rng = random.Random(k)
         mine: dict[int, str] = {}
         lt, nt = [], []
+        client = Client(url, verbose=False)
+
+        def call(*args, api_name):
+            """One call; when gradio_client drops it (its event stream closed: CancelledError), a new client."""
+            nonlocal client
+            try:
+                return client.predict(*args, api_name=api_name)
+            except CancelledError:
+                with lock:
+                    retries.append(f"{name} {api_name}")
+                client = Client(url, verbose=False)
+                raise
+
         try:
-            client = Client(url, verbose=False)
             barrier.wait()
             for _ in range(per_client):
                 t0 = time.perf_counter()
-                row = client.predict(dataset, name, api_name="/next_pair")
+                for attempt in range(3):
+                    try:
+                        row = call(dataset, name, api_name="/next_pair")  # a read: safe to repeat
+                        break
+                    except CancelledError:
+                        if attempt == 2:
+                            raise
                 t1 = time.perf_counter()
                 label = rng.choice(LABELS)
-                client.predict(dataset, row, label, name, api_name="/label")
+                for attempt in range(3):
+                    try:
+                        call(dataset, row, label, name, api_name="/label")
+                        break
+                    except CancelledError:
+                        # did it land? (labels of this annotator come from this thread only)
+                        time.sleep(2)
+                        if call(dataset, name, api_name="/next_pair") != row or attempt == 2:
+                            break
                 t2 = time.perf_counter()
                 if row in mine:
                     errors.append(f"{name} was given row {row} twice")
@@ -147,7 +177,8 @@ def load_test(url: str, dataset: str, clients: int, per_client: int) -> dict:
     for t in threads:
         t.join()
     wall = time.perf_counter() - started
-    return {"label_ms": label_ms, "next_ms": next_ms, "sent": sent, "errors": errors, "wall_s": wall}
+    return {"label_ms": label_ms, "next_ms": next_ms, "sent": sent, "errors": errors, "wall_s": wall,
+            "retries": retries}
 
 
 INSTRUMENT = """
@@ -249,7 +280,7 @@ def main() -> None:
     result = {
         "dataset": described, "pairs": pairs, "clients": args.clients, "per_client": args.per_client,
         "events_expected": expected, "events_from_clients": from_clients, "distinct_annotator_pairs": distinct,
-        "labels_not_as_sent": mismatched, "errors": load["errors"][:10],
+        "labels_not_as_sent": mismatched, "errors": load["errors"][:10], "client_retries": load["retries"],
         "label_p50_ms": statistics.median(load["label_ms"]), "label_p95_ms": pct(load["label_ms"], 95),
         "next_pair_p50_ms": statistics.median(load["next_ms"]), "next_pair_p95_ms": pct(load["next_ms"], 95),
         "throughput_events_per_s": len(load["label_ms"]) / load["wall_s"], "wall_s": load["wall_s"],
@@ -273,6 +304,7 @@ def main() -> None:
     print(f"| label events in DuckDB (expected {expected:,}) | {from_clients:,} |")
     print(f"| distinct (annotator, pair) | {distinct:,} |")
     print(f"| events not as sent (lost, doubled or changed) | {mismatched} |")
+    print(f"| calls gradio_client dropped (CancelledError), retried | {len(load['retries'])} |")
     print(f"| `/label` round trip p50 / p95 | {result['label_p50_ms']:.0f} ms / {result['label_p95_ms']:.0f} ms |")
     print(f"| `/next_pair` round trip p50 / p95 | {result['next_pair_p50_ms']:.0f} ms / "
           f"{result['next_pair_p95_ms']:.0f} ms |")
