@@ -198,6 +198,26 @@ def bandwidth_gbs(name: str, override: float | None) -> float | None:
     return None
 
 
+def bound_report(lm, rows: dict, n_batch: int, bw: float | None) -> dict:
+    """Print the single-stream and batch decode rates beside the memory-bandwidth bound: every decode
+    step reads all the weights once, so steps/s <= bandwidth / bytes of weights."""
+    weight_bytes = sum(p.numel() * p.element_size() for p in lm.parameters())
+    out = {"weight_bytes": weight_bytes}
+    if not bw:
+        print("\nUnknown GPU bandwidth: pass --bandwidth-gbs to print the memory-bandwidth bound")
+        return out
+    bound = bw * 1e9 / weight_bytes
+    single = rows["local: single stream"]["decode_tok_s"]
+    batch = rows[f"local: batch of {n_batch}"]["decode_tok_s"]
+    print(f"\nMemory-bandwidth bound: {weight_bytes / 1e9:.2f} GB of weights read per decode step at {bw:,.0f} GB/s "
+          f"= {bound:,.0f} steps/s.")
+    print(f"- single stream: {fmt(single)} tokens/s = {100 * single / bound:.0f}% of the bound")
+    print(f"- batch of {n_batch}: {fmt(batch)} tokens/s = {batch / n_batch:,.0f} steps/s "
+          f"({100 * batch / n_batch / bound:.0f}% of the bound's step rate; at most {bound * n_batch:,.0f} tokens/s, "
+          "KV-cache reads ignored)")
+    return out | {"bandwidth_gbs": bw, "bound_steps_s": bound, "single_tok_s": single, "batch_tok_s": batch}
+
+
 def fmt(x, digits=1):
     return "—" if x is None else f"{x:,.{digits}f}"
 
@@ -207,7 +227,7 @@ def main(argv=None) -> int:
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--tokens", type=int, help="new tokens per generation (default 32 on CPU, 256 on CUDA)")
     ap.add_argument("--batch", type=int, help="conversations per batch (default 4 on CPU, 32 on CUDA)")
-    ap.add_argument("--runs", type=int, default=2, help="repeats of each single-stream figure (median)")
+    ap.add_argument("--runs", type=int, default=3, help="repeats of each single-stream figure (median)")
     ap.add_argument("--model-dir", default=str(Path(tempfile.gettempdir()) / "bench-revise-qwen2-0.5b"))
     ap.add_argument("--no-endpoint", action="store_true", help="skip the transformers serve figures")
     ap.add_argument("--continuous-batching", action="store_true",
@@ -246,33 +266,39 @@ def main(argv=None) -> int:
     results["parameters"] = local.parameters
     print(f"loaded {local.describe()} ({local.parameters / 1e6:.0f}M parameters) in {results['load_s']:.1f} s",
           file=sys.stderr)
-    stream_once(local, prompts[0], rv.Settings(max_new_tokens=4))  # warm-up
-    rows = {}
-    rows["local single stream"] = median_of([stream_once(local, prompts[0], settings) for _ in range(args.runs)])
-    print("local single", rows["local single stream"], file=sys.stderr)
-    rows["local single revision (critique + revision)"] = revision_once(local, sources[0], ps, settings)
-    print("local revision", rows["local single revision (critique + revision)"], file=sys.stderr)
-    rows[f"local batch of {n_batch}"] = batch_once(local, prompts, settings)
-    print("local batch", rows[f"local batch of {n_batch}"], file=sys.stderr)
-    if not cuda:
-        rows[f"local batched revision job, {n_batch} rows"] = job_once(
-            db, local, "demo-assistant-pairs", list(range(min(n_batch, 14))), ps, settings)
-        print("local job", rows[f"local batched revision job, {n_batch} rows"], file=sys.stderr)
-
+    rows: dict = {}
+    proc = ep = None
+    label = ""
     if not args.no_endpoint:
         continuous = args.continuous_batching or cuda
         proc, url = start_server(model_dir, "cuda" if cuda else "cpu", str(local.dtype), continuous)
-        try:
-            ep = rv.EndpointBackend(url, str(model_dir))
-            stream_once(ep, prompts[0], rv.Settings(max_new_tokens=4))  # warm-up
-            label = "transformers serve" + (" --continuous-batching" if continuous else "")
-            rows[f"{label}: single stream"] = median_of([stream_once(ep, prompts[0], settings)
-                                                         for _ in range(args.runs)])
-            print("serve single", rows[f"{label}: single stream"], file=sys.stderr)
-            rows[f"{label}: single revision (critique + revision)"] = revision_once(ep, sources[0], ps, settings)
-            rows[f"{label}: {n_batch} concurrent requests"] = batch_once(ep, prompts, settings)
-            print("serve batch", rows[f"{label}: {n_batch} concurrent requests"], file=sys.stderr)
-        finally:
+        ep = rv.EndpointBackend(url, str(model_dir))
+        label = "transformers serve" + (" --continuous-batching" if continuous else "")
+    try:
+        # local and server measured in turns, so that both meet the same load on a shared machine
+        backends = [("local", local)] + ([(label, ep)] if ep else [])
+        for _, b in backends:
+            stream_once(b, prompts[0], rv.Settings(max_new_tokens=4))  # warm-up
+        singles: dict[str, list] = {name: [] for name, _ in backends}
+        for _ in range(args.runs):
+            for name, b in backends:
+                singles[name].append(stream_once(b, prompts[0], settings))
+        for name, b in backends:
+            rows[f"{name}: single stream"] = median_of(singles[name])
+            print(name, "single", rows[f"{name}: single stream"], file=sys.stderr)
+        for name, b in backends:
+            rows[f"{name}: single revision (critique + revision)"] = revision_once(b, sources[0], ps, settings)
+            print(name, "revision", rows[f"{name}: single revision (critique + revision)"], file=sys.stderr)
+        for name, b in backends:
+            key = f"{name}: batch of {n_batch}" if b is local else f"{name}: {n_batch} concurrent requests"
+            rows[key] = batch_once(b, prompts, settings)
+            print(name, "batch", rows[key], file=sys.stderr)
+        if not cuda:
+            key = f"local: batched revision job, {min(n_batch, 14)} rows"
+            rows[key] = job_once(db, local, "demo-assistant-pairs", list(range(min(n_batch, 14))), ps, settings)
+            print("local job", rows[key], file=sys.stderr)
+    finally:
+        if proc is not None:
             proc.terminate()
             try:
                 proc.wait(timeout=30)
@@ -281,7 +307,7 @@ def main(argv=None) -> int:
     results["rows"] = rows
 
     print(f"\nDevice: {machine}; model: random-weight Qwen2, {local.parameters / 1e6:.0f}M parameters, "
-          f"{local.dtype}; {n_tokens} new tokens per generation; prompt {int(rows['local single stream']['prompt_tokens'])} "
+          f"{local.dtype}; {n_tokens} new tokens per generation; prompt {int(rows['local: single stream']['prompt_tokens'])} "
           f"tokens (a critique prompt); temperature 0.7\n")
     print("| path | TTFT s | new tokens | seconds | tokens/s | decode tokens/s |")
     print("|---|---|---|---|---|---|")
@@ -293,20 +319,7 @@ def main(argv=None) -> int:
               f"{fmt(r.get('decode_tok_s'))} |")
     if cuda:
         bw = bandwidth_gbs(machine, args.bandwidth_gbs)
-        weight_bytes = sum(p.numel() * p.element_size() for p in local.lm.parameters())
-        results["weight_bytes"] = weight_bytes
-        if bw:
-            bound = bw * 1e9 / weight_bytes
-            results["bandwidth_gbs"] = bw
-            results["bound_tok_s_single"] = bound
-            single = rows["local single stream"]["decode_tok_s"]
-            batch = rows[f"local batch of {n_batch}"]["decode_tok_s"]
-            print(f"\nMemory-bandwidth bound: {weight_bytes / 1e9:.2f} GB of weights per decode step at {bw:,.0f} GB/s "
-                  f"= {bound:,.0f} steps/s: single stream {fmt(single)} tokens/s ({100 * single / bound:.0f}% of the "
-                  f"bound); batch of {n_batch}: {fmt(batch)} tokens/s = {batch / n_batch:,.0f} steps/s "
-                  f"(bound {bound * n_batch:,.0f} tokens/s, ignoring KV-cache reads)")
-        else:
-            print("\nUnknown GPU bandwidth: pass --bandwidth-gbs to print the memory-bandwidth bound")
+        results |= bound_report(local.lm, rows, n_batch, bw)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, default=str))
     db.close()
