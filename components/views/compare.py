@@ -462,9 +462,10 @@ def who(typed: str | None, request: gr.Request | None = None) -> str:
 
 
 def _chatbot(**kw) -> gr.Chatbot:
-    """A read-only chat pane for untrusted text: sanitized, Markdown on, no custom tags, no feedback."""
+    """A read-only chat pane for untrusted text: sanitized, Markdown on, no custom tags, no feedback, and no
+    LaTeX (a "$5 or $10" in a response stays money, not math)."""
     return gr.Chatbot(autoscroll=False, allow_tags=False, sanitize_html=True, render_markdown=True,
-                      feedback_options=None, buttons=["copy"], **kw)
+                      latex_delimiters=[], feedback_options=None, buttons=["copy"], **kw)
 
 
 def build(studio: Studio) -> None:
