@@ -45,4 +45,7 @@ def _from_views(attr: str) -> str:
 
 
 def launch_kwargs() -> dict:
-    return {"css": CSS + _from_views("CSS"), "head": HEAD + _from_views("HEAD"), "theme": gr.themes.Soft()}
+    # run_history off: Gradio would otherwise copy every event's inputs and outputs (dataset text
+    # included) into the browser's localStorage, which also slows each event down as the history grows
+    return {"css": CSS + _from_views("CSS"), "head": HEAD + _from_views("HEAD"), "theme": gr.themes.Soft(),
+            "run_history": False}
