@@ -19,7 +19,7 @@ shuffled with a fixed seed, the first N of them for each size. For each size, in
             api_name="/search") for --server-queries queries (the same filtered page of 10)
 
 Queries are --queries random 2-3 word queries made of words of random documents (seeded); each engine
-first answers 50 warm-up queries. Latencies are per query, wall clock, single-threaded. Prints a
+first answers 100 warm-up queries (10 for the server). Latencies are per query, wall clock, single-threaded. Prints a
 Markdown table and writes bench/out/search/results.json.
 """
 
@@ -85,7 +85,7 @@ def make_queries(docs: list[dict], n: int, seed: int = 1) -> list[str]:
     return queries
 
 
-def timed(fn, queries: list[str], warm: int = 50) -> tuple[list[float], list]:
+def timed(fn, queries: list[str], warm: int = 100) -> tuple[list[float], list]:
     for q in queries[:warm]:
         fn(q)
     out, times = [], []
@@ -230,9 +230,15 @@ def run_size(n: int, docs: list[dict], queries: list[str], server_queries: int) 
     gc.collect()
     result["bench_peak_rss_mb"] = peak_rss_mb()
     db.close()
-    if server_queries:
-        result["server"] = server_round_trip(db_path, name, queries[:server_queries])
     print(json.dumps(result), file=sys.stderr, flush=True)
+    if server_queries:
+        for attempt in (1, 2):  # a server killed from outside (a shared machine) gets one more try
+            try:
+                result["server"] = server_round_trip(db_path, name, queries[:server_queries])
+                break
+            except Exception as err:  # noqa: BLE001  (reported in the results)
+                result["server"] = {"failed": f"attempt {attempt}: {type(err).__name__}: {err}"}
+        print(json.dumps(result["server"]), file=sys.stderr, flush=True)
     return result
 
 
@@ -252,7 +258,7 @@ def table(results: list[dict]) -> str:
             f"| {r['pyserini']['p50']:.2f} / {r['pyserini']['p95']:.2f} ms "
             f"| {r['bm25s']['p50']:.1f} / {r['bm25s']['p95']:.1f} ms ({r['bm25s']['build_s']:.0f} s) "
             f"| {r['app_vs_bm25s_p50']:.0f}x "
-            + (f"| {server['p50']:.0f} / {server['p95']:.0f} ms " if server else "| — ")
+            + (f"| {server['p50']:.0f} / {server['p95']:.0f} ms " if server and "p50" in server else "| failed ")
             + f"| {r['overlap_app_pyserini']:.2f}, {r['overlap_bm25s_pyserini']:.2f} |"
         )
     return "\n".join(lines)
@@ -274,6 +280,7 @@ def main() -> None:
     for n in sizes:
         queries = make_queries(docs[:n], args.queries)
         results.append(run_size(n, docs, queries, args.server_queries))
+        (OUT / "results.json").write_text(json.dumps({"partial": True, "results": results}, indent=1))
     meta = {"load_before": load_before, "load_after": os.getloadavg(), "minutes": (time.time() - started) / 60,
             "queries": args.queries, "server_queries": args.server_queries}
     (OUT / "results.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
@@ -281,6 +288,9 @@ def main() -> None:
     print(f"\nload average before {load_before[0]:.1f}, after {meta['load_after'][0]:.1f}; "
           f"{meta['minutes']:.1f} min; peak RSS of this process {results[-1]['bench_peak_rss_mb']:.0f} MB, "
           f"of the server {results[-1].get('server', {}).get('server_peak_rss_mb', float('nan')):.0f} MB")
+    for r in results:
+        if "failed" in r.get("server", {}):
+            print(f"server round trip at {r['docs']:,}: {r['server']['failed']}")
 
 
 if __name__ == "__main__":

@@ -729,8 +729,8 @@ class Marker:
     def __bool__(self) -> bool:
         return bool(self.exact or self.predicates)
 
-    def matches(self, text: str) -> list[tuple[int, int, str]]:
-        """(start, end, stem) of each matched word of ``text``."""
+    def candidates(self, text: str) -> list[tuple[int, int, str]]:
+        """(start, end, lower-cased word) of the words of ``text`` that may match."""
         if not self:
             return []
         candidate = self.candidate
@@ -739,6 +739,11 @@ class Marker:
             word = m.group().lower()
             if candidate is None or candidate(word) or not (word.isascii() and word.isalnum()):
                 found.append((m.start(), m.end(), word))
+        return found
+
+    def matches(self, text: str, found: list[tuple[int, int, str]] | None = None) -> list[tuple[int, int, str]]:
+        """(start, end, stem) of each matched word of ``text`` (``found``: its candidates, if known)."""
+        found = self.candidates(text) if found is None else found
         if not found:
             return []
         table = stems(w for _, _, w in found)
@@ -751,11 +756,12 @@ class Marker:
         return out
 
 
-def highlight(text: str, marker: Marker, width: int = SNIPPET_CHARS) -> tuple[str, int]:
+def highlight(text: str, marker: Marker, width: int = SNIPPET_CHARS,
+              found: list[tuple[int, int, str]] | None = None) -> tuple[str, int]:
     """An HTML snippet of ``text`` around its best run of matches: the text escaped, matched
     words in <mark>. Returns (html, number of distinct stems matched in the snippet)."""
     text = text or ""
-    matches = marker.matches(text)
+    matches = marker.matches(text, found)
     start, end = _window(text, matches, width)
     parts, pos, seen = [], start, set()
     if start > 0:
@@ -1008,15 +1014,20 @@ _PARTS = {
 def _add_snippets(hits: list[Hit], docs: list, query: ParsedQuery, field_name: str) -> None:
     # Words matched in the searched field, and in any field a Lucene query names explicitly
     marker = Marker(query, FIELDS)
+    pages = []
     for hit, doc in zip(hits, docs):
         raw = json.loads(doc.get("raw"))
         hit.source_id = raw.get("source_id")
         parts = [(p, raw.get(p) or "") for p in _PARTS[field_name] if raw.get(p)]
         if field_name == "contents" and len(parts) > 1:
             parts = parts[1:]  # the record's own parts, rather than their concatenation
+        pages.append([(part, text, marker.candidates(text)) for part, text in parts])
+    # the stems of every candidate word of the page in one go (one call to Java for the new ones)
+    stems(w for parts in pages for _, _, found in parts for _, _, w in found)
+    for hit, parts in zip(hits, pages):
         best = None
-        for part, text in parts:
-            snippet, n = highlight(text, marker)
+        for part, text, found in parts:
+            snippet, n = highlight(text, marker, found=found)
             if best is None or n > best[2]:
                 best = (part, snippet, n)
         if best:
