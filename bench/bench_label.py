@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_label.py [--clients 16] [--per-client 100] [--presses 60]
 
 1. Starts the real server (`python app.py serve`) on a fresh database file holding a dataset of pairs:
-   the UltraFeedback sample in ../shared/data when it is there (1,000 pairs of real text), else 1,000
+   the UltraFeedback sample in ../shared/data when it is there (998 pairs of real text), else 1,000
    generated pairs.
 2. In Chromium (Playwright), one annotator labels --presses pairs with the keyboard alone; for each key
    the page records the keydown time and the time the next pair was on screen (the title names a new
@@ -55,7 +55,7 @@ def pct(xs: list[float], q: float) -> float:
 
 def source(folder: Path) -> tuple[Path, str]:
     if ULTRAFEEDBACK.exists():
-        return ULTRAFEEDBACK, "UltraFeedback sample (1,000 real pairs)"
+        return ULTRAFEEDBACK, "the UltraFeedback sample in ../shared/data"
     path = folder / "pairs.jsonl"
     rng = random.Random(7)
     words = "the a model answer question because which however therefore data label pair response".split()
@@ -63,7 +63,7 @@ def source(folder: Path) -> tuple[Path, str]:
         for i in range(1000):
             text = lambda n: " ".join(rng.choice(words) for _ in range(n))  # noqa: E731
             f.write(json.dumps({"prompt": f"{i}: {text(20)}?", "chosen": text(120), "rejected": text(90)}) + "\n")
-    return path, "1,000 generated pairs"
+    return path, "generated pairs"
 
 
 def free_port() -> int:
@@ -244,6 +244,7 @@ def main() -> None:
     info = ingest(db, str(src), name="bench")
     db.close()
     pairs = info.rows_loaded
+    described = f"{described}, {pairs:,} pairs"
     if pairs < args.per_client:
         raise SystemExit(f"the dataset has {pairs} pairs; --per-client must be at most that")
 
