@@ -7,6 +7,7 @@ hits, ``&queue=disagreements`` the disagreements). Scripting API on the running 
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
 import time
@@ -21,7 +22,10 @@ from .common import Studio, as_int, escape, query_params
 
 TAB_ID = "compare"
 ANNOTATOR_KEY = "preference-studio-annotator"
-KEYS = {lab.name: lab.key for lab in labels.VOCABULARY}
+BUTTON_KEYS = {lab.key.lower(): f"cmp-label-{lab.name}" for lab in labels.VOCABULARY} | {
+    "u": "cmp-undo", "arrowright": "cmp-next", "j": "cmp-next", "arrowleft": "cmp-prev", "k": "cmp-prev"}
+"""Key (KeyboardEvent.key, lower case) -> the elem_id of the button it clicks."""
+LABEL_KEYS = [lab.key.lower() for lab in labels.VOCABULARY] + ["u"]
 CONFIDENCE_CHOICES = [("–", 0), ("1 · unsure", 1), ("2 · fairly sure", 2), ("3 · certain", 3)]
 
 # -- keyboard: one document-level listener (Gradio has no hotkey API) --------------------------------
@@ -31,10 +35,8 @@ HEAD = """
 (() => {
   if (window.__studioCompareKeys) return;
   window.__studioCompareKeys = true;
-  const BUTTONS = {"1": "cmp-label-chosen", "2": "cmp-label-rejected", "3": "cmp-label-tie",
-                   "4": "cmp-label-both_bad", "s": "cmp-label-skip", "u": "cmp-undo",
-                   "arrowright": "cmp-next", "j": "cmp-next", "arrowleft": "cmp-prev", "k": "cmp-prev"};
-  const LABEL_KEYS = new Set(["1", "2", "3", "4", "s", "u"]);
+  const BUTTONS = __BUTTONS__;
+  const LABEL_KEYS = new Set(__LABEL_KEYS__);
   const CONFIDENCE = {"q": "1", "w": "2", "e": "3", "0": "0"};
   const TEXT_INPUTS = new Set(["", "text", "search", "email", "number", "password", "tel", "url"]);
   let busyUntil = 0;
@@ -93,7 +95,7 @@ HEAD = """
   }, true);
 })();
 </script>
-"""
+""".replace("__BUTTONS__", json.dumps(BUTTON_KEYS)).replace("__LABEL_KEYS__", json.dumps(LABEL_KEYS))
 
 CSS = """
 #cmp-keys .cmp-legend { font-size: 0.85em; color: var(--body-text-color-subdued); line-height: 2; }
