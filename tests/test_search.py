@@ -353,9 +353,13 @@ def test_view_run_search_shows_hits_with_links(sdb):
 
 
 def test_view_filters_and_choices(sdb):
-    f = view.make_filters("train", 10, None, "meta:votes", None, 20, "any")
-    assert f.split == "train" and f.ranges == {"length": (10, None), "meta:votes": (None, 20)}
-    assert view.make_filters("any", None, None, "margin", None, None, "any").ranges == {}
+    f = view.make_filters("train", "10", "", "meta:votes", " ", "20.5", "any")
+    assert f.split == "train" and f.ranges == {"length": ("10", None), "meta:votes": (None, "20.5")}
+    assert view.make_filters("any", "", None, "margin", "", "", "any").ranges == {}
+    out = view.run_search(sdb, "apple", ["filters"], "contents", "words", f, 1)
+    assert out["total"] == len(_expected(lambda r: _length(r) >= 10 and r["votes"] <= 20.5))
+    bad = view.run_search(sdb, "apple", ["filters"], "contents", "words", view.make_filters(length_min="ten"), 1)
+    assert "not a number" in bad["error"]
     labels = dict((v, k) for k, v in view.number_choices(sdb, ["filters"]))
     assert "meta:votes" in labels and "margin" in labels
     assert "meta:votes" not in dict((v, k) for k, v in view.number_choices(sdb, ["fields"]))

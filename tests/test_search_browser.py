@@ -72,6 +72,20 @@ def test_lucene_error_under_the_box_and_index_button(search_server, page):
     expect(page.locator("#search-results .sr-hit")).to_have_count(1)
     expect(page.locator("#search-results mark").first).to_have_text(re.compile("ice|water"))
 
+    # a length filter changes the total (what passes it, over the whole ranked list)
+    page.locator("#search-mode").get_by_text("Plain words").click()
+    box.fill("water")
+    page.get_by_text("Filters (applied to the whole ranked list)").click()
+    page.locator("#search-length-min textarea").fill("400")
+    box.press("Enter")
+    db = search_server.db
+    ready = [s.dataset for s in search.index_statuses(db) if s.ready]
+    every = search.search(db, ready, "water").total
+    kept = search.search(db, ready, "water", filters=search.Filters(ranges={"length": (400, None)})).total
+    assert 0 < kept < every
+    expect(page.locator("#search-summary")).to_contain_text(f"{kept} hit")
+    page.locator("#search-length-min textarea").fill("")
+
     page.get_by_text("Indexes", exact=True).click()
     expect(page.locator("#search-indexes")).to_contain_text("not indexed")
     expect(page.locator("#search-index-dataset input")).to_have_value(UNINDEXED)
@@ -92,10 +106,10 @@ def test_search_api_round_trip(search_server):
 
     client = Client(search_server.url, verbose=False)
     error, summary, html, page_no, pages = client.predict(
-        "egg yolk", ["demo-assistant-pairs"], "contents", "words", "any", None, None, "margin", None, None, "any",
+        "egg yolk", ["demo-assistant-pairs"], "contents", "words", "any", "", "", "margin", "", "", "any",
         api_name="/search")
     assert error == "" and "hit" in summary and page_no == 1
     assert "<mark>" in html and 'href="?dataset=demo-assistant-pairs&amp;row=0"' in html
-    error, *_ = client.predict("egg AND", ["demo-assistant-pairs"], "contents", "lucene", "any", None, None,
-                               "margin", None, None, "any", api_name="/search")
+    error, *_ = client.predict("egg AND", ["demo-assistant-pairs"], "contents", "lucene", "any", "", "",
+                               "margin", "", "", "any", api_name="/search")
     assert "⚠️ Cannot parse 'egg AND'" in html_text(error)

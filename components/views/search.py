@@ -44,8 +44,10 @@ CSS = """
 #search-pager { align-items: center; gap: 10px; }
 #search-pager > div { flex: 0 0 auto !important; width: auto !important; }
 #search-pages p, #search-page-label p { margin: 0; white-space: nowrap; }
-#search-indexes table { width: 100%; border-collapse: collapse; font-size: 0.9em; }
-#search-indexes th, #search-indexes td { text-align: left; padding: 4px 8px; border-bottom: 1px solid var(--border-color-primary); }
+#search-indexes table { width: 100%; border-collapse: collapse; font-size: 0.9em; border: none; }
+#search-indexes th, #search-indexes td { text-align: left; padding: 4px 8px; border: none;
+  border-bottom: 1px solid var(--border-color-primary); }
+#search-indexes th { color: var(--body-text-color-subdued); font-weight: 600; }
 #search-indexes .ix-stale { color: #b45309; font-weight: 600; }
 #search-indexes .ix-none { color: var(--body-text-color-subdued); }
 """
@@ -76,11 +78,16 @@ def number_choices(db: Database, datasets: list[str] | None = None) -> list[tupl
 
 def make_filters(split=None, length_min=None, length_max=None, number=None, number_min=None, number_max=None,
                  label="any") -> engine.Filters:
+    """Filters from the form; an empty bound is open (text boxes: a number box cannot be empty)."""
+
+    def bound(v):
+        return None if v is None or str(v).strip() == "" else str(v).strip()
+
     ranges = {}
-    if length_min not in (None, "") or length_max not in (None, ""):
-        ranges["length"] = (length_min, length_max)
-    if number and (number_min not in (None, "") or number_max not in (None, "")):
-        ranges[number] = (number_min, number_max)
+    if bound(length_min) is not None or bound(length_max) is not None:
+        ranges["length"] = (bound(length_min), bound(length_max))
+    if number and (bound(number_min) is not None or bound(number_max) is not None):
+        ranges[number] = (bound(number_min), bound(number_max))
     return engine.Filters(split=None if split in (None, "", "any") else split, ranges=ranges, label=label or "any")
 
 
@@ -192,16 +199,16 @@ def build(studio: Studio) -> None:
             with gr.Row():
                 split = gr.Dropdown(label="Split", choices=split_choices(db), value="any", scale=1,
                                     elem_id="search-split")
-                length_min = gr.Number(label="Length from (characters)", value=None, minimum=0, scale=1,
-                                       elem_id="search-length-min")
-                length_max = gr.Number(label="Length to", value=None, minimum=0, scale=1, elem_id="search-length-max")
+                length_min = gr.Textbox(label="Length from (characters)", placeholder="any", scale=1,
+                                        elem_id="search-length-min")
+                length_max = gr.Textbox(label="Length to", placeholder="any", scale=1, elem_id="search-length-max")
                 label = gr.Dropdown(label="Label status", choices=LABEL_CHOICES, value="any", scale=1,
                                     elem_id="search-label")
             with gr.Row():
                 number = gr.Dropdown(label="Numeric field", choices=number_choices(db, ready), value="margin", scale=2,
                                      elem_id="search-number")
-                number_min = gr.Number(label="from", value=None, scale=1, elem_id="search-number-min")
-                number_max = gr.Number(label="to", value=None, scale=1, elem_id="search-number-max")
+                number_min = gr.Textbox(label="from", placeholder="any", scale=1, elem_id="search-number-min")
+                number_max = gr.Textbox(label="to", placeholder="any", scale=1, elem_id="search-number-max")
         with gr.Accordion("Search syntax", open=False):
             gr.Markdown(EXAMPLES)
         summary = gr.Markdown(elem_id="search-summary")
@@ -263,7 +270,7 @@ def build(studio: Studio) -> None:
             chosen = [d for d in (params.get("datasets") or "").split(",") if d in every] or now_ready
             fld = params.get("field") if params.get("field") in engine.FIELDS else "contents"
             md = params.get("mode") if params.get("mode") in engine.MODES else "words"
-            shown = do_search(q, chosen, fld, md, "any", None, None, None, None, None, "any",
+            shown = do_search(q, chosen, fld, md, "any", "", "", None, "", "", "any",
                               as_int(params.get("page"), 1)) if q else [gr.update()] * len(outputs)
             return (gr.update(choices=every, value=chosen), *common[1:], gr.update(selected=TAB_ID), q, *shown)
 
