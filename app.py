@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 import time
 
 from components.store import DEFAULT_DB, Database, DatabaseError
@@ -45,12 +46,26 @@ def cmd_serve(args) -> int:
 
     db = _open(args)
     if not db.datasets() and not args.no_demo:
-        for s in ingest.load_demo(db):
+        loaded = ingest.load_demo(db)
+        for s in loaded:
             print(s.describe(), file=sys.stderr)
+        # the demo datasets are searchable once their indexes are built, in the background, so
+        # that the page is served without waiting for Java to start
+        threading.Thread(target=_index_quietly, args=(db, [s.name for s in loaded]), daemon=True).start()
     demo = ui.build_app(db)
     demo.queue(default_concurrency_limit=16)
     demo.launch(server_name=args.host, server_port=args.port, show_error=True, **ui.launch_kwargs())
     return 0
+
+
+def _index_quietly(db: Database, names: list[str]) -> None:
+    from components import search
+
+    for name in names:
+        try:
+            search.build_index(db, name)
+        except Exception as err:  # the Search tab offers the Index button and shows the state
+            print(f"could not index {name}: {err}", file=sys.stderr)
 
 
 def cmd_ingest(args) -> int:

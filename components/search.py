@@ -24,6 +24,7 @@ Nothing here starts Java, or imports jnius or Pyserini, before a search or an in
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import json
@@ -97,6 +98,19 @@ class IndexNotReady(SearchError):
 # =================================================================================================
 
 _JVM_LOCK = threading.Lock()
+_CALLS = threading.RLock()
+
+
+def _one_at_a_time(fn):
+    """Run ``fn`` holding the Java lock: pyjnius resolves Java methods lazily and, with several
+    Python threads calling into Lucene at once, was seen to call one class's method on another
+    (IncompatibleClassChangeError) and to return wrong totals. A search takes milliseconds, so
+    serializing them costs little; an index build holds the lock while it runs."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with _CALLS:
+            return fn(*args, **kwargs)
+    return wrapper
 _JAVA = None
 
 
@@ -364,6 +378,7 @@ class BuildSummary:
 _BUILD_LOCK = threading.Lock()
 
 
+@_one_at_a_time
 def build_index(db: Database, dataset: str, k1: float = DEFAULT_K1, b: float = DEFAULT_B,
                 progress: Progress | None = None, batch_rows: int = 20_000, threads: int = 2) -> BuildSummary:
     """Build (or rebuild) the index of ``dataset`` from its rows in ``db``; record it in the database.
@@ -556,6 +571,7 @@ class ParsedQuery:
     terms: list[tuple[str, object]]
 
 
+@_one_at_a_time
 def parse_query(text: str, field_name: str = "contents", mode: str = "words") -> ParsedQuery:
     """The Lucene query for ``text``: bag of words over ``field_name``, or Lucene syntax."""
     J = java()
@@ -682,6 +698,7 @@ _STEMS: dict[str, tuple[str, ...]] = {}
 _SEPARATOR = "qzq0sep0qzq"
 
 
+@_one_at_a_time
 def stems(words: Iterable[str]) -> dict[str, tuple[str, ...]]:
     """{word: the index terms the index's analyzer makes of it} (lower-cased words; cached).
 
@@ -756,6 +773,7 @@ class Marker:
         return out
 
 
+@_one_at_a_time
 def highlight(text: str, marker: Marker, width: int = SNIPPET_CHARS,
               found: list[tuple[int, int, str]] | None = None) -> tuple[str, int]:
     """An HTML snippet of ``text`` around its best run of matches: the text escaped, matched
@@ -976,6 +994,7 @@ def _ranked(searcher, query, offset: int, k: int, documents: bool = True,
     return total, out
 
 
+@_one_at_a_time
 def search(db: Database, datasets: Sequence[str] | str, query: str, field: str = "contents", mode: str = "words",
            k: int = 10, offset: int = 0, filters: Filters | None = None, snippets: bool = True) -> Results:
     """Search ``datasets`` for ``query``: the hits ranked offset+1 .. offset+k and the total that
@@ -1059,6 +1078,7 @@ def read_topics(path: str | os.PathLike) -> list[tuple[str, str]]:
     return topics
 
 
+@_one_at_a_time
 def batch_search(db: Database, datasets: Sequence[str] | str, topics: Sequence[tuple[str, str]], k: int = 1000,
                  field: str = "contents", mode: str = "words", filters: Filters | None = None,
                  progress: Progress | None = None) -> dict[str, list[Hit]]:

@@ -366,3 +366,33 @@ def test_view_filters_and_choices(sdb):
     every, ready = view.searchable_choices(sdb)
     assert set(ready) <= set(every) and "filters" in ready
     assert view.build_index(sdb, None, None, None).startswith("⚠️")
+
+
+def test_concurrent_searches_give_the_serial_results(demo_db):
+    """Many threads searching at once (a served app) get exactly what one thread gets."""
+    import threading
+
+    for d in demo_db.datasets():
+        search.build_index(demo_db, d.name)
+    names = [d.name for d in demo_db.datasets()]
+    wide = search.Filters(ranges={"length": (400, None)})
+    expected = {None: search.search(demo_db, names, "water").total,
+                "length": search.search(demo_db, names, "water", filters=wide).total}
+    assert 0 < expected["length"] < expected[None]
+    seen, errors = [], []
+
+    def work(i):
+        try:
+            for j in range(30):
+                key = "length" if (i + j) % 2 else None
+                got = search.search(demo_db, names, "water", filters=wide if key else None).total
+                seen.append(got == expected[key])
+        except Exception as err:  # noqa: BLE001 - any failure in a thread is the test's failure
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(seen) == 180 and all(seen)
