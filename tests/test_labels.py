@@ -7,13 +7,12 @@ import threading
 from collections import Counter
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from components import labels
 from components.ingest import ingest
 from components.labels import LabelError
-from components.store import MIGRATIONS, Database
+from components.store import Database
 
 from conftest import run_cli
 
@@ -51,23 +50,6 @@ def test_migration_creates_log_and_view_with_the_agreed_columns(db):
                                       "WHERE table_name = 'label_events' ORDER BY ordinal_position")]
     assert log_cols == ["id", "dataset", "row", "annotator", "label", "confidence", "note", "tags", "options",
                         "created_at"]
-
-
-def test_an_older_file_gains_the_labels_migration(tmp_path):
-    path = tmp_path / "old.duckdb"
-    con = duckdb.connect(str(path))
-    con.execute("CREATE TABLE schema_migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP)")
-    name, statements = MIGRATIONS[0]
-    for sql in statements:
-        con.execute(sql)
-    con.execute("INSERT INTO schema_migrations VALUES (?, now())", [name])
-    con.close()
-    db = Database(path)
-    try:
-        assert "0003_labels" in db.migrations()
-        assert db.scalar("SELECT count(*) FROM current_labels") == 0
-    finally:
-        db.close()
 
 
 def test_current_label_is_the_latest_event_and_nothing_is_overwritten(pairs_db):

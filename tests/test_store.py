@@ -25,6 +25,9 @@ def test_newer_app_opens_an_older_file(tmp_path):
     db = Database(path)
     assert db.migrations() == sorted(n for n, _ in MIGRATIONS)
     assert [d.name for d in db.datasets()] == ["old"]
+    # later tables and views are there and usable
+    assert db.scalar("SELECT count(*) FROM current_labels") == 0
+    assert db.scalar("SELECT count(*) FROM search_indexes") == 0
     db.close()
     # opening again applies nothing new
     db = Database(path)
