@@ -23,6 +23,7 @@ from components.store import DEFAULT_DB, Database, DatabaseError
 
 
 ON_SPACE = bool(os.environ.get("SPACE_ID"))  # set by Hugging Face Spaces
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no usage pings from a data tool
 
 
 def default_db() -> str:
