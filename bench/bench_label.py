@@ -32,14 +32,15 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from concurrent.futures import CancelledError
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 
 from components.store import Database  # noqa: E402
+from conftest import free_port, wait_http  # noqa: E402
 
 ULTRAFEEDBACK = ROOT.parent / "shared" / "data" / "ultrafeedback-binarized-sample" / "train_clean.jsonl"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -66,31 +67,17 @@ def source(folder: Path) -> tuple[Path, str]:
     return path, "generated pairs"
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(db_path: Path, port: int) -> subprocess.Popen:
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "app.py"), "serve", "--db", str(db_path), "--port", str(port), "--no-demo"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=2) as r:
-                if r.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise SystemExit("the server did not start within 120 s")
+    try:
+        wait_http(f"http://127.0.0.1:{port}/config", timeout=120, proc=proc)
+    except (RuntimeError, TimeoutError) as err:
+        proc.kill()
+        raise SystemExit(f"the server did not start: {err}") from None
+    return proc
 
 
 def cpu_seconds(pid: int) -> float:

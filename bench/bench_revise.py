@@ -32,17 +32,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from chat_model import chat_tokenizer  # noqa: E402
+from conftest import free_port, wait_http  # noqa: E402
 from components import revise as rv  # noqa: E402
 from components.ingest import load_demo  # noqa: E402
 from components.store import Database  # noqa: E402
 
 PACKAGES = Path("/work/.library/env/packages/pypi.tsv")
-QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
-               r"\s*[\r\n]+|\s+(?!\S)|\s+")
-CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 BANDWIDTH_GBS = {  # peak HBM/GDDR bandwidth, GB/s, by device name
     "H200": 4800, "H100 SXM": 3350, "H100 80GB HBM3": 3350, "H100 NVL": 3900, "H100 PCIe": 2000, "H100": 3350,
     "A100-SXM4-80GB": 2039, "A100 80GB PCIe": 1935, "A100": 1555, "L40S": 864, "L4": 300, "A10G": 600,
@@ -68,22 +67,10 @@ def corpus_lines(limit: int):
 
 def build_model(path: Path, vocab: int = 151_643) -> None:
     import torch
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+    from transformers import Qwen2Config, Qwen2ForCausalLM
 
     t0 = time.perf_counter()
-    tok = Tokenizer(models.BPE())
-    tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(corpus_lines(1_000_000), trainers.BpeTrainer(
-        vocab_size=vocab, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>")
-    fast.chat_template = CHATML
+    fast = chat_tokenizer(corpus_lines(1_000_000), vocab_size=vocab)
     print(f"tokenizer: {len(fast):,} tokens in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     config = Qwen2Config(
         vocab_size=151_936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
@@ -163,30 +150,19 @@ def job_once(db, backend, dataset, rows, ps, settings) -> dict:
 
 
 def start_server(model_dir: Path, device: str, dtype: str, continuous: bool) -> tuple[subprocess.Popen, str]:
-    import socket
-    import urllib.request
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     args = [str(Path(sys.executable).with_name("transformers")), "serve", str(model_dir), "--host", "127.0.0.1",
             "--port", str(port), "--device", device, "--dtype", dtype]
     if continuous:
         args.append("--continuous-batching")
     log = tempfile.NamedTemporaryFile("w+", prefix="bench-serve-", suffix=".log", delete=False)
     proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=os.environ | {"HF_HUB_OFFLINE": "1"})
-    deadline = time.time() + 600
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"transformers serve exited: see {log.name}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                if r.status == 200:
-                    return proc, f"http://127.0.0.1:{port}/v1"
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise SystemExit("transformers serve did not start in 600 s")
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", timeout=600, proc=proc)
+    except (RuntimeError, TimeoutError) as err:
+        proc.kill()
+        raise SystemExit(f"transformers serve did not start ({err}): see {log.name}") from None
+    return proc, f"http://127.0.0.1:{port}/v1"
 
 
 def bandwidth_gbs(name: str, override: float | None) -> float | None:

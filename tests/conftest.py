@@ -142,3 +142,15 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``python app.py ARGS`` and return the finished process (text output)."""
     return subprocess.run([sys.executable, str(ROOT / "app.py"), *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    """A tiny chat model's folder (Qwen2, random weights), built once per test session."""
+    from chat_model import make_tiny_chat_model
+
+    path = tmp_path_factory.getbasetemp() / "tiny-chat-model"
+    if not (path / "config.json").exists():
+        make_tiny_chat_model(path, ROOT)
+    return str(path)
+

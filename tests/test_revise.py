@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -23,61 +23,8 @@ from components.ingest import ingest  # noqa: E402
 from components.store import Database  # noqa: E402
 from components.views import revise as view  # noqa: E402
 
-CHATML = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
-               r"\s*[\r\n]+|\s+(?!\S)|\s+")
 DIALOGUES = "demo-sdsd-dialogues"
 PAIRS = "demo-assistant-pairs"
-
-
-def make_tiny_chat_model(path: Path) -> Path:
-    """A Qwen2 causal LM (hidden 64, 2 layers, random weights) with a byte-level BPE tokenizer trained
-    here in about a second on the demo data, and a ChatML chat template."""
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
-    import torch
-
-    texts = []
-    for f in sorted((ROOT / "data" / "demo").glob("*.jsonl")):
-        texts += f.read_text(encoding="utf-8").splitlines()
-    texts.append((ROOT / "data" / "principles.json").read_text(encoding="utf-8"))
-    tok = Tokenizer(models.BPE())
-    # Qwen2's own normalizer and pre-tokenizer, so that a server loading this folder with
-    # AutoTokenizer (which picks Qwen2Tokenizer from the model type) tokenizes exactly alike
-    tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(texts, trainers.BpeTrainer(
-        vocab_size=1024, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>")
-    fast.chat_template = CHATML
-    config = Qwen2Config(
-        vocab_size=len(fast), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=8192, initializer_range=0.3, tie_word_embeddings=False,
-        eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id, bos_token_id=None,
-    )
-    torch.manual_seed(0)
-    tmp = path.with_name(path.name + ".partial")
-    Qwen2ForCausalLM(config).save_pretrained(tmp)
-    fast.save_pretrained(tmp)
-    tmp.rename(path)
-    return path
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> str:
-    """The tiny chat model's folder, built once per test session (shared by every revise test file)."""
-    path = tmp_path_factory.getbasetemp() / "tiny-chat-model"
-    if not (path / "config.json").exists():
-        make_tiny_chat_model(path)
-    return str(path)
 
 
 @pytest.fixture
@@ -465,7 +412,9 @@ def test_cli_batch_interrupted_with_ctrl_c_resumes_without_redoing_rows(tmp_path
     assert "run the same command again to resume job" in rest
     r = subprocess.run(args + ["--json"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert "resuming job" in r.stderr and "2 of 6 done; 4 to go" in r.stderr
+    # at least the two rows finished before Ctrl-C are kept (the third may finish before the signal lands)
+    resumed = re.search(r"resuming job .*?(\d) of 6 done; (\d) to go", r.stderr, re.S)
+    assert resumed and 2 <= int(resumed[1]) < 6 and int(resumed[1]) + int(resumed[2]) == 6, r.stderr
     out = json.loads(r.stdout)
     assert out["status"] == "done" and out["done"] == 6
     assert sorted(x["row"] for x in out["results"]) == [0, 1, 2, 3, 4, 5]

@@ -8,7 +8,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from test_revise import DIALOGUES, PAIRS, fast_settings, tiny_model  # noqa: F401  (fixture)
+from test_revise import DIALOGUES, PAIRS, fast_settings
 
 from components import revise as rv
 
@@ -28,7 +28,7 @@ def set_number(page, elem_id: str, value) -> None:
     box.blur()
 
 
-def test_tokens_stream_into_the_page_and_stop_cancels(page, app_server, tiny_model):  # noqa: F811
+def test_tokens_stream_into_the_page_and_stop_cancels(page, app_server, tiny_model):
     open_revise(page, app_server, DIALOGUES, 0, tiny_model)
     set_number(page, "revise-max-new", 3000)
     page.click("#revise-go")
@@ -52,7 +52,7 @@ def test_tokens_stream_into_the_page_and_stop_cancels(page, app_server, tiny_mod
     assert critique.input_value() == final  # nothing more arrives after Stop
 
 
-def test_an_edited_revision_is_accepted_from_the_page(page, app_server, tiny_model):  # noqa: F811
+def test_an_edited_revision_is_accepted_from_the_page(page, app_server, tiny_model):
     db = app_server.db
     open_revise(page, app_server, DIALOGUES, 1, tiny_model)
     set_number(page, "revise-max-new", 16)
@@ -78,7 +78,7 @@ def test_an_edited_revision_is_accepted_from_the_page(page, app_server, tiny_mod
     assert db.dataset(f"{DIALOGUES}-revisions").row_count == 1
 
 
-def test_pending_batch_results_are_reviewed_in_the_page(page, app_server, tiny_model):  # noqa: F811
+def test_pending_batch_results_are_reviewed_in_the_page(page, app_server, tiny_model):
     db = app_server.db
     backend = rv.local_backend(tiny_model, "cpu")
     ps = rv.resolve_principles(db, "concise")

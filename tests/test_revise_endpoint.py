@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from conftest import free_port, run_cli, wait_http
-from test_revise import DIALOGUES, PAIRS, fast_settings, pairs_db, tiny_model  # noqa: F401  (fixture)
+from test_revise import DIALOGUES, PAIRS, fast_settings, pairs_db
 
 from components import revise as rv  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def served(tiny_model):  # noqa: F811
+def served(tiny_model):
     """``transformers serve`` on a free loopback port with the tiny model preloaded; stopped after."""
     port = free_port()
     exe = Path(sys.executable).with_name("transformers")
@@ -45,7 +45,7 @@ def endpoint(served) -> rv.EndpointBackend:
     return rv.EndpointBackend(url, model)
 
 
-def test_endpoint_streams_the_same_text_as_the_local_model(demo_db, endpoint, tiny_model):  # noqa: F811
+def test_endpoint_streams_the_same_text_as_the_local_model(demo_db, endpoint, tiny_model):
     src = rv.conversation(demo_db, DIALOGUES, 0)
     ps = rv.resolve_principles(demo_db, "concise")
     messages = rv.critique_messages(src.prompt, src.final, ps)
