@@ -24,7 +24,7 @@ CSS = """
 """
 
 HEAD = ""
-"""Extra <head> content (key handlers of the views are appended here)."""
+"""Extra <head> content of the page itself; each view may add its own ``HEAD`` (key handlers)."""
 
 
 def build_app(db: Database) -> gr.Blocks:
