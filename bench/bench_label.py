@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from components.store import Database  # noqa: E402
-from conftest import free_port, wait_http  # noqa: E402
+from helpers import free_port, wait_http  # noqa: E402
 
 ULTRAFEEDBACK = ROOT.parent / "shared" / "data" / "ultrafeedback-binarized-sample" / "train_clean.jsonl"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

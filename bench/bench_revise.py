@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from chat_model import chat_tokenizer  # noqa: E402
-from conftest import free_port, wait_http  # noqa: E402
+from helpers import chat_tokenizer  # noqa: E402
+from helpers import free_port, wait_http  # noqa: E402
 from components import revise as rv  # noqa: E402
 from components.ingest import load_demo  # noqa: E402
 from components.store import Database  # noqa: E402

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from conftest import ROOT, run_cli, shared_file
+from helpers import ROOT, run_cli, shared_file
 
 
 def test_ingest_and_datasets_json(tmp_path):

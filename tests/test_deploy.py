@@ -6,7 +6,7 @@ import ast
 
 import yaml
 
-from conftest import ROOT
+from helpers import ROOT
 
 
 def front_matter() -> dict:

@@ -12,7 +12,7 @@ import pytest
 
 from components.formats import split_transcript
 from components.ingest import IngestError, default_name, ingest
-from conftest import shared_file
+from helpers import shared_file
 
 HH = ("hh-rlhf-harmless-base-test", "test.jsonl.gz")
 UF = ("ultrafeedback-binarized-sample", "train_clean.jsonl")

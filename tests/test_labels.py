@@ -14,7 +14,7 @@ from components.ingest import ingest
 from components.labels import LabelError
 from components.store import Database
 
-from conftest import run_cli
+from helpers import run_cli
 
 
 def write_pairs(path: Path, n: int, extra: list[dict] | None = None) -> Path:

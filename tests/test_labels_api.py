@@ -11,7 +11,7 @@ from components import labels
 from components.ingest import ingest
 from components.store import Database
 
-from conftest import AppServer
+from helpers import AppServer
 from test_labels import write_pairs
 
 

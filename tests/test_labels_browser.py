@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from components import labels
 from components.ingest import ingest
 
-from conftest import AppServer
+from helpers import AppServer
 from test_labels import KAPPA_TABLE, write_pairs
 
 pytestmark = pytest.mark.browser

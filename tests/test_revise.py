@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_cli
+from helpers import ROOT, run_cli
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -346,7 +346,7 @@ def test_clear_errors_for_missing_models_and_unreachable_endpoints(tmp_path):
         rv.local_backend(str(tmp_path), "cpu")
     with pytest.raises(rv.RevisionError, match="not found: not a local folder, not in the local cache"):
         rv.local_backend("no-such-org/no-such-model", "cpu")
-    from conftest import free_port
+    from helpers import free_port
 
     ep = rv.EndpointBackend(f"http://127.0.0.1:{free_port()}/v1", "m")
     with pytest.raises(rv.RevisionError, match="unreachable"):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, run_cli, wait_http
+from helpers import free_port, run_cli, wait_http
 from test_revise import DIALOGUES, PAIRS, fast_settings, pairs_db
 
 from components import revise as rv  # noqa: E402

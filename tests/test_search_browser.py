@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from components import search
-from conftest import AppServer
+from helpers import AppServer
 
 UNINDEXED = "demo-sdsd-dialogues"
 

@@ -12,7 +12,7 @@ import pytest
 from components import search
 from components.ingest import ingest
 from components.store import Database
-from conftest import run_cli, shared_file
+from helpers import run_cli, shared_file
 
 pytestmark = pytest.mark.shared
 

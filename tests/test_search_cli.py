@@ -8,7 +8,7 @@ import pytest
 
 from components.ingest import ingest, load_demo
 from components.store import Database
-from conftest import run_cli
+from helpers import run_cli
 
 
 @pytest.fixture

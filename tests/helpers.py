@@ -1,0 +1,140 @@
+"""Helpers the tests (and the benchmarks) import: paths, the shared data, a free port, the real app in
+this process, the CLI as a subprocess, and the tiny local chat model (a Qwen2 of random weights with a
+byte-level BPE tokenizer) that the revision tests and the benchmark build."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterable
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+SHARED = ROOT.parent / "shared" / "data"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+def shared_file(*parts: str) -> Path:
+    """A file of ../shared/data: missing fails the test under CI, and skips it elsewhere."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        message = f"{path} is missing (the shared test data sits beside the checkout in CI)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+class AppServer:
+    """The real app, served in this process on a free port over a database the test can read."""
+
+    def __init__(self, db: Database):
+        from components import ui
+
+        self.db = db
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.demo = ui.build_app(db)
+        self.demo.queue(default_concurrency_limit=16)
+        self.demo.launch(server_name="127.0.0.1", server_port=self.port, prevent_thread_lock=True,
+                         quiet=True, **ui.launch_kwargs())
+        wait_http(self.url)
+
+    def close(self) -> None:
+        self.demo.close()
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``python app.py ARGS`` and return the finished process (text output)."""
+    return subprocess.run([sys.executable, str(ROOT / "app.py"), *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
+               r"\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+def chat_tokenizer(texts: Iterable[str], vocab_size: int):
+    """A byte-level BPE trained on ``texts``, with a ChatML chat template.
+
+    It uses Qwen2's own normalizer and pre-tokenizer, so that a server loading the model folder with
+    AutoTokenizer (which picks Qwen2Tokenizer from the model type) tokenizes exactly alike.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(texts, trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    fast.chat_template = CHATML
+    return fast
+
+
+def make_tiny_chat_model(path: Path, root: Path) -> Path:
+    """A Qwen2 causal LM (hidden 64, 2 layers, random weights) with a byte-level BPE tokenizer trained
+    here in about a second on the demo data, and a ChatML chat template."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+    import torch
+
+    texts = []
+    for f in sorted((root / "data" / "demo").glob("*.jsonl")):
+        texts += f.read_text(encoding="utf-8").splitlines()
+    texts.append((root / "data" / "principles.json").read_text(encoding="utf-8"))
+    fast = chat_tokenizer(texts, vocab_size=1024)
+    config = Qwen2Config(
+        vocab_size=len(fast), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=8192, initializer_range=0.3, tie_word_embeddings=False,
+        eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id, bos_token_id=None,
+    )
+    torch.manual_seed(0)
+    tmp = path.with_name(path.name + ".partial")
+    Qwen2ForCausalLM(config).save_pretrained(tmp)
+    fast.save_pretrained(tmp)
+    tmp.rename(path)
+    return path
