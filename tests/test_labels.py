@@ -404,7 +404,7 @@ def test_word_diff_marks_changed_words_and_escapes_everything():
 
 
 def test_safe_markdown_shows_tags_as_text_and_leaves_code_alone():
-    from components.views.compare import safe_markdown
+    from components.views.common import safe_markdown
 
     text = "Hi <img src=x onerror=alert(1)> and `<b>` then\n```html\n<div>raw</div>\n```\n<svg onload=x> 3 < 4"
     out = safe_markdown(text)

@@ -7,7 +7,7 @@ import math
 import gradio as gr
 
 from ..store import Database
-from .common import Studio, as_int, chat, dataset_choices, deep_link, escape, query_params
+from .common import Studio, as_int, chat, chatbot, dataset_choices, deep_link, escape, query_params
 
 TAB_ID = "browse"
 PAGE_SIZE = 20
@@ -107,10 +107,8 @@ def build(studio: Studio) -> None:
         with gr.Row(equal_height=True):
             with gr.Column(scale=3):
                 with gr.Row():
-                    chosen = gr.Chatbot(label="Chosen", height=520, elem_id="browse-chosen", visible=False,
-                                        autoscroll=False)
-                    rejected = gr.Chatbot(label="Rejected", height=520, elem_id="browse-rejected", visible=False,
-                                          autoscroll=False)
+                    chosen = chatbot(label="Chosen", height=520, elem_id="browse-chosen", visible=False)
+                    rejected = chatbot(label="Rejected", height=520, elem_id="browse-rejected", visible=False)
                 doc = gr.Textbox(label="Document", lines=6, max_lines=30, interactive=False, visible=False, elem_id="browse-doc")
             with gr.Column(scale=1):
                 metadata = gr.JSON(label="Metadata", elem_id="browse-metadata")

@@ -18,7 +18,7 @@ import gradio as gr
 from .. import diff, labels
 from ..labels import LabelError
 from ..store import Database
-from .common import Studio, as_int, escape, query_params
+from .common import Studio, as_int, chat, chatbot, escape, query_params
 
 TAB_ID = "compare"
 ANNOTATOR_KEY = "preference-studio-annotator"
@@ -125,54 +125,6 @@ LEGEND = (
 )
 
 # -- plain functions (what the handlers call; tests call them too) ---------------------------------
-
-_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
-_FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
-_CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.S)
-
-
-def safe_markdown(text: str | None) -> str:
-    """Dataset text for a Markdown chat bubble: anything that would start an HTML tag outside code is
-    escaped, so ``<script>`` shows as text instead of being dropped (the Chatbot sanitizes too).
-
-    >>> safe_markdown("a <b>x</b> `<i>` 1 < 2")
-    'a &lt;b>x&lt;/b> `<i>` 1 < 2'
-    """
-    out = []
-    fence = None
-    for line in (text or "").splitlines(keepends=True):
-        m = _FENCE.match(line)
-        if fence:
-            out.append(line)
-            if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence):
-                fence = None
-            continue
-        if m:
-            fence = m.group(1)
-            out.append(line)
-            continue
-        pieces, last = [], 0
-        for span in _CODE_SPAN.finditer(line):
-            pieces.append(_TAG_START.sub("&lt;", line[last:span.start()]))
-            pieces.append(span.group(0))
-            last = span.end()
-        pieces.append(_TAG_START.sub("&lt;", line[last:]))
-        out.append("".join(pieces))
-    return "".join(out)
-
-
-def chat(messages: list[dict] | None) -> list[dict]:
-    """Messages for gr.Chatbot, text made safe (system and other roles shown as labeled notes)."""
-    out = []
-    for m in messages or []:
-        role = (m.get("role") or "").lower()
-        content = safe_markdown(m.get("content") or "")
-        if role in ("user", "assistant"):
-            out.append({"role": role, "content": content})
-        else:
-            out.append({"role": "assistant", "content": f"**{escape(role or 'unknown').title()}:** {content}"})
-    return out
-
 
 def response_text(messages: list[dict] | None) -> str:
     return "\n\n".join((m.get("content") or "") for m in messages or [])
@@ -463,13 +415,6 @@ def who(typed: str | None, request: gr.Request | None = None) -> str:
 # -- the view ---------------------------------------------------------------------------------------
 
 
-def _chatbot(**kw) -> gr.Chatbot:
-    """A read-only chat pane for untrusted text: sanitized, Markdown on, no custom tags, no feedback, and no
-    LaTeX (a "$5 or $10" in a response stays money, not math)."""
-    return gr.Chatbot(autoscroll=False, allow_tags=False, sanitize_html=True, render_markdown=True,
-                      latex_delimiters=[], feedback_options=None, buttons=["copy"], **kw)
-
-
 def build(studio: Studio) -> None:
     db = studio.db
     pairs = pair_datasets(db)
@@ -493,16 +438,16 @@ def build(studio: Studio) -> None:
                         progress = gr.Markdown(elem_id="cmp-progress")
                     row_shown = gr.Number(value=None, visible=False, precision=0, elem_id="cmp-row")
                     with gr.Accordion("Earlier turns", open=False, visible=False, elem_id="cmp-earlier-box") as earlier_box:
-                        earlier = _chatbot(show_label=False, height="auto", max_height=360, elem_id="cmp-earlier")
-                    prompt = _chatbot(label="Prompt", height="auto", max_height=240, min_height=60,
+                        earlier = chatbot(show_label=False, height="auto", max_height=360, elem_id="cmp-earlier")
+                    prompt = chatbot(label="Prompt", height="auto", max_height=240, min_height=60,
                                       elem_id="cmp-prompt", layout="panel")
                     with gr.Row(equal_height=True):
                         with gr.Column():
-                            chosen = _chatbot(label="Chosen (in the source) · key 1 if better", height="auto",
+                            chosen = chatbot(label="Chosen (in the source) · key 1 if better", height="auto",
                                               min_height=140, max_height=480, elem_id="cmp-chosen", layout="panel")
                             chosen_len = gr.Markdown(elem_id="cmp-chosen-len", elem_classes="cmp-len")
                         with gr.Column():
-                            rejected = _chatbot(label="Rejected (in the source) · key 2 if better", height="auto",
+                            rejected = chatbot(label="Rejected (in the source) · key 2 if better", height="auto",
                                                 min_height=140, max_height=480, elem_id="cmp-rejected", layout="panel")
                             rejected_len = gr.Markdown(elem_id="cmp-rejected-len", elem_classes="cmp-len")
                     with gr.Row(elem_id="cmp-labels"):

@@ -17,7 +17,7 @@ import gradio as gr
 
 from .. import revise as rv
 from ..store import Database
-from .common import Studio, as_int, chat, dataset_choices, deep_link, escape, query_params
+from .common import Studio, as_int, chat, chatbot, dataset_choices, deep_link, escape, query_params
 
 TAB_ID = "revise"
 PENDING_COLUMNS = ["revision", "dataset", "row", "side", "violations", "revision text", "model", "job"]
@@ -215,7 +215,7 @@ def build(studio: Studio) -> None:
         about = gr.Markdown(elem_id="revise-about")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
-                convo = gr.Chatbot(label="Conversation (its last assistant turn is revised)", height=420,
+                convo = chatbot(label="Conversation (its last assistant turn is revised)", height=420,
                                    elem_id="revise-chat")
             with gr.Column(scale=2):
                 picks = gr.CheckboxGroup(label="Principles", choices=principle_choices(db),
@@ -292,7 +292,7 @@ def build(studio: Studio) -> None:
             p_ids = gr.State([])
             p_title = gr.Markdown()
             with gr.Row():
-                p_chat = gr.Chatbot(label="Conversation", height=320, scale=3)
+                p_chat = chatbot(label="Conversation", height=320, scale=3)
                 with gr.Column(scale=2):
                     p_critique = gr.Textbox(label="Critique", lines=6, interactive=False)
                     p_revision = gr.Textbox(label="Revision (editable)", lines=6, interactive=True,
