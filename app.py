@@ -13,13 +13,15 @@ Run ``python app.py COMMAND --help`` for each command's options.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import sys
 import threading
 import time
+from pathlib import Path
 
-from components.store import DEFAULT_DB, Database, DatabaseError
+from components.store import DEFAULT_DB, Database, DatabaseError, DatabaseInUse
 
 
 ON_SPACE = bool(os.environ.get("SPACE_ID"))  # set by Hugging Face Spaces
@@ -35,17 +37,44 @@ def default_db() -> str:
     return str(DEFAULT_DB)
 
 
+_SERVED: Database | None = None
+"""The database of the app this process serves: forwarded CLI commands run on it."""
+
+PATH_OPTIONS = ("out", "topics", "output", "guidelines", "file")
+"""Options that name files: a forwarded command resolves them against the CLI's working folder."""
+
+
 def _open(args) -> Database:
+    if _SERVED is not None and Path(args.db).resolve() == _SERVED.path.resolve():
+        return _SERVED
     return Database(args.db)
+
+
+def run_forwarded(argv: list[str], cwd: str) -> int:
+    """Run a CLI command sent by ``app.py`` beside this server (components/control.py) on its database."""
+    args = parser().parse_args(argv)
+    for key in PATH_OPTIONS:
+        value = getattr(args, key, None)
+        if isinstance(value, str) and value and not os.path.isabs(value):
+            setattr(args, key, os.path.join(cwd, value))
+    source = getattr(args, "source", None)
+    if args.command == "ingest" and source and not os.path.isabs(source) and os.path.exists(os.path.join(cwd, source)):
+        args.source = os.path.join(cwd, source)
+    args.db = str(_SERVED.path) if _SERVED is not None else args.db
+    return args.fn(args)
 
 
 # -- commands ------------------------------------------------------------------------------------
 
 
 def cmd_serve(args) -> int:
-    from components import ingest, ui
+    global _SERVED
+    from components import control, ingest, ui
 
     db = _open(args)
+    _SERVED = db
+    # the CLI beside this server sends its commands here instead of opening the file
+    atexit.register(control.ControlServer(db.path, run_forwarded).start().close)
     if not db.datasets() and not args.no_demo:
         loaded = ingest.load_demo(db)
         for s in loaded:
@@ -386,6 +415,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.fn(args)
+    except DatabaseInUse as err:
+        from components import control
+
+        if args.command in control.FORWARDED:
+            stdin = sys.stdin.read() if "--password-stdin" in argv else ""
+            rc = control.forward(args.db, argv, stdin)
+            if rc is not None:
+                return rc
+        return _fail(err)
     except DatabaseError as err:
         return _fail(err)
     except KeyboardInterrupt:
