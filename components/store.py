@@ -213,6 +213,19 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        "0005_users",
+        [
+            # Self-hosted sign-in: who may use the app and in which role (components/access.py).
+            """CREATE TABLE users (
+                name VARCHAR PRIMARY KEY,
+                role VARCHAR NOT NULL CHECK (role IN ('viewer', 'annotator', 'reviewer', 'admin')),
+                password_hash VARCHAR,            -- scrypt, with its parameters and salt; NULL: no password sign-in
+                created_at TIMESTAMP NOT NULL,
+                updated_at TIMESTAMP NOT NULL
+            )""",
+        ],
+    ),
 ]
 
 

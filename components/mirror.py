@@ -1,0 +1,164 @@
+"""Persistence for a Space without persistent storage: the work people did, mirrored to a Hub dataset.
+
+A Space's disk is wiped at every restart. What people made in the app -- the label log, the accepted
+revisions and the principles' edit history -- is written as append-only JSON-lines shards into a folder
+(``labels/``, ``revisions/``, ``principles/``) that ``huggingface_hub.CommitScheduler`` pushes to a Hub
+dataset repo every few minutes and at shutdown. At start, an empty database is filled back from the
+repo's shards. Datasets themselves come back from their sources (the Hub or the demo files).
+
+Each shard holds the rows added since the one before (``labels/events-0000000001-0000000250.jsonl``);
+shards are never rewritten, so every shard loads with ``datasets.load_dataset("json", ...)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from datetime import date, datetime
+from pathlib import Path
+
+from .store import Database
+from .text import first_line
+
+PARTS = {
+    # part: (SELECT of its rows in a stable, append-only order; shard file prefix)
+    "labels": ("SELECT * FROM label_events ORDER BY id", "events"),
+    "principles": ('SELECT * FROM principle_history ORDER BY "at", id, version', "history"),
+    "revisions": ("SELECT * FROM revisions WHERE status = 'accepted' ORDER BY reviewed_at, id", "accepted"),
+}
+_SHARD = re.compile(r"^[a-z]+-(\d{10})-(\d{10})\.jsonl$")
+
+
+class MirrorError(Exception):
+    """The Hub mirror could not start or restore; the message says why in one line."""
+
+
+def _plain(value):
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def exported(folder: Path, part: str) -> int:
+    """How many rows of ``part`` the shards in ``folder`` hold (the last shard's end)."""
+    ends = [int(m.group(2)) for p in (folder / part).glob("*.jsonl") if (m := _SHARD.match(p.name))]
+    return max(ends, default=0)
+
+
+def dump(db: Database, folder: str | os.PathLike) -> dict[str, int]:
+    """Write the rows added since the last shard of each part as one new shard; returns rows written."""
+    folder = Path(folder)
+    written = {}
+    for part, (sql, prefix) in PARTS.items():
+        done = exported(folder, part)
+        rows = db.dicts(f"{sql} OFFSET {int(done)}")
+        written[part] = len(rows)
+        if not rows:
+            continue
+        (folder / part).mkdir(parents=True, exist_ok=True)
+        final = folder / part / f"{prefix}-{done + 1:010d}-{done + len(rows):010d}.jsonl"
+        tmp = final.with_name("." + final.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            for r in rows:
+                f.write(json.dumps(_plain(r), ensure_ascii=False) + "\n")
+        os.replace(tmp, final)  # a shard appears whole or not at all
+    return written
+
+
+def _read(folder: Path, part: str) -> list[dict]:
+    shards = sorted(((int(m.group(1)), p) for p in (folder / part).glob("*.jsonl") if (m := _SHARD.match(p.name))))
+    rows = []
+    for _, path in shards:
+        with open(path, encoding="utf-8") as f:
+            rows += [json.loads(line) for line in f if line.strip()]
+    return rows
+
+
+def restore(db: Database, folder: str | os.PathLike) -> dict[str, int]:
+    """Fill an empty database's labels, principles and accepted revisions from the shards in ``folder``.
+
+    Parts the database already has rows of are left alone, so a restart with persistent storage never
+    doubles anything. Label events get new ids in their old order; an undo keeps pointing at the event
+    it undid.
+    """
+    folder = Path(folder)
+    restored = {"labels": 0, "principles": 0, "revisions": 0}
+
+    def run(cur):
+        if not cur.execute("SELECT count(*) FROM label_events").fetchone()[0]:
+            new_ids: dict[int, int] = {}
+            for e in _read(folder, "labels"):
+                options = e.get("options")
+                options = json.loads(options) if isinstance(options, str) else options
+                if isinstance(options, dict) and options.get("undoes") is not None:
+                    options = {**options, "undoes": new_ids.get(int(options["undoes"]), options["undoes"])}
+                new = cur.execute(
+                    "INSERT INTO label_events (dataset, row, annotator, label, confidence, note, tags, options, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    [e["dataset"], e["row"], e["annotator"], e["label"], e.get("confidence"), e.get("note"),
+                     e.get("tags"), json.dumps(options) if options is not None else None, e["created_at"]],
+                ).fetchone()[0]
+                new_ids[int(e["id"])] = new
+                restored["labels"] += 1
+        history = _read(folder, "principles")
+        if history and not cur.execute("SELECT count(*) FROM principle_history WHERE action <> 'library'").fetchone()[0]:
+            cur.execute("DELETE FROM principle_history")
+            for h in history:
+                cur.execute('INSERT INTO principle_history (id, version, action, grp, title, text, template, params, '
+                            'is_default, author, "at") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+                            [h["id"], h["version"], h["action"], h.get("grp"), h.get("title"), h.get("text"),
+                             h.get("template"), h.get("params"), h.get("is_default"), h.get("author"), h["at"]])
+                restored["principles"] += 1
+            # the current text of each principle is its latest version
+            cur.execute("DELETE FROM principles")
+            cur.execute("""
+                INSERT INTO principles
+                SELECT h.id, h.grp, h.title, h.text, h.template, h.params, h.is_default,
+                       CASE WHEN first_action = 'library' THEN 'library' ELSE 'user' END,
+                       h.version, h.action = 'delete', h.author, h."at"
+                FROM (SELECT *, row_number() OVER (PARTITION BY id ORDER BY version DESC, "at" DESC) AS latest,
+                             first(action ORDER BY version) OVER (PARTITION BY id) AS first_action
+                      FROM principle_history) h
+                WHERE latest = 1""")
+        if not cur.execute("SELECT count(*) FROM revisions").fetchone()[0]:
+            columns = [r[0] for r in cur.execute("DESCRIBE revisions").fetchall()]
+            for r in _read(folder, "revisions"):
+                values = [json.dumps(r.get(c)) if isinstance(r.get(c), dict) else r.get(c) for c in columns]
+                cur.execute(f"INSERT INTO revisions ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                            values)
+                restored["revisions"] += 1
+        return restored
+
+    return db.write(run)
+
+
+def start(db: Database, repo_id: str, folder: str | os.PathLike, token: str | None = None, every: float = 5):
+    """Restore from ``repo_id`` when the database is empty, then push new shards every ``every`` minutes
+    (and at shutdown). Returns the scheduler; MirrorError says in one line why it could not start."""
+    from huggingface_hub import CommitScheduler, snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        snapshot_download(repo_id, repo_type="dataset", local_dir=folder, token=token,
+                          allow_patterns=[f"{p}/*.jsonl" for p in PARTS])
+    except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as err:
+        raise MirrorError(f"cannot read the mirror {repo_id}: {first_line(err)}") from None
+    restore(db, folder)
+
+    class Scheduler(CommitScheduler):
+        def push_to_hub(self):
+            dump(db, self.folder_path)
+            return super().push_to_hub()
+
+    try:
+        return Scheduler(repo_id=repo_id, repo_type="dataset", folder_path=folder, every=every, token=token,
+                         private=True, allow_patterns=[f"{p}/*.jsonl" for p in PARTS])
+    except (HfHubHTTPError, OSError) as err:
+        raise MirrorError(f"cannot push to the mirror {repo_id}: {first_line(err)}") from None

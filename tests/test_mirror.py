@@ -1,0 +1,51 @@
+"""The Hub mirror's local side: append-only shards that load with datasets, and a full restore."""
+
+from __future__ import annotations
+
+import datasets
+import pytest
+
+from components import labels, mirror
+from components.store import Database
+
+
+def _current(db):
+    return db.rows("SELECT dataset, row, annotator, label, confidence, note FROM current_labels ORDER BY ALL")
+
+
+def test_labels_survive_a_restart_from_an_empty_database(demo_db, tmp_path):
+    name = "demo-trl-standard"
+    for row in range(6):
+        labels.add_label(demo_db, name, row, "chosen" if row % 2 else "rejected", "ada", confidence=2, note=f"n{row}")
+        labels.add_label(demo_db, name, row, "tie", "bo")
+    labels.undo(demo_db, name, "bo")  # bo's label on row 5 is undone
+    folder = tmp_path / "mirror"
+    first = mirror.dump(demo_db, folder)
+    assert first["labels"] == 13
+    labels.add_label(demo_db, name, 7, "chosen", "bo")
+    assert mirror.dump(demo_db, folder)["labels"] == 1
+    assert mirror.dump(demo_db, folder)["labels"] == 0  # nothing new, no empty shard
+    shards = sorted(p.name for p in (folder / "labels").iterdir())
+    assert shards == ["events-0000000001-0000000013.jsonl", "events-0000000014-0000000014.jsonl"]
+
+    loaded = datasets.load_dataset("json", data_files=str(folder / "labels" / "*.jsonl"), split="train")
+    assert loaded.num_rows == 14 and sorted(loaded["annotator"]) == ["ada"] * 6 + ["bo"] * 8
+
+    fresh = Database(tmp_path / "fresh.duckdb")  # the Space restarted: an empty disk
+    try:
+        counts = mirror.restore(fresh, folder)
+        assert counts["labels"] == 14
+        assert _current(fresh) == _current(demo_db)
+        assert not any(r[1] == 5 and r[2] == "bo" for r in _current(fresh))  # the undo still undoes
+        assert mirror.restore(fresh, folder)["labels"] == 0  # a second start doubles nothing
+    finally:
+        fresh.close()
+
+
+def test_the_mirror_says_in_one_line_when_the_hub_cannot_be_reached(db, tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(mirror.MirrorError, match=r"cannot read the mirror lab/studio-labels: ") as err:
+        mirror.start(db, "lab/studio-labels", tmp_path / "mirror", token=None)
+    assert "\n" not in str(err.value)
