@@ -141,7 +141,7 @@ def job_once(db, backend, dataset, rows, ps, settings) -> dict:
     t = time.perf_counter()
     out = rv.run_job(db, job["id"], backend)
     secs = time.perf_counter() - t
-    results = db.revisions(job_id=job["id"])
+    results = rv.revisions(db, job_id=job["id"])
     tokens = sum((r["tokens"] or {}).get("total", 0) for r in results)
     db.write(lambda cur: cur.execute("DELETE FROM revisions WHERE job_id = ?", [job["id"]]))
     db.write(lambda cur: cur.execute("DELETE FROM revision_jobs WHERE id = ?", [job["id"]]))

@@ -22,6 +22,8 @@ from components import revise as rv  # noqa: E402
 from components.ingest import ingest  # noqa: E402
 from components.store import Database  # noqa: E402
 from components.views import revise as view  # noqa: E402
+from components.views import revise_batch as batch_view  # noqa: E402
+from components.views import revise_form as form  # noqa: E402
 
 DIALOGUES = "demo-sdsd-dialogues"
 PAIRS = "demo-assistant-pairs"
@@ -52,22 +54,22 @@ def test_library_has_twenty_principles_in_groups_and_a_pink_elephant():
 def test_principles_seeded_once_then_edited_with_history(db):
     ps = rv.principles(db)
     assert len(ps) >= 21
-    before = db.principle("concise")
+    before = rv.principle_row(db, "concise")
     assert before["version"] == 1 and before["origin"] == "library"
     edited = rv.save_principle(db, {"id": "concise", "group": "style", "title": "Short",
                                     "text": "Say it in as few words as the answer allows."}, author="ana")
     assert edited.version == 2 and edited.title == "Short"
     rv.save_principle(db, {"id": "no-emoji", "group": "style", "title": "No emoji", "text": "Do not use emoji."},
                       author="ben")
-    assert db.delete_principle("no-emoji", author="ben")
-    hist = db.principle_history("concise")
+    assert rv.delete_principle(db, "no-emoji", author="ben")
+    assert not rv.delete_principle(db, "no-emoji")
+    hist = rv.principle_history(db, "concise")
     assert [(h["version"], h["action"], h["author"]) for h in hist] == [(2, "edit", "ana"), (1, "library", None)]
-    assert [h["action"] for h in db.principle_history("no-emoji")] == ["delete", "create"]
+    assert [h["action"] for h in rv.principle_history(db, "no-emoji")] == ["delete", "create"]
     assert "no-emoji" not in {p.id for p in rv.principles(db)}
-    # a new process (a fresh seed pass) keeps the user's edit
-    rv._seeded.clear()
-    assert db.seed_principles(rv.load_library()) == 0
-    assert db.principle("concise")["title"] == "Short"
+    # seeding the library again (a new process) keeps the user's edit
+    assert rv.seed_principles(db, rv.load_library()) == 0
+    assert rv.principle_row(db, "concise")["title"] == "Short"
 
 
 def test_bad_principles_are_refused_in_one_line(db):
@@ -247,7 +249,7 @@ def test_accept_stores_a_pair_with_provenance(demo_db, backend):
     assert m["settings"]["max_new_tokens"] == 12 and m["seed"] == 1
     assert m["tokens"]["total"] == 24 and m["latency_s"] > 0 and m["revised_at"]
     assert m["accepted_by"] == "ana" and m["edited"] is False
-    stored = demo_db.revision(r["id"])
+    stored = rv.get_revision(demo_db, r["id"])
     assert stored["status"] == "accepted" and stored["into_row"] == 0 and stored["edited"] is False
     # a second accepted revision appends a row and bumps the version
     r2 = rv.revise_one(demo_db, DIALOGUES, 3, "chosen", "concise", backend, fast_settings())
@@ -263,7 +265,7 @@ def test_an_edited_revision_keeps_the_edit(demo_db, backend):
     assert rec["chosen"][0]["content"] == text
     assert rec["metadata"]["edited"] is True and rec["metadata"]["model_revision"] == r["revision"]
     assert rec["rejected"][0]["content"] == demo_db.record(PAIRS, 0)["rejected"][-1]["content"]
-    stored = demo_db.revision(r["id"])
+    stored = rv.get_revision(demo_db, r["id"])
     assert stored["edited"] is True and stored["final_revision"] == text and stored["reviewed_by"] == "ben"
     with pytest.raises(rv.RevisionError, match="empty"):
         rv.accept(demo_db, r, final_text="   ")
@@ -292,14 +294,14 @@ def test_batch_revises_n_rows_and_resumes_after_an_interruption(demo_db, backend
 
     out = rv.run_job(demo_db, job["id"], backend, stop, progress)
     assert out["stopped"] and out["status"] == "interrupted" and out["done"] == 2
-    first = {r["row"]: r["id"] for r in demo_db.revisions(job_id=job["id"])}
+    first = {r["row"]: r["id"] for r in rv.revisions(demo_db, job_id=job["id"])}
     assert sorted(first) == [0, 1]
     again, resumed = rv.start_job(demo_db, PAIRS, rows, ps, backend, settings)
     assert resumed and again["id"] == job["id"]
     done = []
     out = rv.run_job(demo_db, job["id"], backend, progress=lambda p: done.append(p.done))
     assert out["status"] == "done" and out["done"] == 6 and out["pending"] == 6
-    results = demo_db.revisions(job_id=job["id"])
+    results = rv.revisions(demo_db, job_id=job["id"])
     assert sorted(r["row"] for r in results) == rows  # every row once, none twice
     assert {r["id"] for r in results if r["row"] in first} == set(first.values())  # the first two kept
     assert done[0] == 2
@@ -327,8 +329,10 @@ def test_batch_with_accept_goes_straight_into_the_dataset(demo_db, backend):
 
 
 def test_select_rows_by_query_and_bad_rows(demo_db):
-    hits = rv.select_rows(demo_db, PAIRS, query="egg yolk")
+    notes = []
+    hits = rv.select_rows(demo_db, PAIRS, query="egg yolk", notes=notes)
     assert hits and all("yolk" in json.dumps(demo_db.record(PAIRS, r)).lower() for r in hits)
+    assert notes == [f"{PAIRS} has no search index; took the rows containing every word"]
     with pytest.raises(rv.RevisionError, match="no rows"):
         rv.select_rows(demo_db, PAIRS, query="zzqqxxnotaword")
     with pytest.raises(rv.RevisionError, match="ranges"):
@@ -355,15 +359,21 @@ def test_clear_errors_for_missing_models_and_unreachable_endpoints(tmp_path):
         rv.EndpointBackend("localhost:8000", "m")
 
 
-def test_out_of_memory_and_context_messages_are_one_line(backend):
+def test_out_of_memory_is_one_line(backend):
     msg = backend._run_error(MemoryError(), fast_settings())
     assert msg.startswith("out of memory on cpu") and "\n" not in msg
-    ep = rv.EndpointBackend("http://127.0.0.1:9/v1", "m")
-    body = json.dumps({"error": {"message": "This model's maximum context length is 2048 tokens. However, you "
-                                            "requested 5000 tokens"}})
-    assert ep._http_error(400, body).startswith("context too long for m")
-    assert ep._http_error(404, json.dumps({"detail": "model 'm' not found"})).startswith("model 'm' not found")
-    assert ep._http_error(500, "CUDA out of memory. Tried to allocate").startswith("the endpoint ran out of memory")
+
+
+def test_accepted_pairs_go_only_to_valid_dataset_names(demo_db, backend):
+    r = rv.revise_one(demo_db, DIALOGUES, 0, "chosen", "concise", backend, fast_settings(max_new_tokens=4))
+    for bad in ("../victim", "/x", "a/b", ".hidden"):
+        with pytest.raises(rv.RevisionError, match="must start with a letter or digit") as caught:
+            rv.accept(demo_db, r, into=bad)
+        assert "\n" not in str(caught.value)
+        with pytest.raises(rv.RevisionError, match="must start with a letter or digit"):
+            rv.start_job(demo_db, DIALOGUES, [0], rv.resolve_principles(demo_db, "concise"), backend,
+                         fast_settings(), accept_into=bad)
+    assert demo_db.dataset("victim") is None and rv.get_revision(demo_db, r["id"]) is None
 
 
 # -- the CLI --------------------------------------------------------------------------------------
@@ -393,6 +403,11 @@ def test_cli_revise_pending_then_accept_into(tmp_path, tiny_model):
     assert bad.returncode == 1 and "fill in avoid, steer" in bad.stderr
     bad = run_cli("revise", "pairs", "--model", tiny_model, "--into", "x", "--db", db)
     assert bad.returncode == 1 and "--accept" in bad.stderr
+    for target in ("../victim", "/x"):
+        bad = run_cli("revise", "pairs", "--rows", "0", "--model", tiny_model, "--accept", "--into", target, "--db", db)
+        assert bad.returncode == 1 and "Traceback" not in bad.stderr
+        assert bad.stderr.strip() == (f"error: dataset name {target!r} must start with a letter or digit and hold "
+                                      "only letters, digits, '.', '_' or '-' (at most 100 characters)")
 
 
 def test_cli_batch_interrupted_with_ctrl_c_resumes_without_redoing_rows(tmp_path, tiny_model):
@@ -427,9 +442,40 @@ def test_view_functions(demo_db, backend):
     messages, line = view.load_conversation(demo_db, DIALOGUES, 0, "chosen")
     assert messages[-1]["role"] == "assistant" and "row 0" in line and "tab=revise" in line
     assert view.load_conversation(demo_db, "demo-field-notes", 0, "chosen")[1].startswith("⚠️")
-    assert view.template_values("x", "y", "tone=warm; n=2") == {"avoid": "x", "steer": "y", "tone": "warm", "n": "2"}
+    assert form.PrincipleChoice(["concise"], "x", "y", "tone=warm; n=2").values() == {
+        "avoid": "x", "steer": "y", "tone": "warm", "n": "2"}
+    assert form.with_template(["concise"], "", "gardening") == ["concise", "pink-elephant"]
+    assert form.with_template(["pink-elephant"], "x", "") == ["pink-elephant"]
     r = rv.revise_one(demo_db, DIALOGUES, 0, "chosen", "concise", backend, fast_settings())
     msg = view.accept_result(demo_db, r, r["revision"] + " <b>edited</b>", "ana", "")
     assert msg.startswith("✅ Accepted (edited) as row 0")
     assert view.accept_result(demo_db, None, "x", "ana", "").startswith("⚠️")
     assert "float32" in view.device_line(backend) and "cpu" in view.device_line(backend)
+
+
+def test_view_revision_and_batch_functions(demo_db, backend, tiny_model):
+    request = form.RevisionRequest(DIALOGUES, 0, "chosen", form.PrincipleChoice(["concise"]),
+                                   form.ModelChoice("local", tiny_model), form.GenerationChoice(6, 0.8, 0.95, 1, 0))
+    steps = list(view.revise_updates(demo_db, request, threading.Event()))
+    status, critique, revision, result, device = steps[-1]
+    assert status.startswith("✅ Done") and result["revision"] == revision.strip() and "float32" in device
+    assert result["settings"]["max_new_tokens"] == 6 and result["principles"][0]["id"] == "concise"
+    missing = form.RevisionRequest(None, 0, "chosen", form.PrincipleChoice(), form.ModelChoice(), form.GenerationChoice())
+    assert [s[0] for s in view.revise_updates(demo_db, missing, threading.Event())] == [
+        "⚠️ pick a dataset and a row first"]
+    request.dataset = PAIRS
+    with pytest.raises(rv.RevisionError, match="must start with a letter or digit"):
+        batch_view.start_batch(demo_db, request, batch_view.BatchChoice("0-1", accept_straight=True, into="../victim"))
+    start = batch_view.start_batch(demo_db, request, batch_view.BatchChoice("0-1", limit=5, batch_size=2))
+    assert not start.resumed and start.job["rows"] == [0, 1] and start.job["settings"]["batch_size"] == 2
+    steps = list(batch_view.run_batch(demo_db, start, threading.Event(), None))
+    job = steps[-1]
+    assert job["status"] == "done" and job["pending"] == 2 and [p.done for p in steps[:-1]][-1] == 2
+    assert "done · 2 of 2 rows have a result · 2 pending review" in batch_view.finished_line("x", job)
+    table, ids = batch_view.pending_table(demo_db)
+    assert len(ids) == 2 and {r[2] for r in table} == {0, 1}
+    item = batch_view.review_item(demo_db, ids[0])
+    assert item["found"] and item["result"]["id"] == ids[0] and item["chat"][-1]["role"] == "assistant"
+    with pytest.raises(rv.RevisionError, match="already done"):
+        batch_view.resume_batch(demo_db, job["id"])
+    assert batch_view.jobs_table(demo_db)[0][:3] == [job["id"], PAIRS, "done"]

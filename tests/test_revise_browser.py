@@ -8,9 +8,10 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from test_revise import DIALOGUES, PAIRS, fast_settings
-
 from components import revise as rv
+
+DIALOGUES = "demo-sdsd-dialogues"
+PAIRS = "demo-assistant-pairs"
 
 pytestmark = pytest.mark.browser
 
@@ -82,9 +83,13 @@ def test_pending_batch_results_are_reviewed_in_the_page(page, app_server, tiny_m
     db = app_server.db
     backend = rv.local_backend(tiny_model, "cpu")
     ps = rv.resolve_principles(db, "concise")
-    job, _ = rv.start_job(db, PAIRS, [4, 5], ps, backend, fast_settings(max_new_tokens=6))
+    job, _ = rv.start_job(db, PAIRS, [4, 5], ps, backend, rv.Settings(max_new_tokens=6, seed=1))
     rv.run_job(db, job["id"], backend)
     page.goto(app_server.url + "?tab=revise")
+    template = page.locator("#revise-principles label", has_text="(template)").locator("input")
+    expect(template).not_to_be_checked(timeout=30_000)
+    page.locator("#revise-avoid textarea, #revise-avoid input").first.press_sequentially("crypto", delay=20)
+    expect(template).to_be_checked()  # typing in the pink elephant's box ticks it
     page.get_by_text("Pending review", exact=True).click()
     table = page.locator("#revise-pending")
     expect(table).to_contain_text(PAIRS, timeout=30_000)

@@ -7,14 +7,30 @@ import os
 import subprocess
 import sys
 import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from helpers import free_port, run_cli, wait_http
-from test_revise import DIALOGUES, PAIRS, fast_settings, pairs_db
+from helpers import ROOT, free_port, run_cli, wait_http
 
 from components import revise as rv  # noqa: E402
+from components.ingest import ingest  # noqa: E402
+from components.store import Database  # noqa: E402
+
+DIALOGUES = "demo-sdsd-dialogues"
+PAIRS = "demo-assistant-pairs"
+
+
+def fast_settings(**kw) -> rv.Settings:
+    return rv.Settings(**({"max_new_tokens": 12, "temperature": 0.8, "top_p": 0.95, "seed": 1} | kw))
+
+
+def pairs_db(path: Path) -> str:
+    d = Database(path)
+    ingest(d, str(ROOT / "data/demo/assistant-pairs.jsonl"), name="pairs")
+    d.close()
+    return str(path)
 
 
 @pytest.fixture(scope="module")
@@ -86,19 +102,100 @@ def test_endpoint_batch_job(demo_db, endpoint):
     job, _ = rv.start_job(demo_db, DIALOGUES, rows, ps, endpoint, fast_settings(max_new_tokens=6, batch_size=3))
     out = rv.run_job(demo_db, job["id"], endpoint)
     assert out["status"] == "done" and out["pending"] == 3
-    assert sorted(r["row"] for r in demo_db.revisions(job_id=job["id"])) == rows
+    assert sorted(r["row"] for r in rv.revisions(demo_db, job_id=job["id"])) == rows
 
 
-def test_endpoint_errors_are_one_line(demo_db, served):
-    url, _ = served
+def test_the_servers_refusal_comes_back_in_one_line(served):
+    url, model = served
     wrong = rv.EndpointBackend(url, "some-org/other-model")
-    with pytest.raises(rv.RevisionError, match="model 'some-org/other-model' not found at"):
+    with pytest.raises(rv.RevisionError) as caught:
         list(wrong.stream([{"role": "user", "content": "hi"}], fast_settings()))
-    ep = rv.EndpointBackend(url, served[1])
+    # the server's own words: `transformers serve` is pinned to the model it was started with
+    assert str(caught.value) == (f"endpoint {url} refused the request (HTTP 400): Server is pinned to "
+                                 f"'{model}'; requested 'some-org/other-model'.")
+
+
+def test_a_prompt_over_the_context_limit_is_refused_before_sending(demo_db, endpoint):
     src = rv.conversation(demo_db, DIALOGUES, 0)
     with pytest.raises(rv.RevisionError, match="context too long"):
-        list(rv.revise_stream(src, rv.resolve_principles(demo_db, "concise"), ep,
+        list(rv.revise_stream(src, rv.resolve_principles(demo_db, "concise"), endpoint,
                               fast_settings(context_tokens=100, max_new_tokens=40)))
+
+
+# -- what the client sends and how answers map to one line, against a small recording server ----------
+
+
+@pytest.fixture
+def recorder():
+    """A loopback HTTP server that records each request's Authorization header and answers with the
+    status and body queued in ``answers`` (a short OpenAI-style stream when none is queued)."""
+    seen: list[dict] = []
+    answers: list[tuple[int, str]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            seen.append({"path": self.path, "authorization": self.headers.get("authorization")})
+            status, body = answers.pop(0) if answers else (200, None)
+            if body is None:
+                chunk = {"id": "1", "object": "chat.completion.chunk", "created": 0, "model": "m",
+                         "choices": [{"index": 0, "delta": {"content": "ok"}, "finish_reason": "stop"}]}
+                body = f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n"
+                kind = "text/event-stream"
+            else:
+                kind = "application/json" if body.startswith("{") else "text/plain"
+            data = body.encode()
+            self.send_response(status)
+            self.send_header("content-type", kind)
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/v1", seen, answers
+    server.shutdown()
+    server.server_close()
+
+
+def test_only_a_key_the_user_gave_is_sent(recorder, monkeypatch):
+    url, seen, _ = recorder
+    hi = [{"role": "user", "content": "hi"}]
+    monkeypatch.setenv("OPENAI_API_KEY", "placeholder-from-another-library")
+    monkeypatch.delenv("STUDIO_ENDPOINT_API_KEY", raising=False)
+    assert "".join(rv.EndpointBackend(url, "m").stream(hi, fast_settings())) == "ok"
+    monkeypatch.setenv("STUDIO_ENDPOINT_API_KEY", "studio-key")
+    list(rv.EndpointBackend(url, "m").stream(hi, fast_settings()))
+    list(rv.EndpointBackend(url, "m", api_key="given-key").stream(hi, fast_settings()))
+    assert [s["path"] for s in seen] == ["/v1/chat/completions"] * 3
+    assert [s["authorization"] for s in seen] == ["Bearer none", "Bearer studio-key", "Bearer given-key"]
+
+
+def test_answers_of_the_server_become_one_line_each(recorder):
+    url, seen, answers = recorder
+    hi = [{"role": "user", "content": "hi"}]
+    ep = rv.EndpointBackend(url, "m", max_retries=1)
+    cases = [
+        ([(401, json.dumps({"error": {"message": "Invalid API key"}}))],
+         f"endpoint {url} refused the key (HTTP 401): set $STUDIO_ENDPOINT_API_KEY (Invalid API key)"),
+        ([(400, json.dumps({"error": {"message": "This model's maximum context length is 2048 tokens"}}))],
+         f"endpoint {url} refused the request (HTTP 400): This model's maximum context length is 2048 tokens"),
+        ([(404, "Not Found")],
+         f"endpoint {url} answered 404 for 'm': is it an OpenAI-compatible API? (Not Found)"),
+        ([(500, "CUDA out of memory"), (500, "CUDA out of memory. Tried to allocate 2 GiB")],
+         f"endpoint {url} failed (HTTP 500) even after 1 retries: CUDA out of memory. Tried to allocate 2 GiB"),
+    ]
+    for queued, line in cases:
+        answers[:] = queued
+        before = len(seen)
+        with pytest.raises(rv.RevisionError) as caught:
+            list(ep.stream(hi, fast_settings()))
+        assert str(caught.value) == line
+        assert len(seen) - before == len(queued)  # a 500 is tried again (max_retries), a 4xx is not
 
 
 def test_cli_revise_through_the_endpoint(tmp_path, served):
