@@ -215,11 +215,11 @@ def browser_test(url: str, dataset: str, presses: int) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--clients", type=int, default=16)
-    ap.add_argument("--per-client", type=int, default=100)
-    ap.add_argument("--presses", type=int, default=60)
-    ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "label.json"))
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clients", type=int, default=16, help="gradio_client clients labeling at once (default 16)")
+    ap.add_argument("--per-client", type=int, default=100, help="labels each client writes (default 100)")
+    ap.add_argument("--presses", type=int, default=60, help="key presses in Chromium (default 60)")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "label.json"), help="where the JSON result goes")
     args = ap.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="bench-label-"))

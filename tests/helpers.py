@@ -138,3 +138,28 @@ def make_tiny_chat_model(path: Path, root: Path) -> Path:
     fast.save_pretrained(tmp)
     tmp.rename(path)
     return path
+
+
+# -- labels ---------------------------------------------------------------------------------------
+
+
+def write_pairs(path: Path, n: int, extra: list[dict] | None = None) -> Path:
+    """A TRL conversational file of ``n`` distinct pairs (plus ``extra`` rows), one per line."""
+    import json
+
+    with open(path, "w", encoding="utf-8") as fh:
+        for i in range(n):
+            fh.write(json.dumps({
+                "prompt": [{"role": "user", "content": f"Question number {i}: what is {i} plus {i}?"}],
+                "chosen": [{"role": "assistant", "content": f"{i} plus {i} is {2 * i}. Answer {i} is right."}],
+                "rejected": [{"role": "assistant", "content": f"It is {2 * i + 1}, I think. Answer {i} is wrong."}],
+            }) + "\n")
+        for row in extra or []:
+            fh.write(json.dumps(row) + "\n")
+    return path
+
+
+# Cohen's kappa, the textbook 2x2 example: 50 items, both yes 20, A yes/B no 5, A no/B yes 10, both no 15.
+# p_o = 0.7, p_e = 0.5 * 0.6 + 0.5 * 0.4 = 0.5, kappa = 0.4.
+KAPPA_TABLE = [("chosen", "chosen")] * 20 + [("chosen", "rejected")] * 5 + [("rejected", "chosen")] * 10 + \
+    [("rejected", "rejected")] * 15

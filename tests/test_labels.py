@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections import Counter
 from pathlib import Path
@@ -14,21 +15,7 @@ from components.ingest import ingest
 from components.labels import LabelError
 from components.store import Database
 
-from helpers import run_cli
-
-
-def write_pairs(path: Path, n: int, extra: list[dict] | None = None) -> Path:
-    """A TRL conversational file of ``n`` distinct pairs (plus ``extra`` rows), one per line."""
-    with open(path, "w", encoding="utf-8") as fh:
-        for i in range(n):
-            fh.write(json.dumps({
-                "prompt": [{"role": "user", "content": f"Question number {i}: what is {i} plus {i}?"}],
-                "chosen": [{"role": "assistant", "content": f"{i} plus {i} is {2 * i}. Answer {i} is right."}],
-                "rejected": [{"role": "assistant", "content": f"It is {2 * i + 1}, I think. Answer {i} is wrong."}],
-            }) + "\n")
-        for row in extra or []:
-            fh.write(json.dumps(row) + "\n")
-    return path
+from helpers import KAPPA_TABLE, run_cli, write_pairs
 
 
 @pytest.fixture
@@ -57,11 +44,11 @@ def test_current_label_is_the_latest_event_and_nothing_is_overwritten(pairs_db):
     labels.add_label(db, "pairs", 3, "chosen", "ada", confidence=2, note="clear win", tags=["factuality"])
     labels.add_label(db, "pairs", 3, "rejected", "ada", confidence=3)
     labels.add_label(db, "pairs", 3, "tie", "bob")
-    cur = db.current_label("pairs", 3, "ada")
+    cur = labels.current_label(db, "pairs", 3, "ada")
     assert (cur["label"], cur["confidence"]) == ("rejected", 3)
-    assert db.current_label("pairs", 3, "bob")["label"] == "tie"
-    assert db.label_event_count("pairs") == 3
-    log = db.label_log("pairs").to_pylist()
+    assert labels.current_label(db, "pairs", 3, "bob")["label"] == "tie"
+    assert labels.label_event_count(db, "pairs") == 3
+    log = labels.label_log(db, "pairs").to_pylist()
     assert [e["label"] for e in log] == ["chosen", "rejected", "tie"]
     assert log[0]["note"] == "clear win" and log[0]["tags"] == ["factuality"]
     assert json.loads(log[0]["options"])["dataset_version"] == 1
@@ -76,14 +63,14 @@ def test_undo_is_an_event_and_walks_back_one_label_at_a_time(pairs_db):
 
     undone = labels.undo(db, "pairs", "ada")
     assert (undone["row"], undone["label"]) == (2, "both_bad")
-    assert db.current_label("pairs", 2, "ada")["label"] == "rejected"  # the earlier label is back
+    assert labels.current_label(db, "pairs", 2, "ada")["label"] == "rejected"  # the earlier label is back
     assert labels.undo(db, "pairs", "ada")["label"] == "rejected"
-    assert db.current_label("pairs", 2, "ada") is None
-    assert db.current_label("pairs", 2, "bob")["label"] == "tie"  # someone else's label is untouched
+    assert labels.current_label(db, "pairs", 2, "ada") is None
+    assert labels.current_label(db, "pairs", 2, "bob")["label"] == "tie"  # someone else's label is untouched
     assert labels.undo(db, "pairs", "ada")["row"] == 1
     assert labels.undo(db, "pairs", "ada") is None  # nothing left
-    assert db.label_event_count("pairs") == 4 + 3  # three undo events appended, none removed
-    assert Counter(e["label"] for e in db.label_log("pairs").to_pylist())["undo"] == 3
+    assert labels.label_event_count(db, "pairs") == 4 + 3  # three undo events appended, none removed
+    assert Counter(e["label"] for e in labels.label_log(db, "pairs").to_pylist())["undo"] == 3
 
 
 def test_bad_requests_get_one_line_messages(pairs_db, demo_db):
@@ -103,7 +90,7 @@ def test_bad_requests_get_one_line_messages(pairs_db, demo_db):
         assert "\n" not in str(err.value)
     with pytest.raises(LabelError, match="confidence"):
         labels.add_label(db, "pairs", 0, "chosen", "ada", confidence=5)
-    assert db.label_event_count() == 0
+    assert labels.label_event_count(db) == 0
 
 
 def test_sixteen_threads_lose_nothing_and_double_nothing(pairs_db):
@@ -123,12 +110,12 @@ def test_sixteen_threads_lose_nothing_and_double_nothing(pairs_db):
     for t in threads:
         t.join()
     assert not errors
-    assert db.label_event_count("pairs") == 16 * 30
+    assert labels.label_event_count(db, "pairs") == 16 * 30
     assert db.scalar("SELECT count(DISTINCT id) FROM label_events") == 16 * 30
     assert db.scalar("SELECT count(*) FROM (SELECT DISTINCT row, annotator FROM label_events)") == 16 * 30
     assert db.scalar("SELECT count(*) FROM current_labels") == 16 * 30
     for k in (0, 7, 15):
-        mine = db.labeled_rows("pairs", f"worker{k:02d}")
+        mine = labels.labeled_rows(db, "pairs", f"worker{k:02d}")
         assert mine == {row: labels.JUDGMENTS[(row + k) % 4] for row in range(30)}
 
 
@@ -139,7 +126,7 @@ def test_queue_is_a_stable_shuffle_and_resumes_where_you_left_off(pairs_db):
     db = pairs_db
     order = labels.shuffled_rows(db, "pairs")
     assert sorted(order) == list(range(30)) and order != list(range(30))
-    assert db.pair_rows_shuffled("pairs") == order  # stable across calls (and processes: md5 of name/row)
+    assert labels.shuffled_rows(db, "pairs") == order  # stable across calls (and processes: md5 of name/row)
     assert labels.next_row(db, "pairs", "ada") == order[0]
     for row in order[:5]:
         labels.add_label(db, "pairs", row, "chosen", "ada")
@@ -157,38 +144,35 @@ def test_queue_is_a_stable_shuffle_and_resumes_where_you_left_off(pairs_db):
 
 def test_search_and_disagreement_queues(pairs_db):
     db = pairs_db
-    assert labels.search_rows(db, "pairs", "NUMBER 7:") == [7, 17, 27]  # every word, any case, source order
-    assert labels.search_rows(db, "pairs", '"answer 1 is"') == [1]  # a quoted phrase stays whole
-    with pytest.raises(LabelError):
-        labels.search_rows(db, "pairs", "   ")
+    found = labels.search_pairs(db, "pairs", "NUMBER 7:")
+    assert found.rows == [7, 17, 27]  # every word, any case, source order
+    assert found.engine == "text match" and "has no search index" in found.note
+    assert labels.search_pairs(db, "pairs", '"answer 1 is"').rows == [1]  # a quoted phrase stays whole
+    with pytest.raises(LabelError, match="type something to search for"):
+        labels.search_pairs(db, "pairs", "   ")
     labels.add_label(db, "pairs", 4, "chosen", "ada")
     labels.add_label(db, "pairs", 4, "rejected", "bob")
     labels.add_label(db, "pairs", 9, "tie", "ada")
     labels.add_label(db, "pairs", 9, "tie", "bob")
     labels.add_label(db, "pairs", 11, "chosen", "ada")
     labels.add_label(db, "pairs", 11, "skip", "bob")  # a skip is no judgment: no disagreement
-    assert labels.queue_rows(db, "pairs", "disagreements") == [4]
+    assert labels.open_queue(db, "pairs", "disagreements").rows == [4]
 
 
 def test_search_queue_ranks_by_the_bm25_index_once_there_is_one(pairs_db):
     from components import search
 
     db = pairs_db
-    assert labels.search_engine(db, "pairs") == "text match"
+    assert labels.search_pairs(db, "pairs", "plus 7").engine == "text match"
     search.build_index(db, "pairs")
-    assert labels.search_engine(db, "pairs") == "BM25 index"
-    rows = labels.search_rows(db, "pairs", "plus 7")
+    found = labels.search_pairs(db, "pairs", "plus 7")
+    assert found.engine == "BM25 index" and found.note is None
+    rows = found.rows
     assert rows[0] == 7  # "7 plus 7 is 14" ranks first
     assert len(rows) == len(set(rows)) and set(rows) <= set(range(30))
 
 
 # -- agreement ----------------------------------------------------------------------------------------
-
-# Cohen's kappa, the textbook 2x2 example: 50 items, both yes 20, A yes/B no 5, A no/B yes 10, both no 15.
-# p_o = 0.7, p_e = 0.5 * 0.6 + 0.5 * 0.4 = 0.5, kappa = 0.4.
-KAPPA_TABLE = [("chosen", "chosen")] * 20 + [("chosen", "rejected")] * 5 + [("rejected", "chosen")] * 10 + \
-    [("rejected", "rejected")] * 15
-
 
 def test_cohen_kappa_matches_scikit_learn_and_the_textbook(pairs_db, tmp_path):
     from sklearn.metrics import cohen_kappa_score
@@ -316,7 +300,7 @@ def test_export_conversational_loads_back_with_trl_keys_and_flips_swapped(labele
     rows = {r["source_row"]: r for r in ds}
     assert list(rows) == sorted(rows)  # source order
     assert 2 not in rows and 3 not in rows and 4 not in rows
-    src = {r["row"]: r for r in db.preference_rows("pairs").to_pylist()}
+    src = {row: db.record("pairs", row) for row in (0, 1)}
     flipped = rows[1]
     assert flipped["chosen"] == src[1]["rejected"] and flipped["rejected"] == src[1]["chosen"]
     assert flipped["human_label"] == "rejected"
@@ -346,7 +330,7 @@ def test_export_standard_strings_majority_and_switches(labeled, tmp_path):
 
 def test_export_of_the_label_log_keeps_every_event(labeled, tmp_path):
     s = labels.export_log(labeled, "pairs", tmp_path / "log.jsonl")
-    assert s.rows == labeled.label_event_count("pairs") == 11
+    assert s.rows == labels.label_event_count(labeled, "pairs") == 11
     log = [json.loads(line) for line in open(tmp_path / "log.jsonl")]
     assert [e["label"] for e in log].count("undo") == 1
     assert log[6]["options"]["undoes"] == log[5]["id"]
@@ -364,6 +348,74 @@ def test_export_errors_are_clear(labeled, tmp_path, monkeypatch):
     labels.export_pairs(labeled, "pairs", tmp_path / "x.jsonl")
     with pytest.raises(LabelError, match="no Hugging Face token"):
         labels.push_to_hub(tmp_path / "x.jsonl", "me/prefs")
+
+
+def _unwritable(tmp_path: Path, kind: str) -> Path:
+    if kind == "directory":
+        (tmp_path / "folder.jsonl").mkdir()
+        return tmp_path / "folder.jsonl"
+    if kind == "under a file":  # its folder cannot be made: a file holds that name
+        (tmp_path / "plain.txt").write_text("x")
+        return tmp_path / "plain.txt" / "out.jsonl"
+    return Path("/proc/preference-studio-export.parquet")  # a file system that takes no new files
+
+
+@pytest.mark.parametrize("kind", ["directory", "under a file", "proc"])
+def test_export_to_a_path_that_cannot_be_written_is_one_line_and_leaves_nothing(labeled, tmp_path, kind):
+    out = _unwritable(tmp_path, kind)
+    for export in (lambda: labels.export_pairs(labeled, "pairs", out), lambda: labels.export_log(labeled, "pairs", out)):
+        with pytest.raises(LabelError, match=f"^cannot write {re.escape(str(out))}: ") as err:
+            export()
+        assert "\n" not in str(err.value)
+    assert not Path(str(out) + ".part").exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".part")) == []
+
+
+@pytest.mark.parametrize("kind", ["directory", "under a file", "proc"])
+def test_cli_export_to_a_path_that_cannot_be_written(labeled, tmp_path, kind):
+    path = labeled.path
+    labeled.close()
+    out = _unwritable(tmp_path, kind)
+    r = run_cli("export", "pairs", "--out", str(out), "--db", str(path))
+    assert r.returncode == 1
+    assert r.stderr.startswith(f"error: cannot write {out}: ") and r.stderr.count("\n") == 1, r.stderr
+    assert r.stdout == ""
+    assert not Path(str(out) + ".part").exists()
+
+
+# The majority rule (events.MAJORITY_SQL), on a table made by hand: row -> {annotator: label}.
+MAJORITY_TABLE = {
+    0: {"a": "chosen", "b": "chosen", "c": "rejected"},  # 2-1
+    1: {"a": "chosen", "b": "rejected"},  # 1-1: no majority
+    2: {"a": "rejected", "b": "rejected", "c": "tie", "d": "skip"},  # a skip does not vote
+    3: {"a": "skip", "b": "skip"},  # no judgment at all
+    4: {"a": "tie", "b": "both_bad", "c": "both_bad"},
+    5: {"a": "chosen", "b": "rejected", "c": "tie"},  # three-way tie at the top
+    6: {"c": "rejected"},  # one vote is a majority
+}
+
+
+def test_majority_rule_on_a_hand_made_table(pairs_db):
+    db = pairs_db
+    labels.add_label(db, "pairs", 7, "chosen", "a")
+    labels.add_label(db, "pairs", 7, "rejected", "a")  # only the current label votes
+    labels.add_label(db, "pairs", 8, "rejected", "b")
+    labels.undo(db, "pairs", "b")  # an undone label does not vote
+    for row, votes in MAJORITY_TABLE.items():
+        for who, lab in votes.items():
+            labels.add_label(db, "pairs", row, lab, who)
+    assert labels.majority_labels(db, "pairs") == {
+        0: "chosen", 1: None, 2: "rejected", 4: "both_bad", 5: None, 6: "rejected", 7: "rejected"}
+    assert labels.majority_rows(db, "pairs", "rejected") == [2, 6, 7]  # the flipped pairs
+    # among some annotators only
+    assert labels.majority_labels(db, "pairs", ["a", "c"]) == {
+        0: None, 1: "chosen", 2: None, 4: None, 5: None, 6: "rejected", 7: "rejected"}
+    # the export and the disagreement list apply the same rule
+    assert labels.preference_labels(db, "pairs") == {
+        0: "chosen", 1: "no_majority", 2: "rejected", 3: "skip", 4: "both_bad", 5: "no_majority", 6: "rejected",
+        7: "rejected"}
+    assert {d["row"]: d["majority"] for d in labels.disagreements(db, "pairs")} == {
+        0: "chosen", 1: None, 2: "rejected", 4: "both_bad", 5: None}
 
 
 def test_cli_export(labeled, tmp_path):
@@ -388,6 +440,9 @@ def test_cli_export(labeled, tmp_path):
     assert r.returncode == 1 and r.stderr.strip() == "error: no dataset named 'nope'"
     r = run_cli("export", "pairs", "--out", str(out), "--annotator", "a", "--majority", "--db", str(path))
     assert r.returncode == 2 and "not allowed with" in r.stderr
+    r = run_cli("export", "pairs", "--out", str(tmp_path / "l.jsonl"), "--labels-log", "--majority", "--db", str(path))
+    assert r.returncode == 1 and r.stderr.startswith("error: --labels-log writes every event")
+    assert not (tmp_path / "l.jsonl").exists()
 
 
 # -- the Compare view's plain functions, and the word diff ------------------------------------------
@@ -413,27 +468,28 @@ def test_safe_markdown_shows_tags_as_text_and_leaves_code_alone():
     assert out.endswith("3 < 4")
 
 
-def test_compare_queue_label_undo_and_move(pairs_db):
-    from components.views import compare
+def test_labeling_screen_queue_label_undo_and_move(pairs_db):
+    from components.views import label as screen
 
     db = pairs_db
     order = labels.shuffled_rows(db, "pairs")
     labels.add_label(db, "pairs", order[0], "chosen", "ada")
-    st = compare.new_queue(db, "pairs", "unlabeled", None, "ada")
-    assert compare.current_row(st) == order[1]  # resumes after what ada labeled
-    view = compare.pair_view(db, "pairs", order[1], with_diff=True)
+    st = screen.new_queue(db, "pairs", "unlabeled", None, "ada")
+    assert screen.current_row(st) == order[1]  # resumes after what ada labeled
+    view = screen.pair_view(db, "pairs", order[1], with_diff=True)
     assert view["prompt"][0]["content"].startswith(f"Question number {order[1]}")
     assert view["chosen_len"].endswith("words") and "wd-del" in view["diff"]
-    st = compare.label_current(db, st, "rejected", "ada", confidence=3, note="flip", tags=["factuality"])
-    assert compare.current_row(st) == order[2]
-    assert db.current_label("pairs", order[1], "ada")["confidence"] == 3
-    assert "You:** 2 of 30" in compare.progress_markdown(db, st, "ada")
-    st = compare.undo_last(db, st, "ada")
-    assert compare.current_row(st) == order[1] and db.current_label("pairs", order[1], "ada") is None
-    assert compare.current_row(compare.move(st, -1)) == order[0]
-    linked = compare.new_queue(db, "pairs", "unlabeled", None, "ada", row=order[0])
-    assert compare.current_row(linked) == order[0]  # a deep link opens the pair asked for
-    searched = compare.new_queue(db, "pairs", "search", "number 7:", "ada")
+    st = screen.label_current(db, st, "rejected", "ada", screen.LabelForm(confidence=3, note="flip", tags=["factuality"]))
+    assert screen.current_row(st) == order[2]
+    assert labels.current_label(db, "pairs", order[1], "ada")["confidence"] == 3
+    assert "You:** 2 of 30" in screen.progress_markdown(db, st, "ada")
+    st = screen.undo_last(db, st, "ada")
+    assert screen.current_row(st) == order[1] and labels.current_label(db, "pairs", order[1], "ada") is None
+    assert screen.current_row(screen.move(st, -1)) == order[0]
+    linked = screen.new_queue(db, "pairs", "unlabeled", None, "ada", row=order[0])
+    assert screen.current_row(linked) == order[0]  # a deep link opens the pair asked for
+    searched = screen.new_queue(db, "pairs", "search", "number 7:", "ada")
     assert searched["rows"] == [7, 17, 27]
-    missing = compare.new_queue(db, "pairs", "unlabeled", None, "ada", row=999)
+    assert "in *Search hits for “number 7:” (text match)*" in screen.title_markdown(searched)
+    missing = screen.new_queue(db, "pairs", "unlabeled", None, "ada", row=999)
     assert "row 999 is not a pair" in missing["message"]

@@ -11,8 +11,7 @@ from components import labels
 from components.ingest import ingest
 from components.store import Database
 
-from helpers import AppServer
-from test_labels import write_pairs
+from helpers import AppServer, write_pairs
 
 
 @pytest.fixture
@@ -31,8 +30,8 @@ def test_label_and_next_pair_over_gradio_client(server):
     event = client.predict("pairs", row, "rejected", "ada", api_name="/label")
     assert (event["row"], event["label"], event["annotator"]) == (row, "rejected", "ada")
     assert client.predict("pairs", "ada", api_name="/next_pair") == order[1]
-    assert server.db.current_label("pairs", row, "ada")["label"] == "rejected"
-    options = server.db.label_log("pairs").to_pylist()[-1]["options"]
+    assert labels.current_label(server.db, "pairs", row, "ada")["label"] == "rejected"
+    options = labels.label_log(server.db, "pairs").to_pylist()[-1]["options"]
     assert '"via": "api"' in options
 
     for bad, message in [
@@ -43,7 +42,7 @@ def test_label_and_next_pair_over_gradio_client(server):
     ]:
         with pytest.raises(Exception, match=message):
             client.predict(*bad, api_name="/label")
-    assert server.db.label_event_count() == 1
+    assert labels.label_event_count(server.db) == 1
 
 
 def test_sixteen_clients_lose_nothing_and_double_nothing(server):
@@ -61,12 +60,12 @@ def test_sixteen_clients_lose_nothing_and_double_nothing(server):
     with ThreadPoolExecutor(16) as pool:
         results = list(pool.map(annotate, range(16)))
     db = server.db
-    assert db.label_event_count("pairs") == 16 * per_client
+    assert labels.label_event_count(db, "pairs") == 16 * per_client
     assert db.scalar("SELECT count(*) FROM (SELECT DISTINCT row, annotator FROM label_events)") == 16 * per_client
     order = labels.shuffled_rows(db, "pairs")
     for k, rows in enumerate(results):
         assert rows == order[:per_client]  # each walked the shared order without repeats
-        assert db.labeled_rows("pairs", f"client{k:02d}") == {r: labels.JUDGMENTS[k % 4] for r in rows}
+        assert labels.labeled_rows(db, "pairs", f"client{k:02d}") == {r: labels.JUDGMENTS[k % 4] for r in rows}
 
 
 def test_labels_survive_a_server_restart(tmp_path):
@@ -87,12 +86,12 @@ def test_labels_survive_a_server_restart(tmp_path):
     server = AppServer(db)
     try:
         client = Client(server.url, verbose=False)
-        assert db.labeled_rows("pairs", "ada") == dict(labeled)
+        assert labels.labeled_rows(db, "pairs", "ada") == dict(labeled)
         assert client.predict("pairs", "ada", api_name="/next_pair") == labels.shuffled_rows(db, "pairs")[3]
         row = client.predict("pairs", "ada", api_name="/next_pair")
         client.predict("pairs", row, "both_bad", "ada", api_name="/label")
-        assert db.label_event_count("pairs") == 4
-        assert [e["id"] for e in db.label_log("pairs").to_pylist()] == [1, 2, 3, 4]  # ids continue after restart
+        assert labels.label_event_count(db, "pairs") == 4
+        assert [e["id"] for e in labels.label_log(db, "pairs").to_pylist()] == [1, 2, 3, 4]  # ids continue after restart
     finally:
         server.close()
         db.close()

@@ -7,7 +7,8 @@ import math
 import gradio as gr
 
 from ..store import Database
-from .common import Studio, as_int, chat, chatbot, dataset_choices, deep_link, escape, query_params
+from ..text import clip
+from .common import Studio, as_int, chat, chatbot, dataset_choices, deep_link, escape, query_params, requires
 
 TAB_ID = "browse"
 PAGE_SIZE = 20
@@ -46,13 +47,8 @@ def page_rows(db: Database, name: str | None, page: int) -> tuple[dict, int, int
     pages = max(1, math.ceil(info.row_count / PAGE_SIZE))
     page = min(max(1, page), pages)
     rows = db.page(name, (page - 1) * PAGE_SIZE, PAGE_SIZE)
-    data = [[_clip(r[k]) if k == "preview" else r[k] for k in keys] for r in rows]
+    data = [[clip(r[k]) if k == "preview" else r[k] for k in keys] for r in rows]
     return {"headers": headers, "data": data}, page, pages
-
-
-def _clip(text: str | None, n: int = 120) -> str:
-    text = " ".join((text or "").split())
-    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def open_row(db: Database, name: str | None, row: int) -> dict:
@@ -114,12 +110,16 @@ def build(studio: Studio) -> None:
                 metadata = gr.JSON(label="Metadata", elem_id="browse-metadata")
                 link = gr.Markdown(elem_id="browse-link")
 
-        def show_page(name, p):
-            rows, p, n = page_rows(db, name, as_int(p, 1))
+        browsing = requires("viewer", "browsing")
+
+        @browsing
+        def show_page(name, wanted):
+            rows, shown, count = page_rows(db, name, as_int(wanted, 1))
             info = db.dataset(name) if name else None
             widths = COLUMNS[info.kind if info else "pairs"][2]
-            return gr.update(value=rows, column_widths=widths), p, f"of {n:,} pages"
+            return gr.update(value=rows, column_widths=widths), shown, f"of {count:,} pages"
 
+        @browsing
         def show_row(name, row):
             r = open_row(db, name, as_int(row))
             docs = r["kind"] == "documents"
@@ -136,23 +136,38 @@ def build(studio: Studio) -> None:
 
         row_outputs = [title, chosen, rejected, doc, metadata, link]
 
+        @browsing
         def pick_dataset(name):
             return (dataset_summary(db, name), *show_page(name, 1), 0, *show_row(name, 0))
 
         dataset.input(pick_dataset, dataset, [summary, table, page, pages, row_box, *row_outputs])
-        refresh.click(lambda: gr.update(choices=dataset_choices(db)), None, dataset)
+        @browsing
+        def refresh_list():
+            return gr.update(choices=dataset_choices(db))
+
+        @browsing
+        def previous_page(name, current):
+            return show_page(name, as_int(current, 1) - 1)
+
+        @browsing
+        def next_page(name, current):
+            return show_page(name, as_int(current, 1) + 1)
+
+        refresh.click(refresh_list, None, dataset)
         page.submit(show_page, [dataset, page], [table, page, pages])
-        prev_btn.click(lambda n, p: show_page(n, as_int(p, 1) - 1), [dataset, page], [table, page, pages])
-        next_btn.click(lambda n, p: show_page(n, as_int(p, 1) + 1), [dataset, page], [table, page, pages])
+        prev_btn.click(previous_page, [dataset, page], [table, page, pages])
+        next_btn.click(next_page, [dataset, page], [table, page, pages])
         open_btn.click(show_row, [dataset, row_box], row_outputs)
         row_box.submit(show_row, [dataset, row_box], row_outputs)
 
+        @browsing
         def pick_table_row(name, evt: gr.SelectData):
             row = as_int((evt.row_value or [0])[0])
             return (row, *show_row(name, row))
 
         table.select(pick_table_row, dataset, [row_box, *row_outputs])
 
+        @browsing
         def on_load(request: gr.Request):
             params = query_params(request)
             choices = dataset_choices(db)

@@ -1,0 +1,254 @@
+"""Export: a dataset's pairs with their current preference applied, in TRL's preference format; the
+raw label log; and a push of an exported file to the Hugging Face Hub.
+
+>>> apply_preference({"prompt": [], "chosen": ["A"], "rejected": ["B"]}, "rejected")["chosen"]
+['B']
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..store import Database
+from ..text import first_line
+from .events import (LabelError, check_annotator, check_pairs, current_labels, label_log, labeled_rows, majority_labels,
+                     read_arrow)
+
+STYLES = ("conversational", "standard")
+FILE_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
+NO_PREFERENCE = ("tie", "both_bad", "skip", "no_majority")
+"""Labels that give no direction: left out of an export unless ``keep_ties``."""
+
+
+@dataclass
+class ExportSummary:
+    dataset: str
+    out: str
+    file_format: str
+    style: str | None  # conversational | standard; None for the label log
+    source: str  # "majority", "annotator NAME", or "label log"
+    rows: int  # rows written
+    pairs: int = 0  # pairs in the dataset
+    flipped: int = 0
+    agreed: int = 0  # labeled "chosen is better"
+    unlabeled: int = 0  # written as in the source (no label)
+    kept: dict = field(default_factory=dict)  # no-preference labels written (keep_ties)
+    left_out: dict = field(default_factory=dict)  # reason -> pairs left out
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def describe(self) -> str:
+        if self.style is None:
+            return f"{self.dataset}: {self.rows:,} label events written to {self.out}"
+        text = (f"{self.dataset}: {self.rows:,} of {self.pairs:,} pairs written to {self.out} "
+                f"({self.style} {self.file_format}, labels from {self.source}): {self.agreed:,} agreed, "
+                f"{self.flipped:,} flipped, {self.unlabeled:,} unlabeled")
+        if self.kept:
+            text += "; kept " + ", ".join(f"{n:,} {k}" for k, n in self.kept.items())
+        if self.left_out:
+            text += "; left out " + ", ".join(f"{n:,} {k}" for k, n in self.left_out.items())
+        return text
+
+
+def file_format(out: str | os.PathLike) -> str:
+    """The file format an output name asks for.
+
+    >>> file_format("prefs.JSONL"), file_format("prefs.parquet")
+    ('jsonl', 'parquet')
+    """
+    name = str(out).lower()
+    for ext, fmt in FILE_FORMATS.items():
+        if name.endswith(ext):
+            return fmt
+    raise LabelError(f"{out}: the output file must end in .jsonl, .json or .parquet")
+
+
+def preference_labels(db: Database, dataset: str, annotator: str | None = None) -> dict[int, str]:
+    """{row: label} to export: one annotator's current labels, or the majority of everyone's.
+
+    With the majority (``events.majority_labels``), skips do not vote: a pair only skipped gets
+    ``skip``, a pair whose top judgments tie gets ``no_majority``.
+    """
+    if annotator:
+        return labeled_rows(db, dataset, check_annotator(annotator))
+    out = {row: "skip" for row, _who, _label in current_labels(db, dataset)}
+    out |= {row: top or "no_majority" for row, top in majority_labels(db, dataset).items()}
+    return out
+
+
+def _text(messages: list[dict] | None) -> str:
+    return "\n\n".join((m.get("content") or "") for m in messages or [])
+
+
+def prompt_text(messages: list[dict] | None) -> str:
+    """A prompt as one string: a lone user turn as it is, longer prompts as a Human/Assistant transcript.
+
+    >>> prompt_text([{"role": "user", "content": "Hi"}])
+    'Hi'
+    >>> prompt_text([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo"}, {"role": "user", "content": "?"}])
+    '\\n\\nHuman: Hi\\n\\nAssistant: Yo\\n\\nHuman: ?\\n\\nAssistant:'
+    """
+    messages = messages or []
+    if len(messages) == 1 and messages[0].get("role") == "user":
+        return messages[0].get("content") or ""
+    names = {"user": "Human", "assistant": "Assistant", "system": "System"}
+    parts = [f"\n\n{names.get(m.get('role'), str(m.get('role')).title())}: {m.get('content') or ''}" for m in messages]
+    return "".join(parts) + "\n\nAssistant:"
+
+
+def apply_preference(pair: dict, label: str | None) -> dict:
+    """The pair with a flip applied (``rejected`` label: chosen and rejected swap)."""
+    if label == "rejected":
+        return pair | {"chosen": pair["rejected"], "rejected": pair["chosen"]}
+    return dict(pair)
+
+
+def _messages(ms: list[dict] | None) -> list[dict]:
+    return [{"role": m.get("role"), "content": m.get("content")} for m in ms or []]
+
+
+def _write(rows: list[dict], out: Path, fmt: str, schema=None) -> None:
+    """Write ``rows`` to ``out`` through ``out.part``: the file appears whole or not at all, and a
+    path that cannot be written gives one line (no ``.part`` is left behind)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if out.is_dir():
+        raise LabelError(f"cannot write {out}: it is a directory")
+    tmp = out.with_name(out.name + ".part")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "parquet":
+            pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp)
+        else:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                for r in rows:
+                    fh.write(json.dumps(r, ensure_ascii=False, default=str) + "\n")
+        os.replace(tmp, out)
+    except OSError as err:
+        raise LabelError(f"cannot write {out}: {err.strerror or first_line(err)}") from None
+    finally:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def _schema(style: str):
+    import pyarrow as pa
+
+    msgs = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+    t = msgs if style == "conversational" else pa.string()
+    return pa.schema([("prompt", t), ("chosen", t), ("rejected", t), ("source_row", pa.int64()),
+                      ("human_label", pa.string())])
+
+
+def _pairs(db: Database, dataset: str):
+    """Every pair of ``dataset`` in source order (row, prompt, chosen, rejected), as Arrow."""
+    return read_arrow(db, "SELECT row, prompt, chosen, rejected FROM records "
+                          "WHERE dataset = ? AND rejected IS NOT NULL ORDER BY row", [dataset])
+
+
+def export_pairs(db: Database, dataset: str, out: str | os.PathLike, style: str = "conversational",
+                 annotator: str | None = None, labeled_only: bool = False, keep_ties: bool = False) -> ExportSummary:
+    """Write every pair of ``dataset`` in source order with its current preference, in TRL's format.
+
+    ``style`` "conversational" writes ``prompt``/``chosen``/``rejected`` as message lists, "standard"
+    as strings. Labels come from ``annotator``, else the majority of everyone. A flip (label
+    ``rejected``) swaps chosen and rejected; ties, both-bad, skips and pairs without a majority are
+    left out unless ``keep_ties`` (then written as in the source); unlabeled pairs are written as in
+    the source unless ``labeled_only``. Two extra columns say where each row came from:
+    ``source_row`` and ``human_label``.
+    """
+    info = check_pairs(db, dataset)
+    if style not in STYLES:
+        raise LabelError(f"unknown format {style!r}: use conversational or standard")
+    out = Path(out)
+    fmt = file_format(out)
+    labels = preference_labels(db, info.name, annotator)
+    table = _pairs(db, info.name)
+    summary = ExportSummary(dataset=info.name, out=str(out), file_format=fmt, style=style,
+                            source=f"annotator {check_annotator(annotator)}" if annotator else "majority",
+                            rows=0, pairs=table.num_rows)
+    left_out: Counter = Counter()
+    kept: Counter = Counter()
+    rows = []
+    for rec in table.to_pylist():
+        label = labels.get(rec["row"])
+        if label is None:
+            if labeled_only:
+                left_out["unlabeled"] += 1
+                continue
+            summary.unlabeled += 1
+        elif label in NO_PREFERENCE:
+            if not keep_ties:
+                left_out[label] += 1
+                continue
+            kept[label] += 1
+        elif label == "rejected":
+            summary.flipped += 1
+        else:
+            summary.agreed += 1
+        pair = apply_preference(
+            {"prompt": _messages(rec["prompt"]), "chosen": _messages(rec["chosen"]),
+             "rejected": _messages(rec["rejected"])}, label)
+        if style == "standard":
+            pair = {"prompt": prompt_text(pair["prompt"]), "chosen": _text(pair["chosen"]),
+                    "rejected": _text(pair["rejected"])}
+        rows.append(pair | {"source_row": rec["row"], "human_label": label})
+    _write(rows, out, fmt, _schema(style))
+    summary.rows = len(rows)
+    summary.left_out = dict(left_out)
+    summary.kept = dict(kept)
+    return summary
+
+
+def export_log(db: Database, dataset: str, out: str | os.PathLike) -> ExportSummary:
+    """Write ``dataset``'s raw label log (every event, undos included, in the order written)."""
+    info = check_pairs(db, dataset)
+    out = Path(out)
+    fmt = file_format(out)
+    log = label_log(db, info.name)
+    rows = log.to_pylist()
+    if fmt == "jsonl":
+        for r in rows:
+            r["created_at"] = r["created_at"].isoformat() if r["created_at"] else None
+            r["options"] = json.loads(r["options"]) if r["options"] else {}
+        _write(rows, out, fmt)
+    else:
+        _write(rows, out, fmt, log.schema)
+    return ExportSummary(dataset=info.name, out=str(out), file_format=fmt, style=None, source="label log",
+                         rows=len(rows))
+
+
+def hub_token() -> str | None:
+    """The Hugging Face token of this process ($HF_TOKEN, or a saved login), if any."""
+    from huggingface_hub import get_token
+
+    return os.environ.get("HF_TOKEN") or get_token()
+
+
+def push_to_hub(path: str | os.PathLike, repo_id: str, token: str | None = None, private: bool = True) -> str:
+    """Push an exported file to the Hub dataset repo ``repo_id`` with ``datasets``; return its URL."""
+    import datasets
+    import httpx2  # huggingface_hub's HTTP client: its errors (HfHubHTTPError among them) derive from HTTPError
+
+    token = token or hub_token()
+    if not token:
+        raise LabelError("no Hugging Face token: set HF_TOKEN (or run `hf auth login`) to push to the Hub")
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo_id or ""):
+        raise LabelError(f"{repo_id!r} is not a Hub dataset repo id (owner/name)")
+    fmt = file_format(path)
+    try:
+        ds = (datasets.Dataset.from_parquet(str(path)) if fmt == "parquet"
+              else datasets.Dataset.from_json(str(path)))
+        ds.push_to_hub(repo_id, token=token, private=private)
+    except (httpx2.HTTPError, OSError, ValueError) as err:
+        raise LabelError(f"could not push to {repo_id}: {first_line(err)}") from None
+    return f"https://huggingface.co/datasets/{repo_id}"
