@@ -1,4 +1,4 @@
-"""The database: one DuckDB file, owned by one process, and every SQL statement the app runs.
+"""The database: one DuckDB file, owned by one process, its schema and the one write path.
 
 ``Database`` opens (or creates) the file, brings its schema up to date with the migrations below,
 and offers two ways in:
@@ -8,8 +8,10 @@ and offers two ways in:
 * writes -- ``db.write(fn)`` runs ``fn(cursor)`` inside one transaction, one writer at a time
   (a process-wide lock), and rolls the whole transaction back if ``fn`` raises.
 
-The SQL for each concept lives in a section of this module (datasets and records, indexes, labels,
-revisions), next to the migration that created its tables.
+The schema of every table is here, as one ordered list of migrations. The SQL of each concept lives
+beside that concept (``labels/events.py``, ``revise/results.py``, ``search/index.py`` ...) and runs
+through these generic methods; what stays here is the dataset catalogue and its records, which every
+concept reads.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import os
 import re
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -229,24 +230,6 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
 ]
 
 
-# Range filters of the search indexes: a number is indexed as one token of SEARCH_NUMBER_WIDTH digits,
-# floor(value * SCALE) clamped to +-LIMIT and shifted by OFFSET, so that the order of the tokens is the
-# order of the numbers and a Lucene term range is a numeric range (to 1e-6, for |value| up to 4e12).
-SEARCH_NUMBER_SCALE = 10**6
-SEARCH_NUMBER_LIMIT = 4 * 10**18
-SEARCH_NUMBER_OFFSET = 5 * 10**18
-SEARCH_NUMBER_WIDTH = 19
-
-
-def search_number_sql(expr: str) -> str:
-    """SQL turning the DOUBLE ``expr`` into its range-filter token ('' for NULL, NaN or infinite)."""
-    return (
-        f"CASE WHEN ({expr}) IS NULL OR isnan({expr}) OR isinf({expr}) THEN '' ELSE "
-        f"lpad((greatest(least(floor(({expr}) * {SEARCH_NUMBER_SCALE}), {SEARCH_NUMBER_LIMIT}), "
-        f"-{SEARCH_NUMBER_LIMIT})::HUGEINT + {SEARCH_NUMBER_OFFSET})::VARCHAR, {SEARCH_NUMBER_WIDTH}, '0') END"
-    )
-
-
 @dataclass
 class DatasetInfo:
     name: str
@@ -269,15 +252,6 @@ class DatasetInfo:
         d["created_at"] = str(self.created_at)
         d["updated_at"] = str(self.updated_at)
         return d
-
-
-def _utc_now():
-    """Now, in UTC, as a naive timestamp (what TIMESTAMP columns hold)."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _in_use_message(path: Path, err: Exception) -> str:
@@ -343,7 +317,7 @@ class Database:
         return None if r is None else r[0]
 
     def arrow(self, sql: str, params: Sequence | dict | None = None):
-        return self.cursor().execute(sql, params or []).to_arrow_table()
+        return self.cursor().sql(sql, params=params or None).to_arrow_table()
 
     def write(self, fn: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
         """Run ``fn(cursor)`` in one transaction, serialized with every other write."""
@@ -406,53 +380,22 @@ class Database:
         r["columns"] = r.get("columns") or {}
         return DatasetInfo(**r)
 
-    def replace_dataset(
-        self,
-        info: dict,
-        normalize: Callable[[str], str],
-        relations: dict[str, Any],
-    ) -> DatasetInfo:
-        """Replace dataset ``info['name']`` with normalized rows, all in one transaction.
+    def replace_dataset(self, info: dict, staged: str) -> DatasetInfo:
+        """Make the rows staged under ``staged`` dataset ``info['name']``, in one short transaction.
 
-        ``normalize(source)`` returns a SELECT over the relation named ``source`` giving the records
-        columns plus ``problem`` (NULL for a good row, else the reason) and ``raw`` (the source row
-        as JSON, kept for rejected rows). ``relations`` are the Arrow tables it reads (the source is
-        ``src``), registered for the duration of the write. If anything fails, nothing changes.
+        The rows were written beforehand, outside the write lock, into ``records`` and ``rejects``
+        with ``dataset = staged`` (components/ingest/stage.py). Here the old rows of the name are
+        deleted, the staged ones renamed, and the catalogue entry written, with its version bumped.
+        If anything fails, nothing changes.
         """
         name = info["name"]
 
         def run(cur):
-            for rel_name, table in relations.items():
-                cur.register(rel_name, table)
-            try:
-                old = cur.execute("SELECT version, created_at FROM datasets WHERE name = ?", [name]).fetchone()
-                cur.execute("DELETE FROM records WHERE dataset = ?", [name])
-                cur.execute("DELETE FROM rejects WHERE dataset = ?", [name])
-                cur.execute("DELETE FROM datasets WHERE name = ?", [name])
-                # one normalization pass lands the good rows, in source order ...
-                cur.execute(
-                    f"""INSERT INTO records
-                        SELECT ?, row, prompt, chosen, rejected, text, source_id, score_chosen,
-                               score_rejected, metadata
-                        FROM ({normalize("src")}) WHERE problem IS NULL""",
-                    [name],
-                )
-                # ... and a second one, over just the rows that did not land, keeps their reasons
-                cur.execute(
-                    "CREATE OR REPLACE TEMP VIEW _left_out AS SELECT * FROM src "
-                    "WHERE __row NOT IN (SELECT row FROM records WHERE dataset = " + _literal(name) + ")"
-                )
-                cur.execute(
-                    f"INSERT INTO rejects SELECT ?, row, problem, raw FROM ({normalize('_left_out')}) ORDER BY row",
-                    [name],
-                )
-                cur.execute("DROP VIEW _left_out")
-            finally:
-                for rel_name in relations:
-                    try:
-                        cur.unregister(rel_name)
-                    except duckdb.Error:
-                        pass  # the transaction failed; the original error is what matters
+            old = cur.execute("SELECT version, created_at FROM datasets WHERE name = ?", [name]).fetchone()
+            for table, key in (("records", "dataset"), ("rejects", "dataset"), ("datasets", "name")):
+                cur.execute(f"DELETE FROM {table} WHERE {key} = ?", [name])
+            for table in ("records", "rejects"):
+                cur.execute(f"UPDATE {table} SET dataset = ? WHERE dataset = ?", [name, staged])
             reasons = dict(cur.execute(
                 "SELECT reason, count(*) FROM rejects WHERE dataset = ? GROUP BY 1 ORDER BY 2 DESC, 1", [name]
             ).fetchall())
@@ -518,427 +461,6 @@ class Database:
             return None
         return self.scalar("SELECT count(*) FROM records WHERE dataset = ? AND row < ?", [dataset, row])
 
-    # =============================================================================================
-    # Labels: the append-only event log ``label_events`` and the ``current_labels`` view over it
-    # =============================================================================================
-
-    _UNDONE = (
-        "SELECT TRY_CAST(json_extract_string(options, '$.undoes') AS BIGINT) AS id "
-        "FROM label_events WHERE label = 'undo'"
-    )
-
-    def add_label_event(self, dataset: str, row: int, annotator: str, label: str,
-                        confidence: int | None = None, note: str | None = None,
-                        tags: Sequence[str] | None = None, options: dict | None = None) -> dict:
-        """Append one label event; return it (with its id)."""
-        created = _utc_now()
-
-        def run(cur):
-            return cur.execute(
-                """INSERT INTO label_events (dataset, row, annotator, label, confidence, note, tags, options, created_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id""",
-                [dataset, row, annotator, label, confidence, note, list(tags or []),
-                 json.dumps(options or {}), created],
-            ).fetchone()[0]
-
-        event_id = self.write(run)
-        return {"id": event_id, "dataset": dataset, "row": row, "annotator": annotator, "label": label,
-                "confidence": confidence, "note": note, "tags": list(tags or []), "created_at": created}
-
-    def undo_last_label(self, dataset: str, annotator: str, options: dict | None = None) -> dict | None:
-        """Append an undo of ``annotator``'s latest label in ``dataset`` that is still in effect.
-
-        Returns the event undone (id, row, label), or None when there is nothing left to undo.
-        """
-        created = _utc_now()
-
-        def run(cur):
-            last = cur.execute(
-                f"""SELECT id, row, label, confidence FROM label_events
-                    WHERE dataset = ? AND annotator = ? AND label <> 'undo'
-                      AND id NOT IN (SELECT id FROM ({self._UNDONE}) WHERE id IS NOT NULL)
-                    ORDER BY id DESC LIMIT 1""",
-                [dataset, annotator],
-            ).fetchone()
-            if last is None:
-                return None
-            cur.execute(
-                """INSERT INTO label_events (dataset, row, annotator, label, options, created_at)
-                   VALUES (?, ?, ?, 'undo', ?, ?)""",
-                [dataset, last[1], annotator, json.dumps((options or {}) | {"undoes": last[0]}), created],
-            )
-            return {"id": last[0], "row": last[1], "label": last[2], "confidence": last[3]}
-
-        return self.write(run)
-
-    def label_log(self, dataset: str | None = None):
-        """The raw event log (undo events included) in the order it was written, as Arrow."""
-        where = "WHERE dataset = ?" if dataset else ""
-        return self._label_arrow(
-            f"""SELECT id, dataset, row, annotator, label, confidence, note, tags, options::VARCHAR AS options,
-                       created_at
-                FROM label_events {where} ORDER BY id""",
-            [dataset] if dataset else None,
-        )
-
-    def _label_arrow(self, sql: str, params: list | None):
-        """An Arrow result read on a cursor of its own (a half-read result elsewhere cannot block it)."""
-        cur = self._con.cursor()
-        try:
-            return cur.sql(sql, params=params).to_arrow_table()
-        finally:
-            cur.close()
-
-    def label_event_count(self, dataset: str | None = None) -> int:
-        if dataset:
-            return self.scalar("SELECT count(*) FROM label_events WHERE dataset = ?", [dataset])
-        return self.scalar("SELECT count(*) FROM label_events")
-
-    def current_label(self, dataset: str, row: int, annotator: str) -> dict | None:
-        r = self.dicts(
-            "SELECT * FROM current_labels WHERE dataset = ? AND row = ? AND annotator = ?",
-            [dataset, row, annotator],
-        )
-        return r[0] if r else None
-
-    def pair_labels(self, dataset: str, row: int) -> list[dict]:
-        """Every annotator's current label of one pair."""
-        return self.dicts(
-            "SELECT annotator, label, confidence, note, tags, created_at FROM current_labels "
-            "WHERE dataset = ? AND row = ? ORDER BY annotator",
-            [dataset, row],
-        )
-
-    def current_labels_of(self, dataset: str) -> list[tuple[int, str, str]]:
-        """(row, annotator, label) of every current label in ``dataset``."""
-        return self.rows(
-            "SELECT row, annotator, label FROM current_labels WHERE dataset = ? ORDER BY row, annotator",
-            [dataset],
-        )
-
-    def labeled_rows(self, dataset: str, annotator: str) -> dict[int, str]:
-        """{row: label} of ``annotator``'s current labels in ``dataset``."""
-        return dict(self.rows(
-            "SELECT row, label FROM current_labels WHERE dataset = ? AND annotator = ?", [dataset, annotator]
-        ))
-
-    def label_annotators(self, dataset: str) -> list[str]:
-        return [r[0] for r in self.rows(
-            "SELECT DISTINCT annotator FROM current_labels WHERE dataset = ? ORDER BY 1", [dataset]
-        )]
-
-    def label_tags(self, dataset: str, limit: int = 50) -> list[str]:
-        """The tags used in ``dataset``, most used first."""
-        return [r[0] for r in self.rows(
-            """SELECT tag FROM (SELECT unnest(tags) AS tag FROM current_labels WHERE dataset = ?)
-               GROUP BY tag ORDER BY count(*) DESC, tag LIMIT ?""",
-            [dataset, limit],
-        )]
-
-    def label_progress(self, dataset: str, annotator: str, rows: Sequence[int] | None = None) -> dict:
-        """Counts over the pairs of ``dataset`` (or only ``rows``): total, labeled by ``annotator``
-        (skips among them), labeled (not skipped) by anyone, and how many annotators."""
-        if rows is None:
-            total = self.scalar("SELECT count(*) FROM records WHERE dataset = ? AND rejected IS NOT NULL", [dataset])
-            in_rows, params = "", [annotator, annotator, dataset]
-        else:
-            total = len(set(rows))
-            in_rows, params = "AND list_contains(?, row)", [annotator, annotator, dataset, list(rows)]
-        mine, skipped, anyone, annotators = self.one(
-            f"""SELECT count(DISTINCT row) FILTER (WHERE annotator = ?),
-                       count(DISTINCT row) FILTER (WHERE annotator = ? AND label = 'skip'),
-                       count(DISTINCT row) FILTER (WHERE label <> 'skip'),
-                       count(DISTINCT annotator)
-                FROM current_labels WHERE dataset = ? {in_rows}""",
-            params,
-        )
-        return {"total": total, "mine": mine, "skipped": skipped, "anyone": anyone, "annotators": annotators}
-
-    def pair_rows_shuffled(self, dataset: str) -> list[int]:
-        """The dataset's pairs in a stable pseudo-random order (the same for every annotator)."""
-        return [r[0] for r in self.rows(
-            "SELECT row FROM records WHERE dataset = ? AND rejected IS NOT NULL "
-            "ORDER BY md5(dataset || '/' || row::VARCHAR), row",
-            [dataset],
-        )]
-
-    def pairs_matching(self, dataset: str, terms: Sequence[str], limit: int = 1000) -> list[int]:
-        """Rows of the pairs whose prompt or responses contain every term (case-insensitive), in source order."""
-        if not terms:
-            return []
-        text = ("lower(array_to_string(list_transform(coalesce(prompt, []) || coalesce(chosen, []) || "
-                "coalesce(rejected, []), lambda m: coalesce(m.content, '')), chr(10)))")
-        conds = " AND ".join(f"contains({text}, ?)" for _ in terms)
-        return [r[0] for r in self.rows(
-            f"SELECT row FROM records WHERE dataset = ? AND rejected IS NOT NULL AND {conds} ORDER BY row LIMIT ?",
-            [dataset, *[t.lower() for t in terms], limit],
-        )]
-
-    def preference_rows(self, dataset: str):
-        """Every pair of ``dataset`` in source order (row, prompt, chosen, rejected), as Arrow."""
-        return self._label_arrow(
-            "SELECT row, prompt, chosen, rejected FROM records WHERE dataset = ? AND rejected IS NOT NULL ORDER BY row",
-            [dataset],
-        )
-
-    # =============================================================================================
-    # Revisions: the principles library and its history, revision jobs, revision results, and
-    # revised pairs appended to a dataset of kind pairs (format "revisions")
-    # =============================================================================================
-
-    _PRINCIPLE_COLS = "id, grp, title, text, template, params, is_default, origin, version, deleted, updated_by, updated_at"
-
-    def principles(self, include_deleted: bool = False) -> list[dict]:
-        return self.dicts(
-            f"SELECT {self._PRINCIPLE_COLS} FROM principles {'' if include_deleted else 'WHERE NOT deleted'} "
-            "ORDER BY grp, id"
-        )
-
-    def principle(self, pid: str) -> dict | None:
-        r = self.dicts(f"SELECT {self._PRINCIPLE_COLS} FROM principles WHERE id = ?", [pid])
-        return r[0] if r else None
-
-    def seed_principles(self, items: list[dict]) -> int:
-        """Add library principles the database has never had (edited or deleted ones stay as they are)."""
-        def run(cur):
-            known = {r[0] for r in cur.execute("SELECT id FROM principles").fetchall()}
-            added = 0
-            for p in items:
-                if p["id"] in known:
-                    continue
-                self._put_principle(cur, p, version=1, origin="library", action="library", author=None)
-                added += 1
-            return added
-
-        return self.write(run)
-
-    def save_principle(self, p: dict, author: str | None = None) -> dict:
-        """Create principle ``p['id']`` or store a new version of it; every version goes to the history."""
-        def run(cur):
-            old = cur.execute("SELECT version, origin, deleted FROM principles WHERE id = ?", [p["id"]]).fetchone()
-            if old is None:
-                self._put_principle(cur, p, version=1, origin="user", action="create", author=author)
-            else:
-                cur.execute("DELETE FROM principles WHERE id = ?", [p["id"]])
-                self._put_principle(cur, p, version=old[0] + 1, origin=old[1],
-                                    action="restore" if old[2] else "edit", author=author)
-
-        self.write(run)
-        return self.principle(p["id"])
-
-    def delete_principle(self, pid: str, author: str | None = None) -> bool:
-        """Mark a principle deleted (kept, with its history, so old revisions still name it)."""
-        def run(cur):
-            old = cur.execute(
-                f"SELECT {self._PRINCIPLE_COLS} FROM principles WHERE id = ? AND NOT deleted", [pid]
-            ).fetchone()
-            if old is None:
-                return False
-            p = dict(zip([c.strip() for c in self._PRINCIPLE_COLS.split(",")], old))
-            cur.execute("DELETE FROM principles WHERE id = ?", [pid])
-            self._put_principle(cur, p | {"deleted": True}, version=p["version"] + 1, origin=p["origin"],
-                                action="delete", author=author)
-            return True
-
-        return self.write(run)
-
-    @staticmethod
-    def _put_principle(cur, p: dict, version: int, origin: str, action: str, author: str | None) -> None:
-        grp = p.get("group") or p.get("grp") or "other"
-        params = list(p.get("params") or [])
-        template = bool(p.get("template"))
-        is_default = bool(p.get("default", p.get("is_default", False)))
-        cur.execute(
-            "INSERT INTO principles VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
-            [p["id"], grp, p["title"], p["text"], template, params, is_default, origin, version,
-             bool(p.get("deleted")), author],
-        )
-        cur.execute(
-            "INSERT INTO principle_history VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
-            [p["id"], version, action, grp, p["title"], p["text"], template, params, is_default, author],
-        )
-
-    def principle_history(self, pid: str | None = None, limit: int = 200) -> list[dict]:
-        where, params = ("WHERE id = ?", [pid]) if pid else ("", [])
-        return self.dicts(
-            f'SELECT id, version, action, grp, title, text, author, "at" FROM principle_history {where} '
-            'ORDER BY "at" DESC, version DESC LIMIT ?',
-            params + [limit],
-        )
-
-    # -- jobs ------------------------------------------------------------------------------------
-
-    def create_revision_job(self, job: dict) -> dict:
-        def run(cur):
-            cur.execute(
-                "INSERT INTO revision_jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', NULL, now(), now())",
-                [job["id"], job["key"], job["dataset"], job["side"], json.dumps(job.get("selection") or {}),
-                 list(job["rows"]), json.dumps(job["principles"]), json.dumps(job["backend"]),
-                 json.dumps(job["settings"]), job.get("accept_into")],
-            )
-
-        self.write(run)
-        return self.revision_job(job["id"])
-
-    def revision_job(self, job_id: str) -> dict | None:
-        r = self.revision_jobs(job_id=job_id)
-        return r[0] if r else None
-
-    def revision_jobs(self, job_id: str | None = None, key: str | None = None, unfinished: bool = False,
-                      limit: int = 100) -> list[dict]:
-        where, params = ["TRUE"], []
-        if job_id:
-            where.append("j.id = ?"), params.append(job_id)
-        if key:
-            where.append("j.key = ?"), params.append(key)
-        if unfinished:
-            where.append("j.status IN ('running', 'interrupted', 'failed')")
-        out = self.dicts(
-            f"""SELECT j.*,
-                       (SELECT count(*) FROM revisions r WHERE r.job_id = j.id) AS done,
-                       (SELECT count(*) FROM revisions r WHERE r.job_id = j.id AND r.status = 'pending') AS pending,
-                       (SELECT count(*) FROM revisions r WHERE r.job_id = j.id AND r.status = 'failed') AS failed
-                FROM revision_jobs j WHERE {' AND '.join(where)}
-                ORDER BY j.created_at DESC LIMIT ?""",
-            params + [limit],
-        )
-        for j in out:
-            for k in ("selection", "principles", "backend", "settings"):
-                if isinstance(j.get(k), str):
-                    j[k] = json.loads(j[k])
-            j["total"] = len(j["rows"])
-        return out
-
-    def set_revision_job_status(self, job_id: str, status: str, message: str | None = None) -> None:
-        self.write(lambda cur: cur.execute(
-            "UPDATE revision_jobs SET status = ?, message = ?, updated_at = now() WHERE id = ?",
-            [status, message, job_id],
-        ))
-
-    def revision_job_done_rows(self, job_id: str) -> set[int]:
-        """Rows of the job that have a result (failed ones excepted: a resumed job tries them again)."""
-        return {r[0] for r in self.rows(
-            "SELECT row FROM revisions WHERE job_id = ? AND status <> 'failed'", [job_id])}
-
-    # -- results ---------------------------------------------------------------------------------
-
-    _REVISION_JSON = ("principles", "settings", "tokens")
-    _REVISION_COLS = ["id", "job_id", "dataset", "row", "side", "dataset_version", "prompt", "original", "critique",
-                      "violations", "critique_parsed", "revision", "final_revision", "edited", "status", "error",
-                      "principles", "model", "backend", "endpoint", "device", "dtype", "settings", "seed", "tokens",
-                      "latency_s", "ttft_s", "notes"]
-
-    def add_revisions(self, items: list[dict]) -> None:
-        """Store revision results; a failed row of a job is replaced when it is tried again."""
-        def run(cur):
-            for it in items:
-                self._insert_revision(cur, it)
-
-        self.write(run)
-
-    def _insert_revision(self, cur, it: dict) -> None:
-        cols = self._REVISION_COLS
-        casts = {"prompt": f"::{MESSAGES}", "original": f"::{MESSAGES}"}
-        if it.get("job_id"):
-            cur.execute("DELETE FROM revisions WHERE job_id = ? AND row = ? AND status = 'failed'",
-                        [it["job_id"], it["row"]])
-        cur.execute(
-            f"INSERT INTO revisions ({', '.join(cols)}, created_at) "
-            f"VALUES ({', '.join('?' + casts.get(c, '') for c in cols)}, now())",
-            [json.dumps(it.get(c)) if c in self._REVISION_JSON else it.get(c) for c in cols],
-        )
-
-    def revision(self, rid: str) -> dict | None:
-        r = self.revisions(rid=rid)
-        return r[0] if r else None
-
-    def revisions(self, rid: str | None = None, status: str | None = None, job_id: str | None = None,
-                  dataset: str | None = None, limit: int = 500, offset: int = 0) -> list[dict]:
-        where, params = ["TRUE"], []
-        for col, val in (("id", rid), ("status", status), ("job_id", job_id), ("dataset", dataset)):
-            if val is not None:
-                where.append(f"{col} = ?"), params.append(val)
-        out = self.dicts(
-            f"SELECT * FROM revisions WHERE {' AND '.join(where)} ORDER BY created_at, dataset, row LIMIT ? OFFSET ?",
-            params + [limit, offset],
-        )
-        for r in out:
-            for k in self._REVISION_JSON:
-                if isinstance(r.get(k), str):
-                    r[k] = json.loads(r[k])
-        return out
-
-    def reject_revision(self, rid: str, reviewed_by: str | None = None) -> None:
-        self.write(lambda cur: cur.execute(
-            "UPDATE revisions SET status = 'rejected', reviewed_by = ?, reviewed_at = now() WHERE id = ? AND status = 'pending'",
-            [reviewed_by, rid],
-        ))
-
-    def accept_revisions(self, into: str, accepted: list[dict]) -> list[int]:
-        """Append the pairs of ``accepted`` to dataset ``into`` and mark their revisions accepted.
-
-        Each item: ``{"revision_id" (or None for a pair with no stored revision), "final_revision",
-        "edited", "reviewed_by", "pair": {prompt, chosen, rejected, metadata, source_id}}``, and
-        ``"new_revision"`` (a revision record to store first) for one not yet in the database.
-        One transaction: either every pair lands and every revision is marked, or nothing changes.
-        Returns the new rows of ``into``.
-        """
-        def run(cur):
-            for a in accepted:
-                if a.get("new_revision"):
-                    self._insert_revision(cur, a["new_revision"])
-            rows = self._append_pairs(cur, into, [a["pair"] for a in accepted])
-            for a, row in zip(accepted, rows):
-                if a.get("revision_id"):
-                    cur.execute(
-                        """UPDATE revisions SET status = 'accepted', final_revision = ?, edited = ?,
-                                  reviewed_by = ?, reviewed_at = now(), into_dataset = ?, into_row = ?
-                           WHERE id = ?""",
-                        [a["final_revision"], bool(a.get("edited")), a.get("reviewed_by"), into, row,
-                         a["revision_id"]],
-                    )
-            return rows
-
-        return self.write(run)
-
-    def add_revision_pairs(self, into: str, pairs: list[dict]) -> list[int]:
-        """Append pairs ``{prompt, chosen, rejected, metadata, source_id}`` to dataset ``into``.
-
-        The dataset is created (kind pairs, format ``revisions``) when it does not exist; otherwise
-        it must be a pairs dataset, gets the rows after its last one, and its version is bumped.
-        """
-        return self.write(lambda cur: self._append_pairs(cur, into, pairs))
-
-    def _append_pairs(self, cur, into: str, pairs: list[dict]) -> list[int]:
-        info = cur.execute("SELECT kind, version FROM datasets WHERE name = ?", [into]).fetchone()
-        if info is not None and info[0] != "pairs":
-            raise DatabaseError(f"dataset {into!r} holds {info[0]}; revised pairs go into a pairs dataset "
-                                "(choose another name)")
-        first = cur.execute("SELECT coalesce(max(row) + 1, 0) FROM records WHERE dataset = ?", [into]).fetchone()[0]
-        rows = list(range(first, first + len(pairs)))
-        for row, p in zip(rows, pairs):
-            cur.execute(
-                f"""INSERT INTO records VALUES (?, ?, ?::{MESSAGES}, ?::{MESSAGES}, ?::{MESSAGES}, NULL, ?,
-                                                NULL, NULL, ?::JSON)""",
-                [into, row, p["prompt"], p["chosen"], p["rejected"], p.get("source_id"),
-                 json.dumps(p.get("metadata") or {})],
-            )
-        columns = {k: "json" for p in pairs for k in (p.get("metadata") or {})}
-        if info is None:
-            cur.execute(
-                """INSERT INTO datasets VALUES (?, 'pairs', 'revisions', 'revise', NULL, NULL, ?, 0, '{}', ?,
-                                               NULL, 1, now(), now())""",
-                [into, len(pairs), json.dumps(columns)],
-            )
-        else:
-            cur.execute(
-                """UPDATE datasets SET row_count = (SELECT count(*) FROM records WHERE dataset = ?),
-                                       version = version + 1, updated_at = now()
-                   WHERE name = ?""",
-                [into, into],
-            )
-        return rows
-
     def existing_rows(self, dataset: str, rows: Iterable[int]) -> list[int]:
         rows = list(rows)
         return [r[0] for r in self.rows(
@@ -947,127 +469,3 @@ class Database:
     def first_rows(self, dataset: str, limit: int) -> list[int]:
         return [r[0] for r in self.rows("SELECT row FROM records WHERE dataset = ? ORDER BY row LIMIT ?",
                                         [dataset, limit])]
-
-    def rows_matching(self, dataset: str, terms: list[str], limit: int) -> list[int]:
-        """Rows whose messages contain every term (case-insensitive), in source order."""
-        text = ("lower(coalesce(text, '') || ' ' || array_to_string(list_transform("
-                "coalesce(prompt, []) || coalesce(chosen, []) || coalesce(rejected, []), lambda m: m.content), ' '))")
-        where = " AND ".join(f"contains({text}, lower(?))" for _ in terms) or "TRUE"
-        return [r[0] for r in self.rows(
-            f"SELECT row FROM records WHERE dataset = ? AND {where} ORDER BY row LIMIT ?", [dataset, *terms, limit])]
-
-    # =============================================================================================
-    # Search: the metadata of each dataset's Lucene index (search_indexes), and the rows an index
-    # is built from, as the JSON documents Anserini's indexer reads
-    # =============================================================================================
-
-    def search_index(self, dataset: str) -> dict | None:
-        r = self.dicts("SELECT * FROM search_indexes WHERE dataset = ?", [dataset])
-        return self._index_row(r[0]) if r else None
-
-    def search_index_overview(self) -> list[dict]:
-        """Every dataset with its index (NULL columns where it has none) and whether it is stale."""
-        rows = self.dicts(
-            """SELECT d.name AS dataset, d.kind, d.split, d.row_count, d.version,
-                      s.path, s.documents, s.build_seconds, s.k1, s.b, s.dataset_version, s.built_at,
-                      s.numeric_fields,
-                      s.dataset IS NOT NULL AND s.dataset_version <> d.version AS stale
-               FROM datasets d LEFT JOIN search_indexes s ON s.dataset = d.name
-               ORDER BY d.name"""
-        )
-        return [self._index_row(r) for r in rows]
-
-    @staticmethod
-    def _index_row(r: dict) -> dict:
-        if isinstance(r.get("numeric_fields"), str):
-            r["numeric_fields"] = json.loads(r["numeric_fields"])
-        return r
-
-    def save_search_index(self, dataset: str, path: str, documents: int, build_seconds: float, k1: float,
-                          b: float, dataset_version: int, built_at: Any, numeric_fields: dict) -> None:
-        def run(cur):
-            cur.execute("DELETE FROM search_indexes WHERE dataset = ?", [dataset])
-            cur.execute(
-                "INSERT INTO search_indexes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [dataset, path, documents, build_seconds, k1, b, dataset_version, built_at,
-                 json.dumps(numeric_fields)],
-            )
-
-        self.write(run)
-
-    def delete_search_index(self, dataset: str) -> None:
-        self.write(lambda cur: cur.execute("DELETE FROM search_indexes WHERE dataset = ?", [dataset]))
-
-    def search_documents(self, dataset: str, metadata_fields: dict[str, str], batch_rows: int = 20_000):
-        """Yield the rows of ``dataset`` as JSON documents for the indexer, ``batch_rows`` at a time.
-
-        Each document has the Lucene ``id`` ``DATASET/ROW`` (the row zero-padded, so that ties in
-        score sort in source order), the text fields ``contents`` (everything), ``prompt``,
-        ``chosen``, ``rejected`` and ``final`` (the last user turn and the last turn of each
-        response), ``source_id`` (stored, not searched), and the range-filter fields: ``n_length``
-        (characters of contents), ``n_score_chosen``, ``n_score_rejected``, ``n_margin`` (chosen
-        minus rejected) and one per entry of ``metadata_fields`` ({field: metadata column}), each
-        holding its number as one sortable token (``search_number_sql``).
-        """
-        numbers = {
-            "n_length": "length(contents)::DOUBLE",
-            "n_score_chosen": "score_chosen::DOUBLE",
-            "n_score_rejected": "score_rejected::DOUBLE",
-            "n_margin": "(score_chosen - score_rejected)::DOUBLE",
-        }
-        for field, column in metadata_fields.items():
-            path = '$."' + column.replace("\\", "\\\\").replace('"', '\\"') + '"'
-            numbers[field] = "TRY_CAST(json_extract(metadata, '" + path.replace("'", "''") + "') AS DOUBLE)"
-        keys = ", ".join(f"'{field}': {search_number_sql(expr)}" for field, expr in numbers.items())
-        sql = f"""
-            WITH r AS (
-                SELECT row, source_id, text, score_chosen, score_rejected, metadata,
-                       nullif(array_to_string(list_transform(prompt, lambda m: m.content), '\n\n'), '') AS p,
-                       nullif(array_to_string(list_transform(chosen, lambda m: m.content), '\n\n'), '') AS c,
-                       nullif(array_to_string(list_transform(rejected, lambda m: m.content), '\n\n'), '') AS rj,
-                       concat_ws('\n\n', list_filter(prompt, lambda m: m.role = 'user')[-1].content,
-                                 chosen[-1].content, rejected[-1].content) AS fin
-                FROM records WHERE dataset = $dataset
-            ), d AS (
-                SELECT *, concat_ws('\n\n', nullif(text, ''), p, c, rj) AS contents FROM r
-            )
-            SELECT to_json({{
-                'id': $dataset || '/' || lpad(row::VARCHAR, 12, '0'),
-                'contents': contents, 'prompt': coalesce(p, ''), 'chosen': coalesce(c, ''),
-                'rejected': coalesce(rj, ''), 'final': fin, 'source_id': source_id, {keys}
-            }})::VARCHAR AS doc
-            FROM d ORDER BY row"""
-        cur = self._con.cursor()
-        try:
-            reader = cur.sql(sql, params={"dataset": dataset}).to_arrow_reader(batch_rows)
-            for batch in reader:
-                yield batch.column(0).to_pylist()
-        finally:
-            cur.close()
-
-    def source_ids(self, dataset: str, rows: Iterable[int]) -> dict[int, str]:
-        """{row: source id} for those of ``rows`` whose record has a source id."""
-        return dict(self.rows(
-            """SELECT r.row, r.source_id FROM records r
-               WHERE r.dataset = ? AND r.source_id IS NOT NULL
-                 AND r.row IN (SELECT unnest(?::BIGINT[]))""",
-            [dataset, list(rows)],
-        ))
-
-    def search_label_rows(self, dataset: str, status: str) -> list[int]:
-        """Rows of ``dataset`` with a current judgment (``labeled``: chosen, rejected, tie or both
-        bad; skips do not count), or whose majority judgment is ``rejected`` (``flipped``)."""
-        if status == "flipped":
-            having = ("HAVING count(*) FILTER (WHERE label = 'rejected') > greatest("
-                      "count(*) FILTER (WHERE label = 'chosen'), count(*) FILTER (WHERE label = 'tie'), "
-                      "count(*) FILTER (WHERE label = 'both_bad'))")
-        elif status == "labeled":
-            having = ""
-        else:
-            raise ValueError(f"unknown label status {status!r}")
-        return [r[0] for r in self.rows(
-            f"""SELECT row FROM current_labels
-                WHERE dataset = ? AND label IN ('chosen', 'rejected', 'tie', 'both_bad')
-                GROUP BY row {having} ORDER BY row""",
-            [dataset],
-        )]

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from components import search
+from components import labels, search
 from components.ingest import ingest, load_demo
 from components.store import Database
 from components.views import search as view
@@ -324,8 +324,8 @@ def test_bad_filter_values_are_one_line_errors(sdb):
 def test_label_status_filter(sdb):
     for row, who, label in [(0, "ann", "chosen"), (1, "ann", "rejected"), (1, "bob", "rejected"),
                             (2, "ann", "rejected"), (2, "bob", "chosen"), (3, "ann", "skip"), (4, "ann", "tie")]:
-        sdb.add_label_event("filters", row, who, label)
-    sdb.add_label_event("fields", 1, "ann", "rejected")
+        labels.add_label(sdb, "filters", row, label, who)
+    labels.add_label(sdb, "fields", 1, "rejected", "ann")
 
     def total(label, datasets=("filters",)):
         return search.search(sdb, list(datasets), "apple OR quokka", mode="lucene", k=50,

@@ -41,17 +41,14 @@ def label_rows(db: Database, dataset: str, status: str) -> list[int]:
     """Rows of ``dataset`` with a current judgment (``labeled``: chosen, rejected, tie or both
     bad; skips do not count), or whose majority judgment is ``rejected`` (``flipped``)."""
     if status == "flipped":
-        having = ("HAVING count(*) FILTER (WHERE label = 'rejected') > greatest("
-                  "count(*) FILTER (WHERE label = 'chosen'), count(*) FILTER (WHERE label = 'tie'), "
-                  "count(*) FILTER (WHERE label = 'both_bad'))")
-    elif status == "labeled":
-        having = ""
-    else:
+        from ..labels.events import majority_rows  # the one majority rule (labels imports search: no cycle at import)
+
+        return majority_rows(db, dataset, "rejected")
+    if status != "labeled":
         raise SearchError(f"unknown label status {status!r}")
     return [r[0] for r in db.rows(
-        f"""SELECT row FROM current_labels
-            WHERE dataset = ? AND label IN ('chosen', 'rejected', 'tie', 'both_bad')
-            GROUP BY row {having} ORDER BY row""",
+        """SELECT DISTINCT row FROM current_labels
+           WHERE dataset = ? AND label IN ('chosen', 'rejected', 'tie', 'both_bad') ORDER BY row""",
         [dataset],
     )]
 
