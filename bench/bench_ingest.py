@@ -1,6 +1,6 @@
-"""Ingest throughput: the app's ingest path beside a plain DuckDB read of the same parquet file.
+"""Ingest throughput, and labeling while an ingest runs.
 
-    .venv/bin/python bench/bench_ingest.py [--rows 100000] [--repeat 3]
+    .venv/bin/python bench/bench_ingest.py [--rows 100000] [--repeat 3] [--label-rows 300000]
 
 Builds, from the real HH-RLHF harmless-base test split in ../shared/data, a parquet file of
 conversational pairs (message lists) and a jsonl file of HH-style transcripts, each of --rows rows,
@@ -10,6 +10,11 @@ then times in this one process:
   hh jsonl  components.ingest.ingest() of the transcripts (turn splitting, shared-prefix prompt)
 and prints a Markdown table (median of --repeat runs, each into a fresh database file, each timed up
 to a CHECKPOINT so that every path has written its rows to the database file).
+
+Then, into one database holding the demo data, it ingests --label-rows HH-style transcripts while
+another thread adds a label event to a demo pair every 50 ms through the labels' own write path
+(components.labels.add_label), and prints the p50 / p95 / max latency of those label writes
+(--label-rows 0 skips it).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import json
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -31,11 +37,56 @@ import duckdb  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
+from components import labels  # noqa: E402
 from components.formats import split_transcript  # noqa: E402
-from components.ingest import ingest  # noqa: E402
+from components.ingest import ingest, load_demo  # noqa: E402
 from components.store import Database  # noqa: E402
 
 HH = ROOT.parent / "shared" / "data" / "hh-rlhf-harmless-base-test" / "test.jsonl.gz"
+
+
+def make_transcripts(rows: int, path: Path) -> Path:
+    with gzip.open(HH, "rt") as f:
+        base = [json.loads(line) for line in f]
+    with open(path, "w") as f:
+        for i in range(rows):
+            f.write(json.dumps(base[i % len(base)]) + "\n")
+    return path
+
+
+def labels_during_ingest(rows: int, folder: Path) -> None:
+    """Label latency (one event every 50 ms from another thread) while ``rows`` transcripts are ingested."""
+    source = make_transcripts(rows, folder / "labels-transcripts.jsonl")
+    db = Database(folder / "labels.duckdb")
+    load_demo(db)
+    pairs = db.dataset("demo-trl-standard").row_count
+    latencies: list[float] = []
+    done = threading.Event()
+
+    def annotate():
+        i = 0
+        while not done.is_set():
+            t = time.perf_counter()
+            labels.add_label(db, "demo-trl-standard", i % pairs, ("chosen", "rejected", "tie")[i % 3], "bench")
+            latencies.append(time.perf_counter() - t)
+            i += 1
+            done.wait(0.05)
+
+    worker = threading.Thread(target=annotate)
+    worker.start()
+    t = time.perf_counter()
+    summary = ingest(db, str(source), name="big")
+    seconds = time.perf_counter() - t
+    done.set()
+    worker.join()
+    db.close()
+    lat = sorted(latencies)
+    pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000  # noqa: E731
+    print(f"\nLabels during an ingest of {summary.rows_in:,} transcripts ({seconds:.1f} s, "
+          f"{summary.rows_loaded:,} loaded), one label event every 50 ms from another thread:\n")
+    print("| label events | p50 ms | p95 ms | max ms |")
+    print("|---|---|---|---|")
+    print(f"| {len(lat)} | {pct(0.5):.1f} | {pct(0.95):.1f} | {lat[-1] * 1000:.1f} |")
 
 
 def make_sources(rows: int, folder: Path) -> tuple[Path, Path]:
@@ -49,17 +100,14 @@ def make_sources(rows: int, folder: Path) -> tuple[Path, Path]:
         ),
         pairs,
     )
-    transcripts = folder / "transcripts.jsonl"
-    with open(transcripts, "w") as f:
-        for r in picked:
-            f.write(json.dumps(r) + "\n")
-    return pairs, transcripts
+    return pairs, make_transcripts(rows, folder / "transcripts.jsonl")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--label-rows", type=int, default=300_000)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -105,8 +153,11 @@ def main() -> None:
         print(f"| {source} | {path} | {c:.2f} | {s:.2f} | {args.rows / s:,.0f} | {ratio} |")
     for key in ("pairs", "hh"):
         s = loaded[key]
-        print(f"\n{key}: {s.rows_loaded:,} loaded, rejected {s.rejected}", end="")
+        print(f"\n{key}: {s.rows_loaded:,} loaded, rejected {s.rejected}, {s.empty_side:,} with an empty side", end="")
     print()
+    if args.label_rows:
+        with tempfile.TemporaryDirectory() as tmp:
+            labels_during_ingest(args.label_rows, Path(tmp))
 
 
 if __name__ == "__main__":

@@ -141,13 +141,25 @@ def _blank(expr: str) -> str:
     return f"NOT list_bool_or(list_transform({expr}, lambda m: regexp_matches(coalesce(m.content, ''), '[^[:space:]]')))"
 
 
+def empty_side(chosen: str = "chosen", rejected: str = "rejected") -> str:
+    """SQL true for a pair with an empty side: ``chosen`` or ``rejected`` holds no message with any
+    text in it (no messages at all, or only empty or blank ones). Such a pair is data -- a reply can
+    be empty -- so it is loaded and flagged, never rejected; a side that is missing (NULL) is not
+    a pair at all. Written once: ingest counts with it, the catalogue reports it."""
+    blank = [f"coalesce({_blank(side)}, true)" for side in (chosen, rejected)]
+    return f"({chosen} IS NOT NULL AND {rejected} IS NOT NULL AND ({blank[0]} OR {blank[1]}))"
+
+
+EMPTY_SIDE_SQL = empty_side()
+"""The rule over the ``records`` table's own columns."""
+
+
 def _pair_checks(max_chars: int) -> list[tuple[str, str]]:
-    """Checks common to every pair format, on the final prompt/chosen/rejected columns."""
+    """Checks common to every pair format, on the final prompt/chosen/rejected columns (an empty
+    side is not among them: see ``empty_side``)."""
     return [
         ("_chosen IS NULL", "missing chosen"),
         ("_rejected IS NULL", "missing rejected"),
-        (f"len(_chosen) = 0 OR {_blank('_chosen')}", "empty chosen"),
-        (f"len(_rejected) = 0 OR {_blank('_rejected')}", "empty rejected"),
         ("NOT list_contains(list_transform(coalesce(_prompt, []), lambda m: m.role), 'user')", "no user turn"),
         (_blank("_prompt"), "empty prompt"),
         (f"{_text_len('_prompt')} + {_text_len('_chosen')} + {_text_len('_rejected')} > {max_chars}", "too long"),
@@ -416,7 +428,8 @@ def select_sql(plan: Plan, columns: dict[str, pa.DataType], source: str = "src")
     """The SELECT that normalizes ``source`` (with ``__row``, optional ``__problem``) to records.
 
     Its columns: row, prompt, chosen, rejected, text, source_id, score_chosen, score_rejected,
-    metadata, problem (NULL when the row is good), raw (the source row as JSON, for rejects).
+    metadata, problem (NULL when the row is good), raw (the source row as JSON, for rejects; the
+    reader's ``__raw`` text where it has one).
     """
     meta = metadata_columns(columns, plan)
     if meta:
@@ -425,6 +438,8 @@ def select_sql(plan: Plan, columns: dict[str, pa.DataType], source: str = "src")
         meta_sql = "NULL::JSON"
     raw_cols = [c for c in columns if not c.startswith("__")]
     raw_sql = "to_json(struct_pack(" + ", ".join(f"{q(c)} := {q(c)}" for c in raw_cols) + "))::VARCHAR" if raw_cols else "NULL"
+    if "__raw" in columns:  # the row's own text, kept by the reader for rows it could not read
+        raw_sql = f"coalesce(__raw, {raw_sql})"
     ctes = [f"s0 AS (SELECT * FROM {source})"]
     for i, stage in enumerate(plan.stages, start=1):
         ctes.append(f"s{i} AS (SELECT *, {', '.join(stage)} FROM s{i - 1})")

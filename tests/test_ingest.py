@@ -1,18 +1,31 @@
-"""Ingestion: every supported format from a real file, bad rows, atomicity, re-ingest, mapping."""
+"""Ingestion: every supported format from a real file, dirty files row by row, names, scratch and staging,
+atomicity, re-ingest, mapping."""
 
 from __future__ import annotations
 
 import gzip
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
 
 import datasets
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from components.formats import split_transcript
-from components.ingest import IngestError, default_name, ingest
-from helpers import shared_file
+from components import formats
+from components.formats import EMPTY_SIDE_SQL, split_transcript
+from components.ingest import IngestError, default_name, empty_side_counts, ingest, stage
+from components.store import Database
+from helpers import ROOT, shared_file
 
 HH = ("hh-rlhf-harmless-base-test", "test.jsonl.gz")
 UF = ("ultrafeedback-binarized-sample", "train_clean.jsonl")
@@ -184,7 +197,7 @@ def test_bad_rows_are_counted_by_reason_and_good_rows_land(db, tmp_path):
         json.dumps(good),                                               # 0 good
         json.dumps({"prompt": "hi", "chosen": None, "rejected": "x"}),  # 1 missing chosen
         json.dumps({"prompt": "hi", "chosen": "x"}),                    # 2 missing rejected
-        json.dumps({"prompt": "hi", "chosen": "  ", "rejected": "x"}),  # 3 empty chosen
+        json.dumps({"prompt": "hi", "chosen": "  ", "rejected": "x"}),  # 3 empty chosen: data, flagged
         json.dumps({"prompt": "hi", "chosen": 42, "rejected": "x"}),    # 4 wrong type
         "{not json",                                                    # 5 invalid JSON
         json.dumps({"prompt": "hi", "chosen": "y" * 300, "rejected": "x"}),  # 6 too long (cap 200)
@@ -193,16 +206,219 @@ def test_bad_rows_are_counted_by_reason_and_good_rows_land(db, tmp_path):
     ]
     (tmp_path / "bad.jsonl").write_text("\n".join(lines) + "\n")
     s = ingest(db, str(tmp_path / "bad.jsonl"), name="bad", max_chars=200)
-    assert s.rows_in == 9
-    assert s.rows_loaded == 2
+    assert (s.rows_in, s.rows_loaded, s.empty_side) == (9, 3, 1)
     assert s.rejected == {
-        "missing chosen": 1, "missing rejected": 1, "empty chosen": 1,
+        "missing chosen": 1, "missing rejected": 1,
         "wrong type: chosen is a number, not text": 1, "invalid JSON (Expecting property name enclosed in double quotes)": 1,
         "too long": 1, "empty prompt": 1,
     }
-    assert [r[0] for r in db.rows("SELECT row FROM records WHERE dataset='bad' ORDER BY row")] == [0, 8]
-    assert db.rows("SELECT row, reason FROM rejects WHERE dataset='bad' AND row=4") == [
-        (4, "wrong type: chosen is a number, not text")]
+    assert [r[0] for r in db.rows("SELECT row FROM records WHERE dataset='bad' ORDER BY row")] == [0, 3, 8]
+    # a rejected row keeps its own text beside the reason
+    assert db.rows("SELECT row, reason, raw FROM rejects WHERE dataset='bad' AND row IN (4, 5) ORDER BY row") == [
+        (4, "wrong type: chosen is a number, not text", lines[4]),
+        (5, "invalid JSON (Expecting property name enclosed in double quotes)", "{not json")]
+
+
+# -- dirty files: each bad row is rejected with its reason, the others land -----------------------
+
+
+def test_empty_sides_are_data_flagged_by_one_rule(db, tmp_path):
+    rows = [
+        {"prompt": "a", "chosen": "", "rejected": "no"},                 # empty chosen
+        {"prompt": "b", "chosen": "yes", "rejected": " \n\t"},           # blank rejected
+        {"prompt": "c", "chosen": "yes", "rejected": "no"},
+        {"prompt": "d", "chosen": None, "rejected": "no"},               # missing: still a bad row
+    ]
+    s = ingest(db, str(write_jsonl(tmp_path / "e.jsonl", rows)), name="e")
+    assert (s.rows_loaded, s.empty_side, s.rejected) == (3, 2, {"missing chosen": 1})
+    assert "flagged 2 pairs with an empty side" in s.describe()
+    conv = [{"chosen": [user("hi"), assistant("")], "rejected": [user("hi"), assistant("hello")]},
+            {"chosen": [user("hi"), assistant("ok")], "rejected": [user("hi"), assistant("hello")]}]
+    ingest(db, str(write_jsonl(tmp_path / "c.jsonl", conv)), name="c")
+    flagged = f"SELECT dataset, row FROM records WHERE {EMPTY_SIDE_SQL} ORDER BY dataset, row"
+    assert db.rows(flagged) == [("c", 0), ("e", 0), ("e", 1)]
+    assert empty_side_counts(db) == {"c": 1, "e": 2}
+
+
+@pytest.mark.shared
+def test_hh_and_ultrafeedback_load_every_pair_and_flag_empty_sides(db):
+    hh = ingest(db, str(shared_file(*HH)), name="hh")
+    assert (hh.rows_loaded, hh.rows_in, hh.empty_side, hh.rejected) == (2312, 2312, 4, {})
+    uf = ingest(db, str(shared_file(*UF)), name="uf")
+    assert (uf.rows_loaded, uf.rows_in, uf.empty_side, uf.rejected) == (1000, 1000, 2, {})
+    assert empty_side_counts(db) == {"hh": 4, "uf": 2}
+
+
+def test_one_row_of_another_type_is_rejected_not_the_file(db, tmp_path):
+    rows = [{"prompt": f"q{i}", "chosen": f"good {i}", "rejected": f"bad {i}"} for i in range(6)]
+    rows[2]["chosen"] = 7
+    rows[4]["chosen"] = ["a", "list", "of", "strings"]
+    s = ingest(db, str(write_jsonl(tmp_path / "t.jsonl", rows)), name="lines")
+    expected = {"wrong type: chosen is a number, not text": 1, "wrong type: chosen is a list of text, not text": 1}
+    assert (s.format, s.rows_loaded, s.rejected) == ("trl-standard", 4, expected)
+    (tmp_path / "t.json").write_text(json.dumps(rows, indent=2))
+    s = ingest(db, str(tmp_path / "t.json"), name="array")
+    assert (s.format, s.rows_loaded, s.rejected) == ("trl-standard", 4, expected)
+    assert db.record("array", 5)["chosen"] == [assistant("good 5")]
+    assert json.loads(db.rejects("array")[1]["raw"]) == rows[4]
+
+
+def test_a_line_that_is_not_utf8_is_rejected(db, tmp_path):
+    good = [json.dumps({"prompt": f"q{i}", "chosen": "é", "rejected": "no"}).encode() for i in range(3)]
+    (tmp_path / "latin1.jsonl").write_bytes(b"\n".join([good[0], b'{"prompt": "caf\xe9", "chosen": "x", "rejected": "y"}',
+                                                       good[1], good[2]]) + b"\n")
+    s = ingest(db, str(tmp_path / "latin1.jsonl"), name="latin1")
+    assert (s.rows_loaded, s.rejected) == (3, {"not UTF-8": 1})
+    (tmp_path / "bom.jsonl").write_bytes(b"\xef\xbb\xbf" + b"\r\n".join(good) + b"\r\n")  # a Windows editor's file
+    assert ingest(db, str(tmp_path / "bom.jsonl"), name="bom").rows_loaded == 3
+    assert db.rejects("latin1") == [{"row": 1, "reason": "not UTF-8",
+                                     "raw": '{"prompt": "caf\ufffd", "chosen": "x", "rejected": "y"}'}]
+
+
+def test_truncated_or_corrupt_gzip_says_where(db, tmp_path):
+    rows = [{"prompt": f"question {i}", "chosen": f"answer {i} " * 20, "rejected": "no"} for i in range(3000)]
+    whole = gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode())
+    (tmp_path / "cut.jsonl.gz").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(IngestError) as err:
+        ingest(db, str(tmp_path / "cut.jsonl.gz"))
+    message = str(err.value)
+    assert message.startswith(f"{tmp_path / 'cut.jsonl.gz'}: the gzip data is truncated")
+    assert f"of {len(whole) // 2:,}" in message and "complete lines" in message and "\n" not in message
+    broken = bytearray(whole)
+    broken[len(whole) // 2: len(whole) // 2 + 64] = bytes(64)
+    (tmp_path / "bad.jsonl.gz").write_bytes(bytes(broken))
+    with pytest.raises(IngestError, match=r"bad\.jsonl\.gz: the gzip data is corrupt .* near byte"):
+        ingest(db, str(tmp_path / "bad.jsonl.gz"))
+    assert db.datasets() == [] and db.scalar("SELECT count(*) FROM records") == 0
+
+
+def deep(n: int) -> str:
+    return '{"prompt": "p", "chosen": "c", "rejected": "r", "x": ' + '{"a": ' * n + "1" + "}" * n + "}"
+
+
+def test_json_nested_10000_deep_is_rejected_before_any_parser(db, tmp_path):
+    good = json.dumps({"prompt": "p", "chosen": "c", "rejected": "r"})
+    huge = json.dumps({"prompt": "p", "chosen": "c" * (2 << 20), "rejected": "r"})  # over the size cap: unread
+    (tmp_path / "deep.jsonl").write_text("\n".join([good, deep(10_000), good, "[" * 10_000, huge]) + "\n")
+    s = ingest(db, str(tmp_path / "deep.jsonl"), name="deep", max_chars=1000)
+    assert (s.rows_loaded, s.rejected) == (2, {"nested too deep": 2, "too long": 1})
+    assert db.rejects("deep")[0]["raw"].startswith('{"prompt": "p", "chosen": "c", "rejected": "r", "x": {"a": {"a":')
+    (tmp_path / "deep.json").write_text("[" + ",".join([good, deep(10_000), good]) + "]")
+    s = ingest(db, str(tmp_path / "deep.json"), name="deep-array")
+    assert (s.rows_loaded, s.rejected) == (2, {"nested too deep": 1})
+
+
+def test_empty_binary_and_nothing_to_load_are_one_line_each(db, tmp_path):
+    (tmp_path / "empty.jsonl").write_bytes(b"\n  \n")
+    (tmp_path / "noise.jsonl").write_bytes(bytes(range(256)) * 64)
+    write_jsonl(tmp_path / "all-bad.jsonl", [{"messages": [assistant("talking to myself")]}] * 3)
+    cases = [
+        ("empty.jsonl", "empty file"),
+        ("noise.jsonl", "not JSON lines (no line is a JSON object)"),
+        ("all-bad.jsonl", "none of the 3 rows can be loaded (3 no user turn)"),
+    ]
+    for file, message in cases:
+        with pytest.raises(IngestError) as err:
+            ingest(db, str(tmp_path / file))
+        assert str(err.value) == f"{tmp_path / file}: {message}"
+    assert db.datasets() == [] and db.scalar("SELECT count(*) FROM records") + db.scalar("SELECT count(*) FROM rejects") == 0
+
+
+def test_json_array_element_that_is_not_an_object_keeps_its_value(db, tmp_path):
+    (tmp_path / "a.json").write_text(json.dumps([{"prompt": "p", "chosen": "c", "rejected": "r"}, [1, "two"], "three"]))
+    s = ingest(db, str(tmp_path / "a.json"), name="a")
+    assert (s.rows_in, s.rows_loaded, s.rejected) == (3, 1, {"not a JSON object": 2})
+    assert [(r["row"], r["raw"].strip()) for r in db.rejects("a")] == [(1, '[1, "two"]'), (2, '"three"')]
+
+
+# -- names: two sources never silently replace each other -----------------------------------------
+
+
+def test_default_names_stay_distinct_and_readable(db, tmp_path):
+    rows = [{"prompt": "p", "chosen": "c", "rejected": "r"}]
+    data, japan = write_jsonl(tmp_path / "データ.jsonl", rows), write_jsonl(tmp_path / "日本.jsonl", rows * 2)
+    a, b = ingest(db, str(data)), ingest(db, str(japan))
+    assert a.name != b.name and a.name.startswith("dataset-") and b.name.startswith("dataset-")
+    assert [(d.name, d.row_count) for d in db.datasets()] == sorted([(a.name, 1), (b.name, 2)])
+    # the same source re-ingested replaces itself
+    assert (ingest(db, str(data)).name, ingest(db, str(data)).version) == (a.name, 3)
+    # a readable name taken by another source gets the source's short hash instead
+    other = tmp_path / "other"
+    other.mkdir()
+    first = ingest(db, str(write_jsonl(tmp_path / "pairs.jsonl", rows)))
+    second = ingest(db, str(write_jsonl(other / "pairs.jsonl", rows * 3)))
+    assert first.name == "pairs" and second.name.startswith("pairs-") and "another source" in second.note
+    assert db.dataset("pairs").row_count == 1
+    # replacing it takes the explicit name
+    assert ingest(db, str(other / "pairs.jsonl"), name="pairs").version == 2
+    assert db.dataset("pairs").row_count == 3
+    for bad in ("../x", "/x"):
+        with pytest.raises(IngestError, match="must start with a letter or digit"):
+            ingest(db, str(data), name=bad)
+
+
+# -- scratch and staging: what a killed or failed ingest leaves behind -----------------------------
+
+
+CHILD = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from components.ingest import ingest
+from components.store import Database
+
+def wait_here(frac, desc):
+    print(desc, flush=True)
+    sys.stdin.readline()
+
+ingest(Database(sys.argv[2]), sys.argv[3], progress=wait_here)
+"""
+
+
+def test_scratch_of_a_killed_ingest_is_removed_by_the_next(tmp_path):
+    src = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "p", "chosen": "c", "rejected": "r"}])
+    db_path = tmp_path / "studio.duckdb"
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(ROOT), str(db_path), str(src)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().startswith("reading")
+        left = list(tmp_path.glob(f".studio-ingest-{child.pid}-*"))
+        assert len(left) == 1 and left[0].is_dir()
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+    assert left[0].is_dir()  # a crash leaves it: on disk, beside the database, never in memory
+    shm = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
+    legacy = Path(tempfile.mkdtemp(prefix="studio-ingest-", dir=shm))  # what older versions left there
+    recent = Path(tempfile.mkdtemp(prefix="studio-ingest-", dir=shm))
+    try:
+        os.utime(legacy, (time.time() - 7200, time.time() - 7200))
+        db = Database(db_path)
+        ingest(db, str(src))
+        assert not left[0].exists() and not legacy.exists()
+        assert recent.is_dir()  # an older version's ingest may still be writing there
+        assert not list(tmp_path.glob(".studio-ingest-*"))
+        db.close()
+    finally:
+        shutil.rmtree(recent, ignore_errors=True)
+        shutil.rmtree(legacy, ignore_errors=True)
+
+
+def test_staged_rows_are_invisible_until_the_swap_and_leftovers_are_swept(db, tmp_path):
+    table = pa.table({"prompt": ["p"] * 3, "chosen": ["c", None, "c"], "rejected": ["r"] * 3,
+                      "__row": pa.array([0, 1, 2], pa.int64())})
+    columns = {f.name: f.type for f in table.schema}
+    plan = formats.detect(columns)
+    key = stage.stage(db, lambda rel: formats.select_sql(plan, columns, rel), table)
+    assert stage.counts(db, key) == (2, {"missing chosen": 1}, 0)
+    assert db.datasets() == []
+    info = db.replace_dataset({"name": "s", "kind": "pairs", "format": plan.format}, key)
+    assert (info.row_count, info.rejected_reasons) == (2, {"missing chosen": 1})
+    assert db.scalar("SELECT count(*) FROM records WHERE dataset <> 's'") == 0
+    # rows a killed process staged (another process id) go at the next ingest; this one's stay
+    dead = "~staging:999999999:0123456789ab"
+    db.write(lambda cur: cur.execute("INSERT INTO records (dataset, row) VALUES (?, 0), (?, 1)", [dead, dead]))
+    ingest(db, str(write_jsonl(tmp_path / "x.jsonl", [{"prompt": "p", "chosen": "c", "rejected": "r"}])), name="x")
+    assert db.scalar("SELECT count(*) FROM records WHERE starts_with(dataset, '~')") == 0
 
 
 def test_no_user_turn_and_empty_conversation(db, tmp_path):
@@ -218,21 +434,23 @@ def test_no_user_turn_and_empty_conversation(db, tmp_path):
 
 def test_failed_ingest_leaves_the_database_as_it_was(db, tmp_path):
     ingest(db, str(write_jsonl(tmp_path / "a.jsonl", [{"prompt": "q", "chosen": "a", "rejected": "b"}] * 5)), name="keep")
-    before = db.rows("SELECT * FROM records ORDER BY dataset, row"), db.dataset("keep").version
-    # a normalization that fails part-way through (row 3 raises inside DuckDB) rolls everything back
-    with pytest.raises(Exception, match="boom"):
-        db.replace_dataset(
-            {"name": "keep", "kind": "pairs", "format": "x"},
-            lambda source: "SELECT row, NULL AS prompt, NULL AS chosen, NULL AS rejected, NULL AS text, NULL AS source_id, "
-            "NULL AS score_chosen, NULL AS score_rejected, NULL::JSON AS metadata, "
-            "CASE WHEN row = 3 THEN error('boom') END AS problem, NULL AS raw FROM range(10) t(row)",
-            {},
-        )
-    # and so does an ingest whose source cannot be normalized
+    snapshot = "SELECT * FROM records ORDER BY dataset, row", "SELECT * FROM rejects ORDER BY dataset, row"
+    before = [db.rows(q) for q in snapshot], db.dataset("keep")
+    # a normalization that fails part-way through (row 7 raises inside DuckDB, in the second batch of
+    # four, after the first was committed) leaves nothing staged
+    table = pa.table({"__row": pa.array(range(10), pa.int64())})
+    with pytest.raises(duckdb.Error, match="boom"):
+        stage.stage(db, lambda rel: "SELECT __row AS row, NULL AS prompt, NULL AS chosen, NULL AS rejected, NULL AS text, "
+                    "NULL AS source_id, NULL AS score_chosen, NULL AS score_rejected, NULL::JSON AS metadata, "
+                    f"CASE WHEN __row = 7 THEN error('boom') END AS problem, NULL AS raw FROM {rel}", table, batch_rows=4)
+    # nor do ingests that fail at any step: unknown schema, nothing loadable, a swap into a bad name
     with pytest.raises(IngestError):
         ingest(db, str(write_jsonl(tmp_path / "b.jsonl", [{"x": 1}])), name="keep")
-    assert (db.rows("SELECT * FROM records ORDER BY dataset, row"), db.dataset("keep").version) == before
-    assert db.rows("SELECT count(*) FROM rejects") == [(0,)]
+    with pytest.raises(IngestError):
+        ingest(db, str(write_jsonl(tmp_path / "c.jsonl", [{"prompt": "q", "chosen": "a"}])), name="keep")
+    with pytest.raises(IngestError):
+        ingest(db, str(tmp_path / "a.jsonl"), name="../keep")
+    assert ([db.rows(q) for q in snapshot], db.dataset("keep")) == before
 
 
 def test_reingest_replaces_instead_of_duplicating(db, tmp_path):
@@ -266,4 +484,34 @@ def test_column_mapping_and_unknown_schema(db, tmp_path):
 def test_default_names():
     assert default_name("/x/hh-rlhf/test.jsonl.gz") == "hh-rlhf-test"
     assert default_name("/x/my pairs.parquet") == "my-pairs"
+    assert default_name("/x/Ünïcode pairs (v2).jsonl") == "Unicode-pairs-v2"
     assert default_name("org/some-dataset", "train") == "some-dataset-train"
+
+
+# -- the served app -------------------------------------------------------------------------------
+
+
+@pytest.mark.browser
+def test_served_app_survives_a_deeply_nested_file_sent_through_the_data_tab(app_server, page, tmp_path):
+    from playwright.sync_api import expect
+
+    src = tmp_path / "deep.jsonl"
+    good = json.dumps({"prompt": "p", "chosen": "c", "rejected": "r"})
+    src.write_text("\n".join([good, deep(10_000), good]) + "\n")
+    page.goto(app_server.url)
+    page.get_by_role("tab", name="Data").click()
+    page.locator("#data-source textarea").fill(str(src))
+    page.locator("#data-ingest").click()
+    expect(page.locator("#data-result")).to_contain_text("2 of 3 rows loaded", timeout=30_000)
+    expect(page.locator("#data-result")).to_contain_text("nested too deep")
+    assert app_server.db.dataset("deep").rejected_reasons == {"nested too deep": 1}
+    # the same process still serves the page and answers the next ingest
+    with urllib.request.urlopen(app_server.url, timeout=10) as r:
+        assert r.status == 200
+    page.reload()
+    page.get_by_role("tab", name="Data").click()
+    page.locator("#data-source textarea").fill(str(src))
+    page.locator("#data-name textarea").fill("deep-again")
+    page.locator("#data-ingest").click()
+    expect(page.locator("#data-result")).to_contain_text("2 of 3 rows loaded", timeout=30_000)
+    expect(page.locator("#data-table")).to_contain_text("deep-again")

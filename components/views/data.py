@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..ingest import IngestError, ingest
+from ..ingest import IngestError, empty_side_counts, ingest
 from ..store import Database
-from .common import Studio, escape
+from .common import Studio, escape, requires
 
 TAB_ID = "data"
-TABLE_COLUMNS = ["name", "kind", "format", "rows", "rejected", "version", "source", "updated"]
+TABLE_COLUMNS = ["name", "kind", "format", "rows", "rejected", "empty side", "version", "source", "updated"]
 
 
 def datasets_table(db: Database) -> list[list]:
+    flagged = empty_side_counts(db)
     return [
-        [d.name, d.kind, d.format, d.row_count, d.rejected_count, d.version, d.source or "", str(d.updated_at)[:19]]
+        [d.name, d.kind, d.format, d.row_count, d.rejected_count, flagged.get(d.name, 0), d.version,
+         d.source or "", str(d.updated_at)[:19]]
         for d in db.datasets()
     ]
 
@@ -25,6 +27,10 @@ def summary_markdown(summary) -> str:
         f"{summary.rows_loaded:,} of {summary.rows_in:,} rows loaded as **{summary.kind}** "
         f"(format `{summary.format}`, version {summary.version}, {summary.seconds:.1f} s).",
     ]
+    if summary.empty_side:
+        lines.append(f"\n{summary.empty_side:,} pairs with an empty side (loaded, and flagged).")
+    if summary.note:
+        lines.append(f"\nNote: {escape(summary.note)}")
     if summary.rejected:
         lines.append("\nRows rejected (kept aside in the database with their reason):")
         lines += [f"- {n:,} × {escape(reason)}" for reason, n in summary.rejected.items()]
@@ -54,6 +60,7 @@ def build(studio: Studio) -> None:
         gr.Markdown("### Datasets")
         table = gr.Dataframe(value=datasets_table(db), headers=TABLE_COLUMNS, interactive=False, elem_id="data-table")
 
+        @requires("admin", "loading data")
         def run(src, nm, sp, cf, mp, progress=gr.Progress()):
             if not (src or "").strip():
                 return "⚠️ Give a path or a Hub dataset id.", gr.update()
@@ -67,5 +74,9 @@ def build(studio: Studio) -> None:
                 return f"❌ {escape(err)}", gr.update()
             return summary_markdown(summary), datasets_table(db)
 
-        go.click(run, [source, name, split, config, mapping], [result, table])
-        studio.on_load.append((lambda: datasets_table(db), [table]))
+        @requires("viewer", "listing datasets")
+        def refresh():
+            return datasets_table(db)
+
+        go.click(run, [source, name, split, config, mapping], [result, table], api_name="ingest")
+        studio.on_load.append((refresh, [table]))

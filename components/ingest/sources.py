@@ -1,0 +1,283 @@
+"""Sources -> one Arrow table: local files and folders, ``save_to_disk`` folders, Hub dataset ids.
+
+JSON Lines and JSON arrays are read row by row in bytes first (``jsonrows``), gzip is decompressed
+here so that a broken stream is reported with its place, parquet is read by Arrow directly, and CSV,
+``save_to_disk`` folders and the Hub go through ``datasets``. Whatever must be written on the way
+(``datasets``' Arrow copy of a CSV, a Hub download) goes to a scratch folder on disk named with the
+owner's process id, so that folders a killed process left behind are recognized and removed.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import re
+import shutil
+import tempfile
+import time
+import zlib
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..text import first_line
+from . import jsonrows
+
+EXTENSIONS = {
+    ".jsonl": "json", ".json": "json", ".jsonl.gz": "json", ".json.gz": "json", ".ndjson": "json",
+    ".parquet": "parquet", ".csv": "csv", ".csv.gz": "csv",
+}
+GZIP_MAGIC = b"\x1f\x8b"
+_NOT_SPACE = re.compile(rb"\S")
+SCRATCH_PREFIX = ".studio-ingest-"
+_SCRATCH = re.compile(r"\.?studio-ingest-(\d+)-\w+")
+_LEGACY = re.compile(r"studio-ingest-\w{8}")  # older versions' folders in /dev/shm, without a process id
+LEGACY_AGE_S = 3600
+
+
+class IngestError(Exception):
+    """An ingest that could not run, explained in one line."""
+
+
+def suffix(path: Path) -> str:
+    """The known data-file extension of ``path`` ('' when none).
+
+    >>> suffix(Path("hh/test.JSONL.gz"))
+    '.jsonl.gz'
+    """
+    name = path.name.lower()
+    return next((ext for ext in sorted(EXTENSIONS, key=len, reverse=True) if name.endswith(ext)), "")
+
+
+def data_files(path: Path) -> tuple[str, list[Path]]:
+    """The reader ('json', 'parquet' or 'csv') and the data files of a file or folder."""
+    if path.is_file():
+        ext = suffix(path)
+        if not ext:
+            raise IngestError(f"{path}: unsupported file type (use {', '.join(sorted(EXTENSIONS))})")
+        return EXTENSIONS[ext], [path]
+    files = sorted(p for p in path.rglob("*") if p.is_file() and suffix(p) and not p.name.startswith("."))
+    readers = {EXTENSIONS[suffix(p)] for p in files}
+    if not files:
+        raise IngestError(f"{path}: no data files found (jsonl, jsonl.gz, json, parquet, csv)")
+    if len(readers) > 1:
+        raise IngestError(f"{path}: mixes file types ({', '.join(sorted(readers))}); point at one file or split folder")
+    return readers.pop(), files
+
+
+# -- bytes ----------------------------------------------------------------------------------------
+
+
+def read_bytes(path: Path, chunk: int = 1 << 20) -> bytes:
+    """The file's bytes, gunzipped when they are gzip (by content, whatever the name says).
+
+    A truncated or corrupt gzip stream raises IngestError naming the file, the compressed byte where
+    it broke and how many lines came out before.
+    """
+    raw = path.read_bytes()
+    if not raw.startswith(GZIP_MAGIC):
+        return raw
+    out: list[bytes] = []
+    pos = 0
+    while pos < len(raw) and raw[pos:pos + 2] == GZIP_MAGIC:  # one gzip member after another
+        stream = zlib.decompressobj(wbits=31)
+        at = pos
+        try:
+            while at < len(raw) and not stream.eof:
+                out.append(stream.decompress(raw[at:at + chunk]))
+                at += chunk
+        except zlib.error as err:
+            raise _broken(path, at, len(raw), out, f"corrupt ({first_line(err)})") from None
+        if not stream.eof:
+            raise _broken(path, len(raw), len(raw), out, "truncated (the file ends inside the gzip stream)")
+        pos = len(raw) - len(stream.unused_data)
+    return b"".join(out)
+
+
+def _broken(path: Path, at: int, size: int, out: list[bytes], what: str) -> IngestError:
+    lines = sum(part.count(b"\n") for part in out)
+    return IngestError(f"{path}: the gzip data is {what} near byte {min(at, size):,} of {size:,}, "
+                       f"after {lines:,} complete lines")
+
+
+# -- readers --------------------------------------------------------------------------------------
+
+
+def max_row_bytes(max_chars: int) -> int:
+    """Rows longer than this many bytes are rejected as too long without being parsed: room for the
+    text cap written with JSON escapes (up to 6 bytes a character) and for metadata."""
+    return 8 * max_chars + (1 << 20)
+
+
+def read_json(files: list[Path], max_chars: int) -> pa.Table:
+    """JSON Lines or JSON array files as one table (rows in file order, bad rows marked)."""
+    items: list[bytes] = []
+    utf8, multiline = True, False
+    for f in files:
+        data = read_bytes(f)
+        if data.startswith(codecs.BOM_UTF8):  # written by some Windows tools; not part of the first row
+            data = data[len(codecs.BOM_UTF8):]
+        first = _NOT_SPACE.search(data)
+        if first is None:
+            if len(files) == 1:
+                raise IngestError(f"{f}: empty file")
+            continue
+        if data[first.start()] == ord("["):
+            try:
+                items += jsonrows.split_array(data)
+                multiline = True
+            except jsonrows.JsonSourceError as err:
+                raise IngestError(f"{f}: {err}") from None
+        else:
+            items += jsonrows.split_lines(data)
+        utf8 = utf8 and jsonrows.is_utf8(data)
+    if not items:
+        raise IngestError(f"{files[0] if len(files) == 1 else files[0].parent}: empty file")
+    try:
+        table = jsonrows.rows_table(items, max_bytes=max_row_bytes(max_chars), multiline=multiline, utf8=utf8)
+    except jsonrows.JsonSourceError as err:
+        raise IngestError(f"{files[0]}: {err}") from None
+    if "__problem" in table.column_names and table.column("__problem").null_count == 0:
+        reasons = Counter(table.column("__problem").to_pylist())
+        if jsonrows.not_json(reasons):
+            what = "no element of the array is" if multiline else "no line is"
+            raise IngestError(f"{files[0]}: not JSON lines ({what} a JSON object)")
+        raise IngestError(f"{files[0]}: {nothing_loads(table.num_rows, reasons)}")
+    return table
+
+
+def nothing_loads(rows: int, reasons: dict[str, int]) -> str:
+    """Why an ingest loads nothing, in one line.
+
+    >>> nothing_loads(3, {"nested too deep": 2, "too long": 1})
+    'none of the 3 rows can be loaded (2 nested too deep, 1 too long)'
+    """
+    counts = ", ".join(f"{n:,} {reason}" for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
+    return f"none of the {rows:,} rows can be loaded ({counts})"
+
+
+def read_parquet(files: list[Path]) -> pa.Table:
+    tables = []
+    for f in files:
+        try:
+            tables.append(pq.read_table(f))
+        except (pa.ArrowException, OSError) as err:
+            raise IngestError(f"cannot read {f}: {first_line(err)}") from None
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except pa.ArrowException as err:
+        raise IngestError(f"{files[0].parent}: the parquet files do not share one schema: {first_line(err)}") from None
+
+
+def load_source(source: str, split: str | None, config: str | None, max_chars: int,
+                scratch: Path) -> tuple[pa.Table, str]:
+    """A local path or Hub dataset id as an Arrow table, and its split."""
+    path = Path(source).expanduser()
+    if path.exists():
+        if path.is_dir() and ((path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists()):
+            return _saved(path, split)
+        reader, files = data_files(path)
+        if reader == "json":
+            return read_json(files, max_chars), split or "train"
+        if reader == "parquet":
+            return read_parquet(files), split or "train"
+        return _csv(path, files, scratch), split or "train"
+    if suffix(path) or source.startswith((".", "/", "~")):
+        raise IngestError(f"{source}: no such file or folder")
+    return _hub(source, split, config, scratch), split or "train"
+
+
+def _saved(path: Path, split: str | None) -> tuple[pa.Table, str]:
+    import datasets
+
+    ds = datasets.load_from_disk(str(path))
+    if isinstance(ds, datasets.DatasetDict):
+        split = split or ("train" if "train" in ds else next(iter(ds)))
+        if split not in ds:
+            raise IngestError(f"{path}: no split {split!r} (splits: {', '.join(ds)})")
+        ds = ds[split]
+    return ds.flatten_indices().data.table, split or "train"
+
+
+def _csv(path: Path, files: list[Path], scratch: Path) -> pa.Table:
+    import datasets
+    from datasets.utils.logging import disable_progress_bar
+
+    disable_progress_bar()
+    try:
+        ds = datasets.load_dataset("csv", data_files=[str(f) for f in files], split="train", cache_dir=str(scratch))
+    except Exception as err:  # the csv builder (pandas) raises many types; each is one line here
+        raise IngestError(f"cannot read {path}: {first_line(err)}") from None
+    return ds.data.table
+
+
+def _hub(source: str, split: str | None, config: str | None, scratch: Path) -> pa.Table:
+    import datasets
+    from datasets.exceptions import DatasetNotFoundError
+    from datasets.utils.logging import disable_progress_bar
+    from huggingface_hub.errors import HfHubHTTPError
+
+    disable_progress_bar()
+    if not re.fullmatch(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?", source):
+        raise IngestError(f"{source!r} is neither a local path nor a Hugging Face dataset id")
+    try:
+        ds = datasets.load_dataset(source, config, split=split or "train", cache_dir=str(scratch))
+    except (ConnectionError, DatasetNotFoundError, HfHubHTTPError):
+        raise IngestError(
+            f"cannot load {source!r} from the Hugging Face Hub: the Hub is unreachable or the dataset is "
+            "unknown (offline?). Download it elsewhere and ingest the files by path."
+        ) from None
+    except Exception as err:  # a dataset's own loading script or files can raise anything
+        raise IngestError(f"cannot load {source!r} from the Hugging Face Hub: {first_line(err)}") from None
+    return ds.data.table
+
+
+# -- scratch folders ------------------------------------------------------------------------------
+
+
+def scratch_roots(db_path: Path) -> list[Path]:
+    """Where scratch folders are made (beside the database, on disk) and looked for when sweeping
+    (also the temp folder and /dev/shm, where older versions put theirs)."""
+    roots = [Path(db_path).resolve().parent, Path(tempfile.gettempdir()), Path("/dev/shm")]
+    return [r for i, r in enumerate(roots) if r.is_dir() and r not in roots[:i]]
+
+
+def make_scratch(db_path: Path) -> Path:
+    """A new scratch folder beside the database, named with this process's id."""
+    return Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=scratch_roots(db_path)[0]))
+
+
+def alive(pid: int) -> bool:
+    """Whether a process with this id exists (a zombie still does)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_scratch(db_path: Path) -> list[Path]:
+    """Remove scratch folders whose process is gone (and older versions' unnamed ones after an hour)."""
+    removed = []
+    for root in scratch_roots(db_path):
+        try:
+            entries = list(root.iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            m = _SCRATCH.fullmatch(entry.name)
+            try:
+                stale = (m is not None and not alive(int(m.group(1)))) or (
+                    _LEGACY.fullmatch(entry.name) is not None and time.time() - entry.stat().st_mtime > LEGACY_AGE_S)
+                if stale and entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                    removed.append(entry)
+            except OSError:
+                continue  # another user's, or removed meanwhile
+    return removed
