@@ -39,6 +39,8 @@ def default_db() -> str:
 
 _SERVED: Database | None = None
 """The database of the app this process serves: forwarded CLI commands run on it."""
+_SERVED_MODE: str | None = None
+"""How the served app signs people in (components/access.py), fixed when it started."""
 
 PATH_OPTIONS = ("out", "topics", "output", "guidelines", "file")
 """Options that name files: a forwarded command resolves them against the CLI's working folder."""
@@ -67,12 +69,29 @@ def run_forwarded(argv: list[str], cwd: str) -> int:
 # -- commands ------------------------------------------------------------------------------------
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
 def cmd_serve(args) -> int:
-    global _SERVED
-    from components import control, ingest, ui
+    global _SERVED, _SERVED_MODE
+    from components import access, control, ingest, ui
 
     db = _open(args)
-    _SERVED = db
+    mode = access.sign_in_mode(db)
+    if mode == "open" and args.host not in LOOPBACK and not args.open_to_network:
+        return _fail(f"no users, so there is no sign-in: on {args.host} anyone who can reach the port could read, "
+                     "load, label, delete and export everything and read server files through ingest. Add users "
+                     "first (python app.py users add NAME --role admin --password-stdin), or pass "
+                     "--open-to-network to serve it that way on purpose")
+    _SERVED, _SERVED_MODE = db, mode
+    if os.environ.get("STUDIO_MIRROR_REPO"):
+        from components import mirror
+
+        try:  # restores an empty database, then pushes new work every few minutes and at shutdown
+            mirror.start(db, os.environ["STUDIO_MIRROR_REPO"], db.path.parent / "mirror",
+                         token=os.environ.get("HF_TOKEN"), every=float(os.environ.get("STUDIO_MIRROR_MINUTES", 5)))
+        except mirror.MirrorError as err:
+            print(f"warning: {err}; labels are kept only in {db.path} until the mirror works", file=sys.stderr)
     # the CLI beside this server sends its commands here instead of opening the file
     atexit.register(control.ControlServer(db.path, run_forwarded).start().close)
     if not db.datasets() and not args.no_demo:
@@ -82,9 +101,10 @@ def cmd_serve(args) -> int:
         # the demo datasets are searchable once their indexes are built, in the background, so
         # that the page is served without waiting for Java to start
         threading.Thread(target=_index_quietly, args=(db, [s.name for s in loaded]), daemon=True).start()
-    demo = ui.build_app(db)
+    demo = ui.build_app(db, mode=mode)
     demo.queue(default_concurrency_limit=16)
-    demo.launch(server_name=args.host, server_port=args.port, show_error=True, **ui.launch_kwargs())
+    print(f"sign-in: {ui.MODE_NOTES[mode]}", file=sys.stderr)
+    demo.launch(server_name=args.host, server_port=args.port, show_error=True, **ui.launch_kwargs(db, mode))
     return 0
 
 
@@ -120,7 +140,10 @@ def cmd_datasets(args) -> int:
     db = _open(args)
     infos = db.datasets()
     if args.json:
-        print(json.dumps([d.as_dict() for d in infos]))
+        from components.ingest import empty_side_counts
+
+        flagged = empty_side_counts(db)
+        print(json.dumps([d.as_dict() | {"empty_side_count": flagged.get(d.name, 0)} for d in infos]))
         return 0
     if not infos:
         print("no datasets; load one with: python app.py ingest SOURCE")
@@ -135,12 +158,15 @@ def cmd_datasets(args) -> int:
 def cmd_export(args) -> int:
     from components import labels
 
+    if args.labels_log and (args.annotator or args.majority):
+        return _fail("--labels-log writes every event of every annotator: leave out --annotator and --majority")
+    annotator = None if args.majority else args.annotator  # no --annotator: the majority as well
     db = _open(args)
     try:
         if args.labels_log:
             summary = labels.export_log(db, args.name, args.out)
         else:
-            summary = labels.export_pairs(db, args.name, args.out, style=args.format, annotator=args.annotator,
+            summary = labels.export_pairs(db, args.name, args.out, style=args.format, annotator=annotator,
                                           labeled_only=args.labeled_only, keep_ties=args.keep_ties)
         result = summary.as_dict()
         if args.push_to_hub:
@@ -164,12 +190,12 @@ def cmd_revise(args) -> int:
         settings = revise.Settings(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                                    top_p=args.top_p, seed=args.seed, batch_size=args.batch_size).checked()
         notes: list[str] = []
+        into = revise.target_name(args.into, args.name) if args.accept else None
         rows = revise.select_rows(db, args.name, args.rows, args.query, args.limit, notes)
         for note in notes:
             print(note, file=sys.stderr)
         principles = revise.resolve_principles(db, args.principles)
         backend = revise.make_backend(args.model, args.endpoint)
-        into = (args.into or revise.default_into(args.name)) if args.accept else None
         selection = {"rows": args.rows, "query": args.query, "limit": args.limit}
         job, resumed = revise.start_job(db, args.name, rows, principles, backend, settings, args.side, into, selection)
         print(f"{'resuming' if resumed else 'started'} job {job['id']}: {args.name}, {len(rows)} rows, "
@@ -186,7 +212,7 @@ def cmd_revise(args) -> int:
         print(f"interrupted: run the same command again to resume job {job['id']}" if "job" in locals()
               else "interrupted", file=sys.stderr)
         return 130
-    results = db.revisions(job_id=job["id"], limit=len(job["rows"]) + 10)
+    results = revise.revisions(db, job_id=job["id"], limit=len(job["rows"]) + 10)
     summary = {
         "job": job["id"], "dataset": args.name, "status": job["status"], "total": job["total"],
         "done": job["done"], "pending": job["pending"], "failed": job["failed"],
@@ -232,6 +258,51 @@ def cmd_index(args) -> int:
         return _fail(err)
     if args.json:
         print(json.dumps([s.as_dict() for s in out]))
+    return 0
+
+
+def cmd_users(args) -> int:
+    from components import access
+
+    db = _open(args)
+    if args.action == "list":
+        rows = access.users(db)
+        if args.json:
+            print(json.dumps([{"name": u["name"], "role": u["role"], "password": u["has_password"]} for u in rows]))
+        elif not rows:
+            print("no users: the app runs as the local single-user tool (add one to turn sign-in on)")
+        else:
+            width = max(len(u["name"]) for u in rows)
+            for u in rows:
+                print(f"{u['name']:<{width}}  {u['role']:<9}  {'password' if u['has_password'] else 'no password'}")
+        return 0
+    if not args.user:
+        return _fail(f"users {args.action} needs a NAME")
+    if args.action == "remove":
+        if not access.remove_user(db, args.user):
+            return _fail(f"no user {args.user!r}")
+        print(f"removed {args.user}")
+        return 0
+    password = None
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty() and not args.no_password:
+        import getpass
+
+        password = getpass.getpass(f"password for {args.user}: ")
+    elif not args.no_password:
+        return _fail("give the password on standard input with --password-stdin (or --no-password for a "
+                     "Hugging Face user whose role this sets)")
+    try:
+        result = access.add_user(db, args.user, args.role, password)
+    except ValueError as err:
+        return _fail(err)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{'added' if result['created'] else 'updated'} {args.user} ({args.role})"
+              + ("" if _SERVED is None or access.sign_in_mode(db) != "password" or _SERVED_MODE == "password"
+                 else "; restart the app to turn sign-in on"))
     return 0
 
 
@@ -319,11 +390,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default=os.environ.get("STUDIO_HOST", "0.0.0.0" if ON_SPACE else "127.0.0.1"))
     s.add_argument("--port", type=int, default=int(os.environ.get("STUDIO_PORT", os.environ.get("PORT", 7860))))
     s.add_argument("--no-demo", action="store_true", help="do not load the demo data into an empty database")
+    s.add_argument("--open-to-network", action="store_true",
+                   help="serve on a non-local --host without sign-in: anyone who reaches it may do everything")
     s.set_defaults(fn=cmd_serve)
 
     s = sub.add_parser("ingest", parents=[common], help="load a file, folder or Hugging Face dataset")
     s.add_argument("source", help="path (jsonl, jsonl.gz, json, parquet, csv, folder) or Hub dataset id")
-    s.add_argument("--name", help="dataset name (default: from the source)")
+    s.add_argument("--name", help="dataset name (default: from the source; a default name never replaces a "
+                                  "dataset loaded from another source, an explicit one does)")
     s.add_argument("--split", help="split of a Hub dataset or save_to_disk folder (default train)")
     s.add_argument("--config", help="config of a Hub dataset")
     s.add_argument("--map", nargs="+", metavar="KEY=COLUMN",
@@ -344,8 +418,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--format", choices=["conversational", "standard"], default="conversational",
                    help="TRL preference format: message lists (conversational, default) or strings (standard)")
     who = s.add_mutually_exclusive_group()
-    who.add_argument("--annotator", metavar="A", help="apply this annotator's labels")
-    who.add_argument("--majority", action="store_true", help="apply the majority label of all annotators (default)")
+    who.add_argument("--annotator", metavar="A", help="apply this annotator's labels (default: the majority)")
+    who.add_argument("--majority", action="store_true",
+                     help="apply the majority label of all annotators: the judgment with more votes than any "
+                          "other, skips not voting (the default when --annotator is not given)")
     s.add_argument("--labeled-only", action="store_true", help="leave out pairs without a label")
     s.add_argument("--keep-ties", action="store_true",
                    help="keep pairs labeled tie, both bad, skip or without a majority (as in the source)")
@@ -365,7 +441,8 @@ def parser() -> argparse.ArgumentParser:
                         "ID:slot=value, e.g. pink-elephant:avoid=politics:steer=gardening")
     s.add_argument("--model", required=True, metavar="PATH_OR_ID",
                    help="a local folder or Hub id (local transformers), or the model name an --endpoint serves")
-    s.add_argument("--endpoint", metavar="URL", help="an OpenAI-compatible server, e.g. http://localhost:8000/v1")
+    s.add_argument("--endpoint", metavar="URL", help="an OpenAI-compatible server, e.g. http://localhost:8000/v1 "
+                   "(its API key, if it needs one, from $STUDIO_ENDPOINT_API_KEY)")
     s.add_argument("--limit", type=int, metavar="N", help="revise at most N rows")
     s.add_argument("--max-new-tokens", type=int, default=256, metavar="N", help="per critique and per revision")
     s.add_argument("--temperature", type=float, default=0.7, help="0 = greedy (default 0.7)")
@@ -385,6 +462,17 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--b", type=float, default=0.4, help="BM25 b of the index (default 0.4)")
     s.add_argument("--json", action="store_true", help="print one JSON list")
     s.set_defaults(fn=cmd_index)
+
+    s = sub.add_parser("users", parents=[common], help="who may sign in to the app, and their roles")
+    s.add_argument("action", choices=["add", "list", "remove"])
+    s.add_argument("user", nargs="?", metavar="NAME")
+    s.add_argument("--role", choices=["viewer", "annotator", "reviewer", "admin"], default="annotator",
+                   help="what the user may do (default annotator)")
+    s.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    s.add_argument("--no-password", action="store_true",
+                   help="no password sign-in (sets the role of a Hugging Face user on a Space)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_users)
 
     s = sub.add_parser("search", parents=[common], help="search datasets (BM25); batch mode writes a TREC run")
     s.add_argument("name", help="dataset name, or several joined by commas")

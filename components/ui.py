@@ -6,6 +6,7 @@ import importlib
 
 import gradio as gr
 
+from . import access
 from .store import Database
 from .views.common import Studio
 
@@ -27,15 +28,31 @@ HEAD = ""
 """Extra <head> content of the page itself; each view may add its own ``HEAD`` (key handlers)."""
 
 
-def build_app(db: Database) -> gr.Blocks:
+MODE_NOTES = {
+    "open": "none (no users): the local single-user tool, everything allowed",
+    "password": "users of this database sign in with their password",
+    "oauth": "Hugging Face sign-in; roles from STUDIO_ADMINS, STUDIO_REVIEWERS, STUDIO_ANNOTATORS",
+}
+
+
+def build_app(db: Database, mode: str | None = None) -> gr.Blocks:
+    """The page over ``db``; ``mode`` is how people sign in (components/access.py), from the database
+    and the environment when not given."""
+    from .views import guard
+
+    mode = mode or access.sign_in_mode(db)
     with gr.Blocks(title="Preference Studio") as demo:
-        gr.Markdown("# Preference Studio\nSearch, compare, label and revise preference data.", elem_id="app-title")
+        with gr.Row(elem_id="app-header"):
+            gr.Markdown("# Preference Studio\nSearch, compare, label and revise preference data.", elem_id="app-title")
+            if mode == "oauth":
+                gr.LoginButton(size="sm", scale=0, elem_id="app-login")
         with gr.Tabs() as tabs:
-            studio = Studio(db=db, tabs=tabs)
+            studio = Studio(db=db, tabs=tabs, mode=mode)
             for name in VIEWS:
                 importlib.import_module(f".views.{name}", __package__).build(studio)
         for fn, outputs in studio.on_load:
             demo.load(fn, None, outputs)
+        guard.secure(demo, db, mode)
     return demo
 
 
@@ -44,8 +61,12 @@ def _from_views(attr: str) -> str:
     return "".join(getattr(importlib.import_module(f".views.{name}", __package__), attr, "") for name in VIEWS)
 
 
-def launch_kwargs() -> dict:
+def launch_kwargs(db: Database | None = None, mode: str | None = None) -> dict:
     # run_history off: Gradio would otherwise copy every event's inputs and outputs (dataset text
     # included) into the browser's localStorage, which also slows each event down as the history grows
-    return {"css": CSS + _from_views("CSS"), "head": HEAD + _from_views("HEAD"), "theme": gr.themes.Soft(),
-            "run_history": False}
+    kw = {"css": CSS + _from_views("CSS"), "head": HEAD + _from_views("HEAD"), "theme": gr.themes.Soft(),
+          "run_history": False}
+    if db is not None and (mode or access.sign_in_mode(db)) == "password":
+        kw["auth"] = access.password_check(db)
+        kw["auth_message"] = "Sign in with the user name and password your admin gave you."
+    return kw
