@@ -13,8 +13,10 @@ from .views.common import Studio
 VIEWS = [
     "browse",
     "search",
+    "stats",
     "compare",
     "revise",
+    "personas",
     "data",
 ]
 """View modules under components/views, in tab order; each has ``build(studio)``."""
@@ -35,9 +37,9 @@ MODE_NOTES = {
 }
 
 
-def build_app(db: Database, mode: str | None = None) -> gr.Blocks:
+def build_app(db: Database, mode: str | None = None, data_dir: str | None = None) -> gr.Blocks:
     """The page over ``db``; ``mode`` is how people sign in (components/access.py), from the database
-    and the environment when not given."""
+    and the environment when not given; ``data_dir`` the folder of server files admins may load."""
     from .views import guard
 
     mode = mode or access.sign_in_mode(db)
@@ -47,7 +49,7 @@ def build_app(db: Database, mode: str | None = None) -> gr.Blocks:
             if mode == "oauth":
                 gr.LoginButton(size="sm", scale=0, elem_id="app-login")
         with gr.Tabs() as tabs:
-            studio = Studio(db=db, tabs=tabs, mode=mode)
+            studio = Studio(db=db, tabs=tabs, mode=mode, data_dir=data_dir)
             for name in VIEWS:
                 importlib.import_module(f".views.{name}", __package__).build(studio)
         for fn, outputs in studio.on_load:
@@ -61,11 +63,11 @@ def _from_views(attr: str) -> str:
     return "".join(getattr(importlib.import_module(f".views.{name}", __package__), attr, "") for name in VIEWS)
 
 
-def launch_kwargs(db: Database | None = None, mode: str | None = None) -> dict:
+def launch_kwargs(db: Database | None = None, mode: str | None = None, max_upload_mb: float = 512) -> dict:
     # run_history off: Gradio would otherwise copy every event's inputs and outputs (dataset text
     # included) into the browser's localStorage, which also slows each event down as the history grows
     kw = {"css": CSS + _from_views("CSS"), "head": HEAD + _from_views("HEAD"), "theme": gr.themes.Soft(),
-          "run_history": False}
+          "run_history": False, "max_file_size": f"{max_upload_mb:g}mb"}
     if db is not None and (mode or access.sign_in_mode(db)) == "password":
         kw["auth"] = access.password_check(db)
         kw["auth_message"] = "Sign in with the user name and password your admin gave you."

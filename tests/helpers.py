@@ -61,16 +61,17 @@ def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = N
 class AppServer:
     """The real app, served in this process on a free port over a database the test can read."""
 
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, data_dir: str | None = None):
+        """Sign-in follows the database as in ``app.py serve``: on when it has users."""
         from components import ui
 
         self.db = db
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
-        self.demo = ui.build_app(db)
+        self.demo = ui.build_app(db, data_dir=data_dir)
         self.demo.queue(default_concurrency_limit=16)
         self.demo.launch(server_name="127.0.0.1", server_port=self.port, prevent_thread_lock=True,
-                         quiet=True, **ui.launch_kwargs())
+                         quiet=True, **ui.launch_kwargs(db))
         wait_http(self.url)
 
     def close(self) -> None:

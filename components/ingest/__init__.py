@@ -134,8 +134,10 @@ def _sample(table: pa.Table, n: int = 20) -> list[dict]:
 
 def ingest(db: Database, source: str, name: str | None = None, split: str | None = None,
            config: str | None = None, mapping: list[str] | dict | None = None,
-           max_chars: int = formats.DEFAULT_MAX_CHARS, progress: Progress | None = None) -> IngestSummary:
-    """Load ``source`` into dataset ``name`` (replacing an older one of that name, atomically).
+           max_chars: int = formats.DEFAULT_MAX_CHARS, progress: Progress | None = None,
+           hub_only: bool = False) -> IngestSummary:
+    """Load ``source`` into dataset ``name`` (replacing an older one of that name, atomically);
+    ``hub_only`` reads it from the Hugging Face Hub and never from this machine's files.
 
     Raises IngestError (one line) when nothing can be loaded; the database is then unchanged.
     """
@@ -154,7 +156,7 @@ def ingest(db: Database, source: str, name: str | None = None, split: str | None
     try:
         report(0.05, f"reading {source}")
         try:
-            table, split = sources.load_source(source, split, config, max_chars, scratch)
+            table, split = sources.load_source(source, split, config, max_chars, scratch, hub_only=hub_only)
         except OSError as err:
             raise IngestError(f"{source}: {first_line(err)}") from None
         report(0.45, f"read {table.num_rows:,} rows; detecting format")

@@ -172,9 +172,15 @@ def read_parquet(files: list[Path]) -> pa.Table:
 
 
 def load_source(source: str, split: str | None, config: str | None, max_chars: int,
-                scratch: Path) -> tuple[pa.Table, str]:
-    """A local path or Hub dataset id as an Arrow table, and its split."""
+                scratch: Path, hub_only: bool = False) -> tuple[pa.Table, str]:
+    """A local path or Hub dataset id as an Arrow table, and its split. With ``hub_only`` the source is
+    a Hub id and never a file of this machine (what a signed-in caller of the page may name)."""
     path = Path(source).expanduser()
+    if hub_only:
+        if source.startswith((".", "/", "~")) or path.exists() or ".." in source:
+            raise IngestError(f"{source!r} is not a Hugging Face dataset id (files of the server are loaded "
+                              "only from its data folder, --data-dir)")
+        return _hub(source, split, config, scratch), split or "train"
     if path.exists():
         if path.is_dir() and ((path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists()):
             return _saved(path, split)

@@ -1,6 +1,10 @@
-"""Data: ingest a file, folder or Hub dataset, with progress and the ingest summary."""
+"""Data: load an uploaded file, a Hub dataset or (admins) a file of the server's data folder, with
+progress and the ingest summary; the ``/datasets`` API lists what is loaded."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import gradio as gr
 
@@ -19,6 +23,44 @@ def datasets_table(db: Database) -> list[list]:
          d.source or "", str(d.updated_at)[:19]]
         for d in db.datasets()
     ]
+
+
+class SourceRefused(ValueError):
+    """A source this caller may not load; the message says what they may load instead."""
+
+
+def resolve_source(text: str | None, upload: str | None, mode: str, data_dir: str | None) -> tuple[str, bool]:
+    """What to load and whether it must come from the Hub: ``(source, hub_only)``.
+
+    An upload wins. In the local single-user mode (``open``) any path of this machine may be named.
+    With sign-in, the box names a Hub dataset id, or a file or folder inside the data folder
+    (``--data-dir``), never another file of the server.
+
+    >>> resolve_source("org/pairs", None, "password", None)
+    ('org/pairs', True)
+    >>> resolve_source("/etc/passwd", None, "oauth", None)
+    Traceback (most recent call last):
+    ...
+    components.views.data.SourceRefused: '/etc/passwd' is not a Hugging Face dataset id, and this app loads no server files (no --data-dir)
+    """
+    if upload:
+        return str(upload), False
+    text = (text or "").strip()
+    if not text:
+        raise SourceRefused("upload a file, or give a Hugging Face dataset id")
+    if mode == "open":
+        return text, False
+    if data_dir:
+        root = Path(os.path.realpath(data_dir))
+        candidate = Path(os.path.realpath(root / text.lstrip("/")))
+        if candidate.is_relative_to(root) and candidate.exists():
+            return str(candidate), False
+    if text.startswith((".", "/", "~", "\\")) or ".." in text or Path(text).suffix in (".jsonl", ".json", ".parquet",
+                                                                                    ".csv", ".gz"):
+        where = f"under the data folder {data_dir}" if data_dir else "(no --data-dir)"
+        raise SourceRefused(f"{text!r} is not a Hugging Face dataset id, and this app loads no server files "
+                            + (where if not data_dir else f"outside its data folder ({where})"))
+    return text, True
 
 
 def summary_markdown(summary) -> str:
@@ -47,9 +89,14 @@ def build(studio: Studio) -> None:
             "such as `prompt=question chosen=response_j rejected=response_k`."
         )
         with gr.Row():
-            source = gr.Textbox(label="Path or Hub dataset id", placeholder="data/my-pairs.jsonl or org/dataset",
-                                scale=3, elem_id="data-source")
-            name = gr.Textbox(label="Name (optional)", scale=1, elem_id="data-name")
+            upload = gr.File(label="Upload a file", file_types=[".jsonl", ".json", ".parquet", ".csv", ".gz"],
+                             type="filepath", scale=2, elem_id="data-upload")
+            with gr.Column(scale=3):
+                source = gr.Textbox(label="or a Hub dataset id" + (" or a server path" if studio.mode == "open" else
+                                    " or a file in the data folder" if studio.data_dir else ""),
+                                    placeholder="org/dataset" + ("  or  data/my-pairs.jsonl" if studio.mode == "open" else ""),
+                                    elem_id="data-source")
+                name = gr.Textbox(label="Name (optional)", elem_id="data-name")
         with gr.Row():
             split = gr.Textbox(label="Split (Hub)", placeholder="train", scale=1)
             config = gr.Textbox(label="Config (Hub)", scale=1)
@@ -61,16 +108,15 @@ def build(studio: Studio) -> None:
         table = gr.Dataframe(value=datasets_table(db), headers=TABLE_COLUMNS, interactive=False, elem_id="data-table")
 
         @requires("admin", "loading data")
-        def run(src, nm, sp, cf, mp, progress=gr.Progress()):
-            if not (src or "").strip():
-                return "⚠️ Give a path or a Hub dataset id.", gr.update()
+        def run(src, up, nm, sp, cf, mp, progress=gr.Progress()):
             try:
+                where, hub_only = resolve_source(src, up, studio.mode, studio.data_dir)
                 summary = ingest(
-                    db, src.strip(), name=(nm or "").strip() or None, split=(sp or "").strip() or None,
+                    db, where, name=(nm or "").strip() or None, split=(sp or "").strip() or None,
                     config=(cf or "").strip() or None, mapping=(mp or "").split() or None,
-                    progress=lambda frac, desc: progress(frac, desc=desc),
+                    progress=lambda frac, desc: progress(frac, desc=desc), hub_only=hub_only,
                 )
-            except IngestError as err:
+            except (SourceRefused, IngestError) as err:
                 return f"❌ {escape(err)}", gr.update()
             return summary_markdown(summary), datasets_table(db)
 
@@ -78,5 +124,12 @@ def build(studio: Studio) -> None:
         def refresh():
             return datasets_table(db)
 
-        go.click(run, [source, name, split, config, mapping], [result, table], api_name="ingest")
+        go.click(run, [source, upload, name, split, config, mapping], [result, table], api_name="ingest")
+
+        @requires("viewer", "listing datasets")
+        def list_datasets() -> list[dict]:
+            """Every loaded dataset: name, kind, format, rows, rejected rows, version, source."""
+            return [d.as_dict() for d in db.datasets()]
+
+        gr.api(list_datasets, api_name="datasets")
         studio.on_load.append((refresh, [table]))

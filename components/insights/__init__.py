@@ -1,0 +1,14 @@
+"""Insights: what a dataset of pairs holds, at a glance, and whether evaluation prompts leaked into it.
+
+``stats`` computes the statistics of one dataset in DuckDB (cached per dataset version), with
+``duplicates`` (exact and MinHash near duplicates) and ``labelstats`` (the labels part);
+``bins`` makes every bar an SQL predicate, so ``rows_for`` returns exactly the rows of a bar;
+``contamination`` finds evaluation prompts inside training rows by word n-grams; ``charts`` draws
+the statistics as plotly figures.
+"""
+
+from .contamination import ContaminationError, Match, Result, describe, export_clean, find_contamination, highlight
+from .stats import UNITS, BinRows, StatsError, dataset_stats, load_tokenizer, rows_for
+
+__all__ = ["ContaminationError", "Match", "Result", "describe", "export_clean", "find_contamination", "highlight",
+           "UNITS", "BinRows", "StatsError", "dataset_stats", "load_tokenizer", "rows_for"]
