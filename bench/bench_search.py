@@ -143,7 +143,7 @@ def server_round_trip(db_path: Path, name: str, queries: list[str]) -> dict:
         client = Client(url, verbose=False)
 
         def ask(q):
-            error, summary, html, _, _ = client.predict(q, [name], "contents", "words", "any", "30", "", "margin",
+            error, summary, html, *_ = client.predict(q, [name], "contents", "words", "any", "30", "", "margin",
                                                         "", "", "any", api_name="/search")
             assert not error, error
             return html.count('class="sr-hit"')

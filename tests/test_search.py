@@ -14,7 +14,9 @@ import pytest
 from components import labels, search
 from components.ingest import ingest, load_demo
 from components.store import Database
+from components.search.java import LOCK
 from components.views import search as view
+from components.views.search_form import SearchForm
 
 
 def _ingest(db: Database, tmp_path, name: str, rows: list[dict], split: str | None = None) -> None:
@@ -45,6 +47,16 @@ CONVERSATIONS = [
 ]
 
 
+PHRASE_ROWS = [
+    # "credit card" as a phrase in rows 0 and 2 only; "sorry" in a chosen reply only in row 2
+    {"prompt": "I lost my credit card yesterday.", "chosen": "Call your bank to block it.",
+     "rejected": "Sorry, I have no idea."},
+    {"prompt": "Which card game gives credit for tricks?", "chosen": "Bridge, in a way.", "rejected": "Poker."},
+    {"prompt": "Show me a card trick.", "chosen": "I am sorry, I cannot do magic.",
+     "rejected": "Sure: the credit card trick."},
+]
+
+
 def _filter_rows() -> list[dict]:
     rows = []
     for i in range(12):
@@ -69,6 +81,12 @@ def sdb(tmp_path_factory) -> Database:
     _ingest(db, tmp, "fields", FIELD_ROWS, split="train")
     _ingest(db, tmp, "convos", CONVERSATIONS, split="test")
     _ingest(db, tmp, "filters", _filter_rows(), split="train")
+    _ingest(db, tmp, "phrases", PHRASE_ROWS)
+    _ingest(db, tmp, "rated", [
+        {"prompt": "Say it twice.", "chosen": "Padding, padding.", "rejected": "No.", "score_chosen": 7.0,
+         "score_rejected": 2.5},
+        {"prompt": "Any padding?", "chosen": "Yes.", "rejected": "None.", "score_chosen": 3.0, "score_rejected": 4.0},
+    ])
     _ingest(db, tmp, "html", [
         {"id": "h1", "contents": 'Click <script>alert("x")</script> to keep running & <b>jumping</b>; '
                                  "<running> is tagged too."},
@@ -158,7 +176,8 @@ def test_lucene_field_prefix_only_hits_that_field(sdb):
 def test_final_turns_field(sdb):
     # "walrus" is in an early turn and in the rejected reply; only the reply is a final turn
     assert rows_of(search.search(sdb, ["convos"], "walrus", field="final")) == [0]
-    assert search.search(sdb, ["convos"], "walrus", field="final", mode="lucene").hits[0].part == "final"
+    final = search.search(sdb, ["convos"], "walrus", field="final", mode="lucene").hits[0]
+    assert (final.part, final.speaker, final.turn) == ("rejected", "assistant", 1)
     # "tapir" is in the last user turn of row 0 and the only user turn of row 1
     assert sorted(rows_of(search.search(sdb, ["convos"], "tapir", field="final"))) == [0, 1]
     # "project" is only in the first turn of row 0: everything finds it, the final turns do not
@@ -252,6 +271,29 @@ def test_malformed_lucene_query_gives_a_readable_error_and_the_next_query_works(
     assert search.search(sdb, ["demo-assistant-pairs"], "egg AND yolk", mode="lucene").total >= 1
 
 
+def test_plain_words_honour_quotes_and_field_prefixes(sdb):
+    def rows(query, mode="words"):
+        return sorted(rows_of(search.search(sdb, ["phrases"], query, mode=mode)))
+
+    assert rows("credit card") == [0, 1, 2]
+    assert rows('"credit card"') == rows('"credit card"', "lucene") == [0, 2]
+    assert rows("chosen:sorry") == rows("chosen:sorry", "lucene") == [2]
+    assert rows("sorry") == [0, 2]
+    assert rows('prompt:"credit card"') == [0]
+    assert rows('chosen:sorry "credit card"') == [0, 2]
+    # an unknown prefix stays part of its word (one token for the analyzer), and the results say so
+    unknown = search.search(sdb, ["phrases"], "colour:card trick")
+    assert sorted(rows_of(unknown)) == [1, 2] and unknown.ignored == ["colour:card"]
+    hit = search.search(sdb, ["phrases"], "chosen:sorry").hits[0]
+    assert (hit.part, hit.speaker) == ("chosen", "assistant") and "<mark>sorry</mark>" in hit.snippet
+    # other operators are searched as words, and the results say so
+    res = search.search(sdb, ["phrases"], "credit AND -trick")
+    assert res.ignored == ["AND", "-trick"] and sorted(rows_of(res)) == [0, 1, 2]
+    assert search.search(sdb, ["phrases"], '"credit card"').ignored == []
+    out = view.run_search(sdb, SearchForm("card AND trick*", ["phrases"]))
+    assert "`AND`, `trick*` as words; Lucene syntax reads them as operators" in out["summary"]
+
+
 def test_words_mode_never_raises_on_syntax(sdb):
     for text in MALFORMED:
         res = search.search(sdb, ["demo-assistant-pairs"], text + " egg")
@@ -280,6 +322,11 @@ def _length(r) -> int:
     ({"margin": (-1.5, -0.5)}, lambda r: -1.5 <= r["score_chosen"] - r["score_rejected"] <= -0.5),
     ({"meta:votes": (10, 20)}, lambda r: 10 <= r["votes"] <= 20),
     ({"meta:votes": (10, None), "score_chosen": (None, 6)}, lambda r: r["votes"] >= 10 and r["score_chosen"] <= 6),
+    ({"length_chosen": (None, 60)}, lambda r: len(r["chosen"]) <= 60),
+    ({"length_prompt": (40, None)}, lambda r: len(r["prompt"]) >= 40),
+    ({"length_chosen": (100, None), "margin": (None, 5)}, lambda r: len(r["chosen"]) >= 100 and r["score_chosen"] - 2.5 <= 5),
+    ({"length_prompt": (None, 40), "length_chosen": (50, None), "meta:votes": (None, 25)},
+     lambda r: len(r["prompt"]) <= 40 and len(r["chosen"]) >= 50 and r["votes"] <= 25),
 ])
 def test_filters_change_totals(sdb, ranges, predicate):
     everything = search.search(sdb, ["filters"], "apple", k=50)
@@ -339,6 +386,95 @@ def test_label_status_filter(sdb):
 
 
 # -- stale and missing indexes --------------------------------------------------------------------
+
+
+def test_the_form_makes_per_side_lengths_and_two_numeric_filters_at_once(sdb):
+    # query, datasets, field, mode, split, length from/to, slot 1, label, prompt/chosen/rejected lengths, slot 2
+    form = SearchForm.from_inputs("apple", ["filters"], "contents", "words", "any", "", "", "margin", "", "5", "any",
+                                  "", "", "100", "", "", "", "meta:votes", "", "25")
+    assert form.ranges == {"length_chosen": ("100", ""), "margin": ("", "5"), "meta:votes": ("", "25")}
+    out = view.run_search(sdb, form)
+    expected = _expected(lambda r: len(r["chosen"]) >= 100 and r["score_chosen"] - 2.5 <= 5 and r["votes"] <= 25)
+    assert 0 < len(expected) < 12 and out["total"] == len(expected)
+    assert sorted(h.row for h in out["hits"]) == expected
+    # the same search from its query string, and back into the form's boxes
+    again, page = SearchForm.from_params(dict(__import__("urllib.parse").parse.parse_qsl(form.url(2)[1:])),
+                                         ["filters", "fields"])
+    assert again == form and page == 2 and SearchForm.from_inputs(*again.inputs()) == form
+    with pytest.raises(search.SearchError, match="set twice"):
+        SearchForm.from_inputs("apple", ["filters"], "contents", "words", "any", "", "", "margin", "1", "", "any",
+                               "", "", "", "", "", "", "margin", "", "3")
+
+
+def test_hit_cards_say_where_the_snippet_is_from_and_show_ratings_and_labels(sdb):
+    labels.add_label(sdb, "rated", 0, "chosen", "cara")
+    labels.add_label(sdb, "rated", 0, "chosen", "dev")
+    labels.add_label(sdb, "rated", 0, "rejected", "eve")
+    labels.add_label(sdb, "rated", 0, "skip", "fay")  # a skip is no judgment
+    res = search.search(sdb, ["rated"], "padding")
+    hit, other = res.hits
+    assert (hit.row, hit.part, hit.speaker, hit.turn) == (0, "chosen", "assistant", 1)
+    assert (hit.score_chosen, hit.score_rejected, hit.margin) == (7.0, 2.5, 4.5)
+    assert hit.labels == {"chosen": 2, "rejected": 1}
+    assert hit.link == "?tab=compare&dataset=rated&row=0&q=padding"
+    card = view.hit_html(hit)
+    assert '<span class="sr-part side-chosen">chosen · assistant, turn 1</span>' in card
+    assert '<span class="sr-ratings">chosen 7 · rejected 2.5 · margin +4.5</span>' in card
+    assert '<span class="sr-label">labeled: chosen 2, rejected 1</span>' in card
+    assert f'<span class="sr-score" title="BM25 relevance score">BM25 {hit.score:.4f}</span>' in card
+    assert 'href="?tab=compare&amp;dataset=rated&amp;row=0&amp;q=padding"' in card
+    assert (other.row, other.part, other.speaker, other.margin, other.labels) == (1, "prompt", "user", -1.0, {})
+    assert '<span class="sr-label">unlabeled</span>' in view.hit_html(other)
+    # a prompt's later turns say which speaker and turn
+    turn = search.search(sdb, ["convos"], "tusk", field="prompt").hits[0]
+    assert (turn.part, turn.speaker, turn.turn) == ("prompt", "assistant", 2)
+    # a document has no side
+    doc = search.search(sdb, ["html"], "runner").hits[0]
+    assert (doc.part, doc.speaker, doc.turn) == ("", "", None) and "sr-part" not in view.hit_html(doc)
+
+
+def test_a_dataset_without_an_index_says_so_and_background_indexing_shows_progress(tmp_path):
+    db = Database(tmp_path / "bg.duckdb")
+    _ingest(db, tmp_path, "old", FIELD_ROWS)
+    _ingest(db, tmp_path, "new", CONVERSATIONS)
+    _ingest(db, tmp_path, "newer", PHRASE_ROWS)
+    search.build_index(db, "old")
+    with pytest.raises(search.IndexNotReady, match="new has no search index yet; build it with"):
+        search.search(db, ["new"], "tapir")
+    # several datasets: the ready ones are searched, the others named
+    out = view.run_search(db, SearchForm("quokka OR tapir", ["old", "new"], mode="lucene"))
+    assert out["total"] == 3 and "not searched: new has no search index yet" in out["summary"]
+    assert "0 hits" not in out["summary"]
+
+    running, seen = __import__("threading").Event(), []
+
+    def watch(job):
+        seen.append((job.dataset, job.state, job.fraction))
+        if job.state == "running":
+            running.set()
+
+    with LOCK:  # the worker starts the first build and waits for Java: the states can be read as they are
+        jobs = search.index_in_background(db, ["new", "newer"], on_progress=watch)
+        assert [j.state for j in jobs] == ["queued", "queued"]
+        assert running.wait(60)
+        with pytest.raises(search.IndexNotReady, match=r"new has no search index yet: indexing it now \(0%\)"):
+            search.search(db, ["new"], "tapir")
+        with pytest.raises(search.IndexNotReady, match="newer has no search index yet: it is waiting to be indexed"):
+            search.search(db, ["newer"], "card")
+        panel = view.indexes_html(db)
+        assert panel.count("<progress") == 2 and "waiting to be indexed" in panel and view.pending(db)
+    assert search.wait_for_background(120)
+    assert [(j.dataset, j.state) for j in search.background_status(db)] == [("newer", "done"), ("new", "done")]
+    assert search.search(db, ["new"], "tapir").total == 2 and search.search(db, ["newer"], '"credit card"').total == 2
+    fractions = [f for d, state, f in seen if d == "new"]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and seen[-1] == ("newer", "done", 1.0)
+    assert not view.pending(db) and "<progress" not in view.indexes_html(db)
+    # a build that fails says why, and the worker goes on to the next
+    search.index_in_background(db, ["gone", "old"])
+    assert search.wait_for_background(120)
+    assert search.job_of(db, "gone").describe() == "gone: indexing failed: no dataset named 'gone'"
+    assert search.job_of(db, "old").state == "done"
+    db.close()
 
 
 def test_a_stale_index_is_detected_and_not_served(sdb, tmp_path):
@@ -438,31 +574,36 @@ def test_pages_are_slices_of_one_ranking(sdb):
 
 
 def test_view_run_search_shows_hits_with_links(sdb):
-    out = view.run_search(sdb, "egg yolk", ["demo-assistant-pairs"], "contents", "words", view.make_filters(), 1)
+    out = view.run_search(sdb, SearchForm("egg yolk", ["demo-assistant-pairs"]))
     assert out["error"] == "" and out["total"] >= 1
     assert "hit" in out["summary"] and " ms" in out["summary"]
-    assert 'href="?dataset=demo-assistant-pairs&amp;row=0"' in out["html"] and "<mark>" in out["html"]
-    bad = view.run_search(sdb, "egg AND (", ["demo-assistant-pairs"], "contents", "lucene", view.make_filters(), 1)
+    assert 'href="?tab=compare&amp;dataset=demo-assistant-pairs&amp;row=0&amp;q=egg+yolk"' in out["html"]
+    assert "<mark>" in out["html"] and out["url"] == "?tab=search&q=egg+yolk&datasets=demo-assistant-pairs"
+    bad = view.run_search(sdb, SearchForm("egg AND (", ["demo-assistant-pairs"], mode="lucene"))
     assert "⚠️ Cannot parse &#x27;egg AND (&#x27;" in bad["error"] and bad["html"] == ""
-    # a page past the end shows the last page
-    last = view.run_search(sdb, "apple", ["filters"], "contents", "words", view.make_filters(), 999)
+    # a page past the end shows the last page, and the query string says which
+    last = view.run_search(sdb, SearchForm("apple", ["filters"]), 999)
     assert last["page"] == last["pages"] > 1 and last["html"].count('class="sr-hit"') >= 1
+    assert last["url"].endswith(f"&p={last['pages']}")
 
 
 def test_view_filters_and_choices(sdb):
-    f = view.make_filters("train", "10", "", "meta:votes", " ", "20.5", "any")
+    form = SearchForm.from_inputs("apple", ["filters"], "contents", "words", "train", "10", "", "meta:votes", " ",
+                                  "20.5", "any")
+    f = form.filters()
     assert f.split == "train" and f.ranges == {"length": ("10", None), "meta:votes": (None, "20.5")}
-    assert view.make_filters("any", "", None, "margin", "", "", "any").ranges == {}
-    out = view.run_search(sdb, "apple", ["filters"], "contents", "words", f, 1)
+    assert SearchForm.from_inputs("a", [], "contents", "words", "any", "", None, "margin", "", "", "any").ranges == {}
+    out = view.run_search(sdb, form)
     assert out["total"] == len(_expected(lambda r: _length(r) >= 10 and r["votes"] <= 20.5))
-    bad = view.run_search(sdb, "apple", ["filters"], "contents", "words", view.make_filters(length_min="ten"), 1)
+    bad = view.run_search(sdb, SearchForm("apple", ["filters"], ranges={"length": ("ten", "")}))
     assert "not a number" in bad["error"]
-    labels = dict((v, k) for k, v in view.number_choices(sdb, ["filters"]))
-    assert "meta:votes" in labels and "margin" in labels
+    labels_of = dict((v, k) for k, v in view.number_choices(sdb, ["filters"]))
+    assert "meta:votes" in labels_of and "margin" in labels_of and "length" not in labels_of
     assert "meta:votes" not in dict((v, k) for k, v in view.number_choices(sdb, ["fields"]))
     every, ready = view.searchable_choices(sdb)
     assert set(ready) <= set(every) and "filters" in ready
-    assert view.build_index(sdb, None, None, None).startswith("⚠️")
+    assert view.queue_index(sdb, None, None, None).startswith("⚠️")
+    assert "between 0 and 1" in view.queue_index(sdb, "filters", 0.9, 2)
 
 
 def test_concurrent_searches_give_the_serial_results(demo_db):

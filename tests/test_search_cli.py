@@ -40,7 +40,8 @@ def test_index_then_search_words_json_and_lucene(demo_file, tmp_path):
     assert {h["dataset"] for h in hits} == {"demo-assistant-pairs", "demo-field-notes"}
     assert [h["rank"] for h in hits] == list(range(1, len(hits) + 1))
     assert all(h["docid"] == f"{h['dataset']}/{h['row']}" and "<mark>" in h["snippet_html"] for h in hits)
-    assert all(h["link"] == f"?dataset={h['dataset']}&row={h['row']}" for h in hits)
+    assert all(h["link"] == f"?tab=compare&dataset={h['dataset']}&row={h['row']}&q=egg+OR+water" for h in hits)
+    assert all(h["part"] in ("", "prompt", "chosen", "rejected") and "speaker" in h and "margin" in h for h in hits)
 
     fielded = run_cli("search", "demo-assistant-pairs", 'chosen:"ice water" AND prompt:egg -rejected:zebra', "--lucene",
                       "--json", "--db", db)

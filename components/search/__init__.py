@@ -9,6 +9,8 @@ Modules, lowest first:
 - ``index``: building indexes, their statuses (table ``search_indexes``), opening them.
 - ``filters``: range and label filters as Lucene filter clauses.
 - ``highlight``: snippets with the words Lucene matched marked.
+- ``details``: what a hit card shows: the message a snippet is from, ratings, judgments.
+- ``background``: index builds on one worker thread, with progress a page can read.
 - ``engine``: search(): BM25 over one or several indexes, paged, filtered, highlighted.
 - ``trec``: topics, batch search and TREC run files.
 - ``find``: find_rows(): BM25 when a dataset has a ready index, else a text match.
@@ -17,6 +19,8 @@ Importing this package is cheap: nothing starts Java, or imports jnius or Pyseri
 or an index build needs it.
 """
 
+from .background import IndexJob, background_status, index_in_background, job_of, wait_for_background
+from .details import Segment, record_facts, segments
 from .engine import Hit, Results, search, searchable
 from .errors import IndexNotReady, QuerySyntaxError, SearchError
 from .filters import LABEL_STATUSES, Filters
@@ -28,14 +32,15 @@ from .index import (
 )
 from .java import java
 from .numbers import BUILTIN as BUILTIN_NUMBERS, LABELS as NUMBER_LABELS, encode_number, metadata_field
-from .query import FIELDS, MODES, ParsedQuery, parse_query
+from .query import FIELDS, MODES, ParsedQuery, ignored_operators, parse_query, pieces
 from .trec import batch_search, read_topics, trec_docid, write_run
 
 __all__ = [
     "BUILTIN_NUMBERS", "DEFAULT_B", "DEFAULT_K1", "FIELDS", "LABEL_STATUSES", "MODES", "NUMBER_LABELS",
-    "SNIPPET_CHARS", "BuildSummary", "Filters", "Found", "Hit", "IndexNotReady", "IndexStatus", "Marker",
-    "ParsedQuery", "QuerySyntaxError", "Results", "SearchError", "batch_search", "build_index", "encode_number",
-    "find_rows", "highlight", "index_root", "index_status", "index_statuses", "java", "matched_terms",
-    "metadata_field", "numeric_metadata", "parse_query", "read_topics", "saved_index", "search", "searchable",
-    "stems", "trec_docid", "write_run",
+    "SNIPPET_CHARS", "BuildSummary", "Filters", "Found", "Hit", "IndexJob", "IndexNotReady", "IndexStatus", "Marker",
+    "ParsedQuery", "QuerySyntaxError", "Results", "SearchError", "Segment", "background_status", "batch_search",
+    "build_index", "encode_number", "find_rows", "highlight", "ignored_operators", "index_in_background",
+    "index_root", "index_status", "index_statuses", "java", "job_of", "matched_terms", "metadata_field",
+    "numeric_metadata", "parse_query", "pieces", "read_topics", "record_facts", "saved_index", "search",
+    "searchable", "segments", "stems", "trec_docid", "wait_for_background", "write_run",
 ]

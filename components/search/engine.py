@@ -9,13 +9,17 @@ import math
 import os
 import time
 import weakref
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field as dataclass_field, replace
 from typing import Sequence
+from urllib.parse import urlencode
 
 from ..store import Database
+from . import numbers
+from .background import describe_pending
+from .details import RecordFacts, record_facts
 from .errors import IndexNotReady, SearchError
 from .filters import Filters, combine, filter_clauses
-from .highlight import Marker, highlight, matched_terms, stems
+from .highlight import Marker, highlight, matched_fields_and_terms, stems
 from .index import IndexStatus, index_statuses, open_searcher
 from .java import java, java_message, locked
 from .query import FIELDS, ParsedQuery, parse_query
@@ -29,13 +33,28 @@ class Hit:
     score: float
     source_id: str | None = None
     snippet: str = ""  # HTML: escaped text, matched words in <mark>
-    part: str = ""  # which part of the record the snippet is from (prompt, chosen, ...)
+    part: str = ""  # the side the snippet is from: prompt, chosen, rejected ('' for a document's text)
+    speaker: str = ""  # the role of the message the snippet is from (user, assistant, ...)
+    turn: int | None = None  # that message's place in its side (1 = first)
+    score_chosen: float | None = None
+    score_rejected: float | None = None
+    labels: dict = dataclass_field(default_factory=dict)  # current judgments: {label: how many}
+    query: str = ""  # what found it (the link passes it on, for highlighting the row)
+
+    @property
+    def margin(self) -> float | None:
+        """score_chosen - score_rejected, when the record has both."""
+        if self.score_chosen is None or self.score_rejected is None:
+            return None
+        return self.score_chosen - self.score_rejected
 
     @property
     def link(self) -> str:
-        from urllib.parse import urlencode
-
-        return "?" + urlencode({"dataset": self.dataset, "row": self.row})
+        """The query string that opens the hit's row in Compare, with the query for highlighting."""
+        params = {"tab": "compare", "dataset": self.dataset, "row": self.row}
+        if self.query:
+            params["q"] = self.query
+        return "?" + urlencode(params)
 
     def plain_snippet(self) -> str:
         """The snippet as plain text, matched words in [brackets]."""
@@ -43,7 +62,7 @@ class Hit:
         return html.unescape(text)
 
     def as_dict(self) -> dict:
-        return asdict(self) | {"link": self.link}
+        return asdict(self) | {"link": self.link, "margin": self.margin}
 
 
 @dataclass
@@ -57,6 +76,8 @@ class Results:
     query: str
     field: str
     mode: str
+    skipped: list[str] = dataclass_field(default_factory=list)  # datasets left out, each with why
+    ignored: list[str] = dataclass_field(default_factory=list)  # operators plain words took as words
 
     @property
     def pages(self) -> int:
@@ -80,8 +101,12 @@ def _current_statuses(db: Database) -> dict[str, IndexStatus]:
     return {name: replace(s) for name, s in cached[1].items()}
 
 
-def searchable(db: Database, datasets: Sequence[str] | str, split: str | None = None) -> list[IndexStatus]:
-    """The indexes to search for ``datasets`` (narrowed to ``split``); raises if one is not ready."""
+def searchable(db: Database, datasets: Sequence[str] | str, split: str | None = None,
+               skipped: list[str] | None = None) -> list[IndexStatus]:
+    """The indexes to search for ``datasets`` (narrowed to ``split``). A dataset whose index is not
+    ready raises IndexNotReady (saying why, and how far a build under way is), unless ``skipped``
+    is a list: then it is left out, its reason appended there, and only a selection with no ready
+    index at all raises."""
     if isinstance(datasets, str):
         datasets = [d for d in datasets.split(",") if d]
     if not datasets:
@@ -94,9 +119,12 @@ def searchable(db: Database, datasets: Sequence[str] | str, split: str | None = 
     for s in chosen:  # a folder removed since the statuses were read
         if s.ready and not os.path.isdir(s.path):
             s.state = "missing"
-    problems = [s.problem() for s in chosen if not s.ready]
-    if problems:
+    problems = [describe_pending(db, s.dataset) or s.problem() for s in chosen if not s.ready]
+    if problems and (skipped is None or len(problems) == len(chosen)):
         raise IndexNotReady("; ".join(problems))
+    if problems:
+        skipped.extend(problems)
+        chosen = [s for s in chosen if s.ready]
     if split:
         chosen = [s for s in chosen if (s.split or "") == split]
     return chosen
@@ -136,29 +164,45 @@ def ranked(searcher, query, offset: int, k: int, documents: bool = True,
 
 @locked
 def search(db: Database, datasets: Sequence[str] | str, query: str, field: str = "contents", mode: str = "words",
-           k: int = 10, offset: int = 0, filters: Filters | None = None, snippets: bool = True) -> Results:
+           k: int = 10, offset: int = 0, filters: Filters | None = None, snippets: bool = True,
+           partial: bool = False) -> Results:
     """Search ``datasets`` for ``query``: the hits ranked offset+1 .. offset+k and the total that
-    matches (both after ``filters``), with highlighted snippets."""
+    matches (both after ``filters``), with highlighted snippets, the side and speaker each comes
+    from, and the record's ratings and judgments. With ``partial``, datasets whose index is not
+    ready are left out (``Results.skipped`` says why) as long as one is."""
     J = java()  # starting Java (the first search of a process) is not part of the search's time
     started = time.perf_counter()
     filters = filters or Filters()
     k = max(1, min(int(k), 10_000))
     offset = max(0, int(offset))
-    statuses = searchable(db, datasets, filters.split)
+    skipped: list[str] | None = [] if partial else None
+    statuses = searchable(db, datasets, filters.split, skipped)
     parsed = parse_query(query, field, mode)
     names = [s.dataset for s in statuses]
+    done = dict(datasets=names, query=query, field=field, mode=mode, skipped=skipped or [], ignored=parsed.ignored)
     if not statuses:
-        return Results([], 0, offset, k, time.perf_counter() - started, names, query, field, mode)
+        return Results([], 0, offset, k, time.perf_counter() - started, **done)
+    _check_numbers(statuses, filters)
     searcher = open_searcher(statuses)
     full = combine(parsed.lucene, filter_clauses(db, names, filters))
     try:
         total, found = ranked(searcher, full, offset, k)
-        hits = [Hit(offset + i + 1, d, row, score) for i, (d, row, score, _) in enumerate(found)]
+        hits = [Hit(offset + i + 1, d, row, score, query=query) for i, (d, row, score, _) in enumerate(found)]
         if snippets and hits:
-            _add_snippets(hits, [r[3] for r in found], searcher, parsed)
+            _add_snippets(db, hits, [r[3] for r in found], searcher, parsed)
     except J.JavaException as err:
         raise SearchError(f"the search failed: {java_message(err)}") from None
-    return Results(hits, total, offset, k, time.perf_counter() - started, names, query, field, mode)
+    return Results(hits, total, offset, k, time.perf_counter() - started, **done)
+
+
+def _check_numbers(statuses: list[IndexStatus], filters: Filters) -> None:
+    """A built-in range filter an index was built without (an older build) is refused, not empty."""
+    for name, (lo, hi) in (filters.ranges or {}).items():
+        if name in numbers.BUILTIN and (lo not in (None, "") or hi not in (None, "")):
+            old = [s.dataset for s in statuses if name not in (s.numeric_fields or {})]
+            if old:
+                raise SearchError(f"the index of {', '.join(old)} was built before the {name} filter existed; "
+                                  f"rebuild it to filter by {numbers.LABELS.get(name, name)}")
 
 
 _PARTS = {
@@ -170,25 +214,43 @@ _PARTS = {
 }
 
 
-def _add_snippets(hits: list[Hit], docs: list, searcher, query: ParsedQuery) -> None:
+def _add_snippets(db: Database, hits: list[Hit], docs: list, searcher, query: ParsedQuery) -> None:
     # Words matched in the searched field, and in any field a Lucene query names explicitly
-    marker = Marker(matched_terms(searcher, query, FIELDS))
+    matched = {(f, t) for f, t in matched_fields_and_terms(searcher, query) if f in FIELDS}
+    marker = Marker(t for _, t in matched)
+    # the fields the query matches in (chosen:sorry): snippets come from those sides when it names only sides
+    named = {f for f, _ in matched} or {query.field}
+    looked = query.field if named <= {query.field} else "contents"
+    sides = named & {"prompt", "chosen", "rejected"} if not named & {"contents", "final"} else set()
+    facts: dict[tuple[str, int], RecordFacts] = {}
+    for dataset in dict.fromkeys(h.dataset for h in hits):
+        rows = [h.row for h in hits if h.dataset == dataset]
+        for row, fact in record_facts(db, dataset, rows, looked).items():
+            if sides and any(s.side in sides for s in fact.segments):
+                fact.segments = [s for s in fact.segments if s.side in sides]
+            facts[(dataset, row)] = fact
     pages = []
     for hit, doc in zip(hits, docs):
         raw = json.loads(doc.get("raw"))
         hit.source_id = raw.get("source_id")
-        parts = [(p, raw.get(p) or "") for p in _PARTS[query.field] if raw.get(p)]
-        if query.field == "contents" and len(parts) > 1:
-            parts = parts[1:]  # the record's own parts, rather than their concatenation
-        pages.append([(part, text, marker.candidates(text)) for part, text in parts])
+        fact = facts.get((hit.dataset, hit.row))
+        if fact is not None and fact.segments:  # message by message: the snippet knows its speaker
+            hit.score_chosen, hit.score_rejected, hit.labels = fact.score_chosen, fact.score_rejected, fact.labels
+            parts = [((s.side, s.speaker, s.turn), s.text) for s in fact.segments]
+        else:  # the stored document (a row changed since: the index is stale and not searched)
+            parts = [((p, "", None), raw.get(p) or "") for p in _PARTS[query.field] if raw.get(p)]
+            if query.field == "contents" and len(parts) > 1:
+                parts = parts[1:]  # the record's own parts, rather than their concatenation
+        pages.append([(where, text, marker.candidates(text)) for where, text in parts])
     # the stems of every candidate word of the page in one go (one call to Java for the new ones)
     stems(w for parts in pages for _, _, found in parts for _, _, w in found)
     for hit, parts in zip(hits, pages):
         best = None
-        for part, text, found in parts:
+        for where, text, found in parts:
             snippet, n = highlight(text, marker, found=found)
             if best is None or n > best[2]:
-                best = (part, snippet, n)
+                best = (where, snippet, n)
         if best:
-            hit.part = best[0] if best[0] != "contents" else ""
+            side, hit.speaker, hit.turn = best[0]
+            hit.part = "" if side in ("contents", "text") else side
             hit.snippet = best[1]

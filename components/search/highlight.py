@@ -53,9 +53,16 @@ def stems(words: Iterable[str]) -> dict[str, tuple[str, ...]]:
     return {w: _STEMS.get(w, ()) for w in words}
 
 
-@locked
 def matched_terms(searcher, query: ParsedQuery, fields: Iterable[str] = FIELDS) -> set[str]:
     """The index terms of ``fields`` that ``query`` matches in the indexes of ``searcher``."""
+    fields = set(fields)
+    return {text for field, text in matched_fields_and_terms(searcher, query) if field in fields}
+
+
+@locked
+def matched_fields_and_terms(searcher, query: ParsedQuery) -> set[tuple[str, str]]:
+    """(field, index term) of each term ``query`` matches in the indexes of ``searcher`` (its
+    positive clauses: a prohibited word is not a match)."""
     J = java()
     lucene = query.lucene
     if query.mode != "words":  # plain words are term queries already
@@ -65,9 +72,8 @@ def matched_terms(searcher, query: ParsedQuery, fields: Iterable[str] = FIELDS) 
             pass
     found = J.HashSet()
     lucene.visit(J.QueryVisitor.termCollector(found))
-    fields = set(fields)
     terms = (J.cast("org.apache.lucene.index.Term", t) for t in found.toArray())
-    return {t.text() for t in terms if t.field() in fields}
+    return {(t.field(), t.text()) for t in terms}
 
 
 class Marker:

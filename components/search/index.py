@@ -26,7 +26,7 @@ from typing import Callable, Iterator, Sequence
 from ..store import DEFAULT_DB, Database
 from . import numbers
 from .errors import IndexNotReady, SearchError
-from .java import java, java_message, locked
+from .java import LOCK, java, java_message, locked
 from .query import FIELDS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -234,13 +234,13 @@ class BuildSummary:
         return asdict(self)
 
 
-@locked
 def build_index(db: Database, dataset: str, k1: float = DEFAULT_K1, b: float = DEFAULT_B,
                 progress: Progress | None = None, batch_rows: int = 20_000, threads: int = 2) -> BuildSummary:
     """Build (or rebuild) the index of ``dataset`` from its rows in ``db``; record it in the database.
 
     The new index is written beside the old one and swapped in when complete, so a failed build
-    leaves the old one as it was.
+    leaves the old one as it was. The Java lock is held one batch of ``batch_rows`` at a time, so
+    searches go on between batches while an index builds.
     """
     report = progress or (lambda frac, desc: None)
     info = db.dataset(dataset)
@@ -260,38 +260,43 @@ def build_index(db: Database, dataset: str, k1: float = DEFAULT_K1, b: float = D
     shutil.rmtree(work, ignore_errors=True)
     fields = [f for f in FIELDS if f != "contents"] + sorted(numeric.values())
     report(0.0, f"indexing {info.row_count:,} rows of {dataset}")
-    indexer = J.LuceneIndexer(args=["-index", str(work), "-storePositions", "-storeRaw", "-fields", *fields],
-                              threads=threads)
+    with LOCK:
+        indexer = J.LuceneIndexer(args=["-index", str(work), "-storePositions", "-storeRaw", "-fields", *fields],
+                                  threads=threads)
     done = 0
     try:
         for batch in documents(db, dataset, metadata, batch_rows):
-            indexer.add_batch_raw(batch)
+            with LOCK:
+                indexer.add_batch_raw(batch)
             done += len(batch)
             report(0.95 * done / max(1, info.row_count), f"indexed {done:,} of {info.row_count:,} rows")
     except BaseException:
         try:
-            indexer.close()
+            with LOCK:
+                indexer.close()
         finally:
             shutil.rmtree(work, ignore_errors=True)
         raise
-    indexer.close()
-    reader = J.DirectoryReader.open(J.FSDirectory.open(J.Paths.get(str(work))))
-    count = reader.numDocs()
-    reader.close()
+    with LOCK:
+        indexer.close()
+        reader = J.DirectoryReader.open(J.FSDirectory.open(J.Paths.get(str(work))))
+        count = reader.numDocs()
+        reader.close()
     built_at = datetime.now(timezone.utc).replace(tzinfo=None)
     (work / INDEX_MARKER).write_text(json.dumps({
         "dataset": dataset, "dataset_version": info.version, "built_at": _stamp(built_at),
         "database": str(db.path.resolve()), "k1": k1, "b": b,
     }))
-    _close_readers(str(final))
-    old = root / f".{dataset}.old-{os.getpid()}-{threading.get_ident()}"
-    if final.exists():
-        final.rename(old)
-    work.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
     summary = BuildSummary(dataset, count, info.row_count, round(time.perf_counter() - started, 3), str(final),
                            float(k1), float(b), info.version)
-    _save(db, summary, built_at, numeric)
+    with LOCK:  # no search runs while the folder is swapped and the database says so
+        _close_readers(str(final))
+        old = root / f".{dataset}.old-{os.getpid()}-{threading.get_ident()}"
+        if final.exists():
+            final.rename(old)
+        work.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+        _save(db, summary, built_at, numeric)
     report(1.0, f"indexed {count:,} documents of {dataset}")
     return summary
 

@@ -31,6 +31,9 @@ HIGHEST = "9" * WIDTH  # above every token
 
 BUILTIN = {
     "length": "n_length",
+    "length_prompt": "n_length_prompt",
+    "length_chosen": "n_length_chosen",
+    "length_rejected": "n_length_rejected",
     "score_chosen": "n_score_chosen",
     "score_rejected": "n_score_rejected",
     "margin": "n_margin",
@@ -40,6 +43,9 @@ BUILTIN = {
 
 LABELS = {
     "length": "length (characters)",
+    "length_prompt": "prompt length (characters)",
+    "length_chosen": "chosen length (characters)",
+    "length_rejected": "rejected length (characters)",
     "score_chosen": "score of chosen",
     "score_rejected": "score of rejected",
     "margin": "score margin (chosen - rejected)",
@@ -47,11 +53,15 @@ LABELS = {
 
 BUILTIN_SQL = {
     "n_length": "length(contents)::DOUBLE",
+    "n_length_prompt": "length(p)::DOUBLE",
+    "n_length_chosen": "length(c)::DOUBLE",
+    "n_length_rejected": "length(rj)::DOUBLE",
     "n_score_chosen": "score_chosen::DOUBLE",
     "n_score_rejected": "score_rejected::DOUBLE",
     "n_margin": "(score_chosen - score_rejected)::DOUBLE",
 }
-"""{Lucene field: the DOUBLE it holds} over a record (``contents``: all of its text)."""
+"""{Lucene field: the DOUBLE it holds} over a record (``contents``: all of its text; ``p``, ``c``,
+``rj``: the messages of the prompt, chosen and rejected sides, NULL for a side a record lacks)."""
 
 
 def encode_number(value: float) -> str:

@@ -1,13 +1,18 @@
 """Queries: plain words or Lucene syntax, turned into Lucene queries the way Pyserini builds them.
 
 Plain words go through Anserini's bag-of-words generator with Anserini's English analyzer (what
-Pyserini's ``LuceneSearcher.search(q)`` runs); Lucene syntax goes through Lucene's classic
-``QueryParser`` with the same analyzer, whose own message explains a query it rejects.
+Pyserini's ``LuceneSearcher.search(q)`` runs), except two things people type without thinking of
+syntax: a "quoted phrase" is searched as a phrase, and ``chosen:word`` (a known field and a colon)
+searches that field; each is one more optional clause, as Lucene syntax would make it. Any other
+operator (AND, -word, wild*, ...) is taken as a plain word, and ``ParsedQuery.ignored`` names it so
+that the page can offer Lucene syntax. Lucene syntax goes through Lucene's classic ``QueryParser``
+with the same analyzer, whose own message explains a query it rejects.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 
 from .errors import QuerySyntaxError, SearchError
 from .java import java, java_message, locked
@@ -32,6 +37,7 @@ class ParsedQuery:
     text: str
     field: str
     mode: str
+    ignored: list[str] = field(default_factory=list)  # Lucene operators plain words took as words
 
     @locked
     def expanded(self, rewrite):
@@ -46,8 +52,10 @@ class ParsedQuery:
 
 
 @locked
-def parse_query(text: str, field_name: str = "contents", mode: str = "words") -> ParsedQuery:
-    """The Lucene query for ``text``: bag of words over ``field_name``, or Lucene syntax."""
+def parse_query(text: str, field_name: str = "contents", mode: str = "words", quotes_and_fields: bool = True) -> ParsedQuery:
+    """The Lucene query for ``text``: plain words over ``field_name``, or Lucene syntax. Plain words
+    read "phrases" and ``field:`` prefixes unless ``quotes_and_fields`` is False (then every word is
+    one more word of the bag, exactly as Pyserini's ``LuceneSearcher.search`` takes it)."""
     J = java()
     if field_name not in FIELDS:
         raise SearchError(f"unknown field {field_name!r} (fields: {', '.join(FIELDS)})")
@@ -57,9 +65,7 @@ def parse_query(text: str, field_name: str = "contents", mode: str = "words") ->
     if not text:
         raise SearchError("type something to search for")
     if mode == "words":
-        if J.AnalyzerUtils.analyze(J.analyzer, text).isEmpty():
-            raise SearchError(f"no searchable words in {text!r} (only stop words or punctuation?)")
-        return ParsedQuery(J.bag_of_words.buildQuery(field_name, J.analyzer, text), text, field_name, mode)
+        return _plain_words(J, text, field_name, quotes_and_fields)
     parser = J.QueryParser(field_name, J.analyzer)  # a parser is not thread-safe: one per query
     try:
         query = parser.parse(text)
@@ -70,6 +76,81 @@ def parse_query(text: str, field_name: str = "contents", mode: str = "words") ->
         raise QuerySyntaxError(f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
                                f"in {text!r} (fields: {', '.join(FIELDS)})")
     return ParsedQuery(query, text, field_name, mode)
+
+
+# a piece of plain words: field:"a phrase", field:word, "a phrase" or a word
+_PIECE = re.compile(r'(?:(?P<field>[A-Za-z_]+):)?(?:"(?P<phrase>[^"]*)"|(?P<word>[^\s"]+))|(?P<quote>")')
+_OPERATORS = re.compile(r'^(AND|OR|NOT|&&|\|\|)$|^[-+!]\w|[*?]|\w~\d*$|\w\^[\d.]+$|^\(|\)$')
+
+
+def pieces(text: str) -> list[tuple[str | None, str, bool]]:
+    """(field or None, words, is a phrase) of plain-words ``text``: quotes and known ``field:``
+    prefixes recognised, everything else plain words (an unknown prefix stays part of its word).
+
+    >>> pieces('tea "green leaves" chosen:sorry http://x.org prompt:"how long"')
+    [(None, 'tea', False), (None, 'green leaves', True), ('chosen', 'sorry', False), (None, 'http://x.org', False), ('prompt', 'how long', True)]
+    """
+    out = []
+    for m in _PIECE.finditer(text):
+        if m.group("quote"):
+            continue  # a quote left open: nothing to pair it with
+        fld, phrase, word = m.group("field"), m.group("phrase"), m.group("word")
+        if fld is not None and fld not in FIELDS:
+            if phrase is not None:
+                out.append((None, fld, False))
+                out.append((None, phrase, True))
+            else:
+                out.append((None, f"{fld}:{word}", False))
+            continue
+        if phrase is not None:
+            if phrase.strip():
+                out.append((fld, phrase.strip(), True))
+        elif word:
+            out.append((fld, word, False))
+    return out
+
+
+def ignored_operators(text: str) -> list[str]:
+    """The Lucene operators in plain-words ``text`` that are searched as words.
+
+    >>> ignored_operators('egg AND -yolk boil* (soft) colour~1 chosen:sorry title:egg')
+    ['AND', '-yolk', 'boil*', '(soft)', 'colour~1', 'title:egg']
+    """
+    outside = re.sub(r'"[^"]*"', " ", text)
+    out = []
+    for w in outside.split():
+        prefix = re.match(r"^([A-Za-z_]+):\w", w)
+        if _OPERATORS.search(w) or (prefix and prefix.group(1) not in FIELDS):
+            out.append(w)
+    return out
+
+
+def _plain_words(J, text: str, field_name: str, quotes_and_fields: bool = True) -> ParsedQuery:
+    found = pieces(text)
+    ignored = ignored_operators(text)
+    if not quotes_and_fields or all(fld is None and not phrase for fld, _, phrase in found):  # as Pyserini
+        if J.AnalyzerUtils.analyze(J.analyzer, text).isEmpty():
+            raise SearchError(f"no searchable words in {text!r} (only stop words or punctuation?)")
+        return ParsedQuery(J.bag_of_words.buildQuery(field_name, J.analyzer, text), text, field_name, "words", ignored)
+    builder = J.BooleanQueryBuilder()
+    clauses = 0
+    words = " ".join(w for fld, w, phrase in found if fld is None and not phrase)
+    if words and not J.AnalyzerUtils.analyze(J.analyzer, words).isEmpty():
+        builder.add(J.bag_of_words.buildQuery(field_name, J.analyzer, words), J.occur_SHOULD)
+        clauses += 1
+    for fld, value, phrase in found:
+        if fld is None and not phrase:
+            continue
+        if J.AnalyzerUtils.analyze(J.analyzer, value).isEmpty():
+            continue
+        target = fld or field_name
+        escaped = J.QueryParser.escape(value)
+        source = f'{target}:"{escaped}"' if phrase else f"{target}:({escaped})"
+        builder.add(J.QueryParser(target, J.analyzer).parse(source), J.occur_SHOULD)
+        clauses += 1
+    if not clauses:
+        raise SearchError(f"no searchable words in {text!r} (only stop words or punctuation?)")
+    return ParsedQuery(builder.build(), text, field_name, "words", ignored)
 
 
 _CLAUSE = "org.apache.lucene.search.BooleanClause"

@@ -60,7 +60,8 @@ def batch_search(db: Database, datasets: Sequence[str] | str, topics: Sequence[t
     clauses = filter_clauses(db, [s.dataset for s in statuses], filters)
     for i, (qid, text) in enumerate(topics):
         try:
-            query = parse_query(text, field, mode)
+            # topics are searched as Pyserini searches them: quotes in a topic are not phrases
+            query = parse_query(text, field, mode, quotes_and_fields=False)
         except QuerySyntaxError as err:
             raise QuerySyntaxError(f"topic {qid}: {err}") from None
         except SearchError:

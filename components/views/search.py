@@ -1,13 +1,15 @@
 """Search: BM25 over one or several datasets, with fields, Lucene syntax, filters and highlighted hits.
 
-Each hit links to its row (the browse view's deep link ``?dataset=NAME&row=N``). Indexes are built
-here too (the Indexes panel), with a progress bar; a stale index is flagged and not searched.
-The search event is also the API endpoint ``/search`` (gradio_client).
+Each hit opens its row in Compare (``?tab=compare&dataset=NAME&row=N&q=QUERY``). The search itself
+lives in the address bar (``?tab=search&q=...``, see ``search_form``): every search pushes its
+query string, so Back, a reload and a shared link restore the query, mode, field, filters and page.
+Indexes are built in the background (here with the Index button, or after an ingest) and the
+Indexes panel shows their progress while any is under way; a dataset indexed meanwhile joins the
+selection. The search event is also the API endpoint ``/search`` (gradio_client).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import gradio as gr
@@ -15,15 +17,15 @@ import gradio as gr
 from .. import search as engine
 from ..store import Database
 from .common import Studio, as_int, escape, query_params, requires
+from .search_form import LENGTHS, SLOTS, TAB_ID, SearchForm
 
-TAB_ID = "search"
 PAGE_SIZE = 10
 FIELD_CHOICES = [(label, key) for key, label in engine.FIELDS.items()]
 MODE_CHOICES = [("Plain words", "words"), ("Lucene syntax", "lucene")]
 LABEL_CHOICES = [("any", "any"), ("unlabeled", "unlabeled"), ("labeled", "labeled"), ("flipped (majority: rejected)", "flipped")]
 EXAMPLES = (
-    "Plain words rank by BM25 (stemmed: *running* finds *run*). Lucene syntax: `\"exact phrase\"`, "
-    "`boil AND egg`, `egg -runny`, `chosen:sorry`, `prompt:recip*`, `yolk^3 egg`, `colour~1`. "
+    "Plain words rank by BM25 (stemmed: *running* finds *run*); `\"exact phrase\"` and `chosen:sorry` work "
+    "there too. Lucene syntax adds `boil AND egg`, `egg -runny`, `prompt:recip*`, `yolk^3 egg`, `colour~1`. "
     "Fields: `contents` (everything), `prompt`, `chosen`, `rejected`, `final` (the final turns)."
 )
 
@@ -31,6 +33,7 @@ CSS = """
 #search-error .search-err { color: var(--error-text-color, #b91c1c); font-family: var(--font-mono); font-size: 0.9em;
   padding: 2px 4px; }
 #search-summary p { margin: 0; }
+#search-summary .sr-note { color: var(--body-text-color-subdued); }
 #search-results .sr-hit { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 8px 12px;
   margin-bottom: 8px; background: var(--background-fill-primary); }
 #search-results .sr-meta { display: flex; gap: 12px; align-items: baseline; font-size: 0.9em;
@@ -39,8 +42,11 @@ CSS = """
 #search-results .sr-open { font-weight: 600; }
 #search-results .sr-part { border: 1px solid var(--border-color-primary); border-radius: 4px; padding: 0 5px;
   font-size: 0.85em; }
+#search-results .sr-part.side-chosen { border-color: #16a34a; }
+#search-results .sr-part.side-rejected { border-color: #dc2626; }
 #search-results .sr-snippet { white-space: pre-wrap; overflow-wrap: anywhere; line-height: 1.5; }
-#search-results mark { background: #fde68a; color: inherit; padding: 0 1px; border-radius: 2px; }
+#search-results mark { background: #fde68a; color: #1c1917; padding: 0 1px; border-radius: 2px; }
+.dark #search-results mark { background: #a16207; color: #fefce8; }
 #search-results .sr-empty { color: var(--body-text-color-subdued); padding: 8px 0; }
 #search-pager { align-items: center; gap: 10px; }
 #search-pager > div { flex: 0 0 auto !important; width: auto !important; }
@@ -50,9 +56,31 @@ CSS = """
   border-bottom: 1px solid var(--border-color-primary); }
 #search-indexes th { color: var(--body-text-color-subdued); font-weight: 600; }
 #search-indexes .ix-stale { color: #b45309; font-weight: 600; }
+.dark #search-indexes .ix-stale { color: #fbbf24; }
 #search-indexes .ix-none { color: var(--body-text-color-subdued); }
+#search-indexes progress { width: 8em; vertical-align: middle; }
+.studio-hidden { display: none !important; }
 """
 
+HEAD = """<script>
+window.addEventListener("popstate", () => {
+  // Back or Forward to a search: run the search that URL holds (the page itself stays)
+  const params = new URLSearchParams(location.search);
+  const restore = document.querySelector("#search-restore");
+  if (params.get("tab") === "search" && restore) restore.click();
+});
+</script>"""
+
+PUSH_URL = """(url) => {
+  if (!url) return [];
+  const how = url.startsWith("replace:") ? "replace" : "push";
+  const target = url.slice(url.indexOf(":") + 1);
+  if (location.search !== target) {
+    if (how === "push") history.pushState({studio: "search"}, "", target);
+    else history.replaceState({studio: "search"}, "", target);
+  }
+  return [];
+}"""
 
 # -- plain functions (what the handlers call; tests call them too) -------------------------------
 
@@ -68,8 +96,9 @@ def split_choices(db: Database) -> list[str]:
 
 
 def number_choices(db: Database, datasets: list[str] | None = None) -> list[tuple[str, str]]:
-    """The numeric filters: built-in ones and the numeric metadata columns of ``datasets``."""
-    choices = [(label, key) for key, label in engine.NUMBER_LABELS.items()]
+    """The numeric filters of the slots: scores, margin, and the numeric metadata columns of ``datasets``
+    (lengths have boxes of their own)."""
+    choices = [(label, key) for key, label in engine.NUMBER_LABELS.items() if key not in LENGTHS]
     columns = set()
     for s in engine.index_statuses(db):
         if s.ready and (not datasets or s.dataset in datasets):
@@ -77,99 +106,93 @@ def number_choices(db: Database, datasets: list[str] | None = None) -> list[tupl
     return choices + [(f"metadata: {c[5:]}", c) for c in sorted(columns)]
 
 
-def make_filters(split=None, length_min=None, length_max=None, number=None, number_min=None, number_max=None,
-                 label="any") -> engine.Filters:
-    """Filters from the form; an empty bound is open (text boxes: a number box cannot be empty)."""
-
-    def bound(v):
-        return None if v is None or str(v).strip() == "" else str(v).strip()
-
-    ranges = {}
-    if bound(length_min) is not None or bound(length_max) is not None:
-        ranges["length"] = (bound(length_min), bound(length_max))
-    if number and (bound(number_min) is not None or bound(number_max) is not None):
-        ranges[number] = (bound(number_min), bound(number_max))
-    return engine.Filters(split=None if split in (None, "", "any") else split, ranges=ranges, label=label or "any")
-
-
-@dataclasses.dataclass
-class SearchForm:
-    """The search form's settings by name (in the order of the form's inputs)."""
-
-    query: str = ""
-    datasets: list[str] = dataclasses.field(default_factory=list)
-    field: str = "contents"
-    mode: str = "words"
-    split: str = "any"
-    length_min: str = ""
-    length_max: str = ""
-    number: str | None = None
-    number_min: str = ""
-    number_max: str = ""
-    label: str = "any"
-
-    def filters(self) -> engine.Filters:
-        return make_filters(self.split, self.length_min, self.length_max, self.number, self.number_min,
-                            self.number_max, self.label)
-
-    def run(self, db: Database, page: int = 1) -> dict:
-        return run_search(db, self.query, self.datasets, self.field, self.mode, self.filters(), page)
-
-
-def run_search(db: Database, query: str, datasets, field: str = "contents", mode: str = "words",
-               filters: engine.Filters | None = None, page: int = 1) -> dict:
-    """One page of results, ready to show: error, summary, results HTML, page, pages."""
-    out = {"error": "", "summary": "", "html": "", "page": 1, "pages": 1, "total": 0, "hits": []}
-    if not (query or "").strip():
+def run_search(db: Database, form: SearchForm, page: int = 1) -> dict:
+    """One page of results, ready to show: error, summary, results HTML, page, pages, the query
+    string, and the operators plain words ignored."""
+    out = {"error": "", "summary": "", "html": "", "page": 1, "pages": 1, "total": 0, "hits": [], "ignored": [],
+           "url": form.url()}
+    if not form.query.strip():
         out["html"] = '<div class="sr-empty">Type a query and press Enter.</div>'
         return out
     page = max(1, as_int(page, 1))
     try:
-        res = engine.search(db, datasets or [], query, field=field or "contents", mode=mode or "words",
-                            k=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, filters=filters)
+        filters = form.filters()
+
+        def ask(pg):
+            return engine.search(db, form.datasets, form.query, field=form.field, mode=form.mode, k=PAGE_SIZE,
+                                 offset=(pg - 1) * PAGE_SIZE, filters=filters, partial=True)
+
+        res = ask(page)
         if res.total and not res.hits and page > 1:  # past the last page: show the last one
             page = max(1, math.ceil(res.total / PAGE_SIZE))
-            res = engine.search(db, datasets or [], query, field=field or "contents", mode=mode or "words",
-                                k=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, filters=filters)
+            res = ask(page)
     except engine.SearchError as err:
         out["error"] = f'<div class="search-err">⚠️ {escape(err)}</div>'
         return out
     where = ", ".join(escape(d) for d in res.datasets) or "no dataset (filters left none)"
-    out.update(
-        summary=(f"**{res.total:,}** hit{'s' if res.total != 1 else ''} in {where} · {res.seconds * 1000:.1f} ms"
-                 + (f" · page {res.page:,} of {res.pages:,}" if res.total else "")),
-        html=results_html(res),
-        page=res.page,
-        pages=res.pages,
-        total=res.total,
-        hits=res.hits,
-    )
+    summary = (f"**{res.total:,}** hit{'s' if res.total != 1 else ''} in {where} · {res.seconds * 1000:.1f} ms"
+               + (f" · page {res.page:,} of {res.pages:,}" if res.total else ""))
+    for why in res.skipped:
+        summary += f"  \n⏳ not searched: {escape(why)}"
+    if res.ignored:
+        summary += ("  \nPlain words searched " + ", ".join(f"`{escape(w)}`" for w in res.ignored)
+                    + " as words; Lucene syntax reads them as operators.")
+    out.update(summary=summary, html=results_html(res), page=res.page, pages=res.pages, total=res.total,
+               hits=res.hits, ignored=res.ignored, url=form.url(res.page))
     return out
 
 
+def _number(x: float) -> str:
+    return f"{x:g}"
+
+
+def hit_html(h: engine.Hit) -> str:
+    """One hit card: where its snippet comes from, its BM25 score, ratings, margin and label status."""
+    meta = [f'<span class="sr-rank">#{h.rank}</span>',
+            f'<a class="sr-open" href="{escape(h.link)}">{escape(h.dataset)} · row {h.row}</a>',
+            f'<span class="sr-score" title="BM25 relevance score">BM25 {h.score:.4f}</span>']
+    if h.part:
+        who = f" · {escape(h.speaker)}" if h.speaker else ""
+        turn = f", turn {h.turn}" if h.turn else ""
+        meta.append(f'<span class="sr-part side-{escape(h.part)}">{escape(h.part)}{who}{turn}</span>')
+    if h.score_chosen is not None or h.score_rejected is not None:
+        ratings = [f"{side} {_number(v)}" for side, v in (("chosen", h.score_chosen), ("rejected", h.score_rejected))
+                   if v is not None]
+        if h.margin is not None:
+            ratings.append(f"margin {h.margin:+g}")
+        meta.append(f'<span class="sr-ratings">{escape(" · ".join(ratings))}</span>')
+    if h.labels:
+        votes = ", ".join(f"{label} {n}" for label, n in h.labels.items())
+        meta.append(f'<span class="sr-label">labeled: {escape(votes)}</span>')
+    else:
+        meta.append('<span class="sr-label">unlabeled</span>')
+    if h.source_id:
+        meta.append(f"<span>id {escape(h.source_id)}</span>")
+    return (f'<div class="sr-hit" data-dataset="{escape(h.dataset)}" data-row="{h.row}">'
+            f'<div class="sr-meta">{"".join(meta)}</div><div class="sr-snippet">{h.snippet}</div></div>')
+
+
 def results_html(res: engine.Results) -> str:
+    """The hit cards of one page (``data-query``: the query they answer, for scripts that wait for them)."""
+    query = escape(res.query)
     if not res.hits:
-        return '<div class="sr-empty">No hits.</div>'
-    parts = ['<div class="sr-list">']
-    for h in res.hits:
-        part = f'<span class="sr-part">{escape(h.part)}</span>' if h.part else ""
-        source = f"<span>id {escape(h.source_id)}</span>" if h.source_id else ""
-        parts.append(
-            f'<div class="sr-hit" data-dataset="{escape(h.dataset)}" data-row="{h.row}">'
-            f'<div class="sr-meta"><span class="sr-rank">#{h.rank}</span>'
-            f'<a class="sr-open" href="{escape(h.link)}">{escape(h.dataset)} · row {h.row}</a>'
-            f'<span class="sr-score">score {h.score:.4f}</span>{source}{part}</div>'
-            f'<div class="sr-snippet">{h.snippet}</div></div>'
-        )
-    parts.append("</div>")
-    return "".join(parts)
+        return f'<div class="sr-empty" data-query="{query}">No hits.</div>'
+    return f'<div class="sr-list" data-query="{query}">' + "".join(hit_html(h) for h in res.hits) + "</div>"
 
 
 def indexes_html(db: Database) -> str:
+    """The Indexes panel: each dataset, its index, and the progress of a build under way."""
+    jobs = {j.dataset: j for j in engine.background_status(db)}
     rows = []
     for s in engine.index_statuses(db):
-        if s.state == "ready":
+        job = jobs.get(s.dataset)
+        if job is not None and job.pending:
+            state = (f'<progress max="1" value="{job.fraction:.3f}"></progress> '
+                     f'<span class="ix-building">{escape(job.describe().partition(": ")[2])}</span>')
+        elif s.state == "ready":
             state = "ready"
+        elif job is not None and job.state == "failed":
+            state = f'<span class="ix-stale">⚠ {escape(job.describe().partition(": ")[2])}</span>'
         elif s.state == "stale":
             state = (f'<span class="ix-stale">⚠ stale: built from version {s.dataset_version}, '
                      f"dataset is version {s.version}</span>")
@@ -179,7 +202,8 @@ def indexes_html(db: Database) -> str:
             state = '<span class="ix-none">not indexed</span>'
         built = str(s.built_at)[:19] if s.built_at else ""
         rows.append(
-            f"<tr><td>{escape(s.dataset)}</td><td>{escape(s.kind)}</td><td>{s.rows:,}</td><td>{state}</td>"
+            f'<tr data-dataset="{escape(s.dataset)}"><td>{escape(s.dataset)}</td><td>{escape(s.kind)}</td>'
+            f"<td>{s.rows:,}</td><td>{state}</td>"
             f"<td>{'' if s.documents is None else f'{s.documents:,}'}</td><td>{escape(built)}</td>"
             f"<td>{'' if s.build_seconds is None else f'{s.build_seconds:.1f} s'}</td>"
             f"<td>{'' if s.k1 is None else f'{s.k1:g} / {s.b:g}'}</td></tr>"
@@ -191,16 +215,27 @@ def indexes_html(db: Database) -> str:
             + "".join(rows) + "</tbody></table>")
 
 
-def build_index(db: Database, dataset: str | None, k1, b, progress=None) -> str:
+def pending(db: Database) -> bool:
+    """Whether an index build of ``db`` is queued or running."""
+    return any(j.pending for j in engine.background_status(db))
+
+
+def queue_index(db: Database, dataset: str | None, k1, b) -> str:
+    """Queue a background build of ``dataset``'s index; the Indexes panel shows its progress."""
     if not dataset:
         return "⚠️ Pick a dataset to index."
+    if db.dataset(dataset) is None:
+        return f"⚠️ No dataset named {escape(dataset)}."
     try:
         k1 = engine.DEFAULT_K1 if k1 in (None, "") else float(k1)
         b = engine.DEFAULT_B if b in (None, "") else float(b)
-        summary = engine.build_index(db, dataset, k1=k1, b=b, progress=progress)
-    except (engine.SearchError, ValueError) as err:
+    except ValueError as err:
         return f"⚠️ {escape(err)}"
-    return f"✅ {escape(summary.describe())}"
+    for name, value in (("k1", k1), ("b", b)):
+        if not math.isfinite(value) or value < 0 or (name == "b" and value > 1):
+            return f"⚠️ BM25 {name} must be {'between 0 and 1' if name == 'b' else '0 or more'}, not {value:g}"
+    engine.index_in_background(db, [dataset], k1=k1, b=b)
+    return f"⏳ Indexing {escape(dataset)} in the background (progress in the table above)."
 
 
 # -- the view -------------------------------------------------------------------------------------
@@ -209,7 +244,7 @@ def build_index(db: Database, dataset: str | None, k1, b, progress=None) -> str:
 def build(studio: Studio) -> None:
     db = studio.db
     everything, ready = searchable_choices(db)
-    with gr.Tab("Search", id=TAB_ID):
+    with gr.Tab("Search", id=TAB_ID) as tab:
         with gr.Row(equal_height=True):
             query = gr.Textbox(label="Search", placeholder="e.g. how long to boil an egg", scale=6,
                                elem_id="search-query", autofocus=False)
@@ -220,23 +255,35 @@ def build(studio: Studio) -> None:
                                    elem_id="search-datasets")
             field = gr.Dropdown(label="Field", choices=FIELD_CHOICES, value="contents", scale=1, elem_id="search-field")
             mode = gr.Radio(label="Mode", choices=MODE_CHOICES, value="words", scale=2, elem_id="search-mode")
-        with gr.Accordion("Filters (applied to the whole ranked list)", open=False, elem_id="search-filters"):
+        with gr.Accordion("Filters (applied to the whole ranked list)", open=False,
+                          elem_id="search-filters") as filters_box:
             with gr.Row():
                 split = gr.Dropdown(label="Split", choices=split_choices(db), value="any", scale=1,
                                     elem_id="search-split")
-                length_min = gr.Textbox(label="Length from (characters)", placeholder="any", scale=1,
-                                        elem_id="search-length-min")
-                length_max = gr.Textbox(label="Length to", placeholder="any", scale=1, elem_id="search-length-max")
                 label = gr.Dropdown(label="Label status", choices=LABEL_CHOICES, value="any", scale=1,
                                     elem_id="search-label")
+            lengths = []
             with gr.Row():
-                number = gr.Dropdown(label="Numeric field", choices=number_choices(db, ready), value="margin", scale=2,
-                                     elem_id="search-number")
-                number_min = gr.Textbox(label="from", placeholder="any", scale=1, elem_id="search-number-min")
-                number_max = gr.Textbox(label="to", placeholder="any", scale=1, elem_id="search-number-max")
+                for name, title in (("length", "Length (characters) from"), ("length_prompt", "Prompt length from"),
+                                    ("length_chosen", "Chosen length from"),
+                                    ("length_rejected", "Rejected length from")):
+                    slug = name.replace("_", "-")
+                    lengths.append(gr.Textbox("", label=title, placeholder="any", min_width=80, elem_id=f"search-{slug}-min"))
+                    lengths.append(gr.Textbox("", label="to", placeholder="any", min_width=80, elem_id=f"search-{slug}-max"))
+            slots = []
+            numbers = number_choices(db, ready)
+            for i, default in enumerate(("margin", "score_chosen")[:SLOTS]):
+                suffix = "" if i == 0 else str(i + 1)
+                with gr.Row():
+                    slots.append(gr.Dropdown(label="Numeric field", choices=numbers, value=default, scale=2,
+                                             elem_id=f"search-number{suffix}"))
+                    slots.append(gr.Textbox("", label="from", placeholder="any", scale=1,
+                                            elem_id=f"search-number{suffix}-min"))
+                    slots.append(gr.Textbox("", label="to", placeholder="any", scale=1, elem_id=f"search-number{suffix}-max"))
         with gr.Accordion("Search syntax", open=False):
             gr.Markdown(EXAMPLES)
         summary = gr.Markdown(elem_id="search-summary")
+        try_lucene = gr.Button("Search again in Lucene syntax", size="sm", visible=False, elem_id="search-try-lucene")
         results = gr.HTML(elem_id="search-results")
         with gr.Row(elem_id="search-pager"):
             prev_btn = gr.Button("◀ Previous", size="sm", scale=0, min_width=110, elem_id="search-prev")
@@ -245,7 +292,7 @@ def build(studio: Studio) -> None:
                              min_width=90, elem_id="search-page")
             pages = gr.Markdown("", elem_id="search-pages")
             next_btn = gr.Button("Next ▶", size="sm", scale=0, min_width=110, elem_id="search-next")
-        with gr.Accordion("Indexes", open=not ready, elem_id="search-index-panel"):
+        with gr.Accordion("Indexes", open=not ready or pending(db), elem_id="search-index-panel"):
             index_table = gr.HTML(indexes_html(db), elem_id="search-indexes")
             with gr.Row(equal_height=True):
                 index_dataset = gr.Dropdown(label="Dataset to index", choices=everything,
@@ -255,60 +302,122 @@ def build(studio: Studio) -> None:
                 b = gr.Number(label="BM25 b", value=engine.DEFAULT_B, minimum=0, maximum=1, scale=1, elem_id="search-b")
                 index_btn = gr.Button("Index", variant="primary", scale=0, min_width=110, elem_id="search-index")
             index_result = gr.Markdown(elem_id="search-index-result")
+        # the query string of the search shown ("push:?tab=search&..." or "replace:..."), and Back's trigger
+        url = gr.Textbox(visible=True, elem_id="search-url", elem_classes=["studio-hidden"], container=False)
+        restore_btn = gr.Button("restore", elem_id="search-restore", elem_classes=["studio-hidden"])
+        watching = gr.State([])  # the datasets this page saw being indexed: they join the selection when ready
+        timer = gr.Timer(1.0, active=pending(db))
 
-        inputs = [query, datasets, field, mode, split, length_min, length_max, number, number_min, number_max, label]
-        outputs = [error, summary, results, page, pages]
+        # the inputs in the order SearchForm.from_inputs takes them (the first eleven: the API's order)
+        inputs = [query, datasets, field, mode, split, lengths[0], lengths[1], *slots[:3], label, *lengths[2:],
+                  *slots[3:]]
+        outputs = [error, summary, results, page, pages, url, try_lucene]
 
-        def show(form: SearchForm, pg) -> tuple:
-            r = form.run(db, as_int(pg, 1))
-            return r["error"], r["summary"], r["html"], r["page"], f"of {r['pages']:,}" if r["total"] else ""
+        def show(form: SearchForm, pg, how: str = "push") -> tuple:
+            r = run_search(db, form, as_int(pg, 1))
+            return (r["error"], r["summary"], r["html"], r["page"], f"of {r['pages']:,}" if r["total"] else "",
+                    f"{how}:{r['url']}", gr.update(visible=bool(r["ignored"]) and form.mode == "words"))
+
+        def form_of(values) -> SearchForm:
+            return SearchForm.from_inputs(*values)
 
         @requires("viewer", "searching")
         def do_search(query, datasets, field, mode, split, length_min, length_max, number, number_min, number_max,
-                      label, page=1, step=0):
-            form = SearchForm(query, datasets, field, mode, split, length_min, length_max, number, number_min,
-                              number_max, label)
-            return show(form, as_int(page, 1) + as_int(step, 0))
+                      label, length_prompt_min="", length_prompt_max="", length_chosen_min="", length_chosen_max="",
+                      length_rejected_min="", length_rejected_max="", number2=None, number2_min="", number2_max="",
+                      page=1, step=0):
+            values = [query, datasets, field, mode, split, length_min, length_max, number, number_min, number_max,
+                      label, length_prompt_min, length_prompt_max, length_chosen_min, length_chosen_max,
+                      length_rejected_min, length_rejected_max, number2, number2_min, number2_max]
+            pg = as_int(page, 1)
+            try:
+                form = form_of(values)
+            except engine.SearchError as err:
+                return (f'<div class="search-err">⚠️ {escape(err)}</div>', *[gr.update()] * (len(outputs) - 1))
+            return show(form, pg + as_int(step, 0))
 
+        push = dict(fn=None, inputs=[url], outputs=None, js=PUSH_URL)
+        quick = dict(show_progress="hidden")
         gr.on(triggers=[go.click, query.submit], fn=do_search, inputs=[*inputs, gr.State(1), gr.State(0)],
-              outputs=outputs, api_name="search")
-        page.submit(do_search, [*inputs, page, gr.State(0)], outputs, api_visibility="private")
-        prev_btn.click(do_search, [*inputs, page, gr.State(-1)], outputs, api_visibility="private")
-        next_btn.click(do_search, [*inputs, page, gr.State(1)], outputs, api_visibility="private")
+              outputs=outputs, api_name="search", **quick).then(**push)
+        page.submit(do_search, [*inputs, page, gr.State(0)], outputs, api_visibility="private", **quick).then(**push)
+        prev_btn.click(do_search, [*inputs, page, gr.State(-1)], outputs, api_visibility="private",
+                       **quick).then(**push)
+        next_btn.click(do_search, [*inputs, page, gr.State(1)], outputs, api_visibility="private",
+                       **quick).then(**push)
+
+        @requires("viewer", "searching in Lucene syntax")
+        def lucene_instead(*values):
+            form = form_of(values)
+            form.mode = "lucene"
+            return ("lucene", *show(form, 1))
+
+        try_lucene.click(lucene_instead, inputs, [mode, *outputs], api_visibility="private", **quick).then(**push)
 
         @requires("viewer", "listing numeric filters")
-        def numeric_filters(chosen, current):
-            return gr.update(choices=number_choices(db, chosen), value=current)
+        def numeric_filters(chosen, *current):
+            choices = number_choices(db, chosen)
+            return [gr.update(choices=choices, value=c) for c in current]
 
-        datasets.change(numeric_filters, [datasets, number], number, api_visibility="private")
+        datasets.change(numeric_filters, [datasets, *slots[::3]], slots[::3], api_visibility="private")
+
+        def restored(params: dict, how: str) -> tuple:
+            every, now_ready = searchable_choices(db)
+            form, pg = SearchForm.from_params(params, every, now_ready)
+            values = form.inputs()
+            values[1] = gr.update(choices=every, value=form.datasets)
+            shown = show(form, pg, how) if form.query else (*[gr.update()] * (len(outputs) - 2), f"{how}:{form.url(pg)}",
+                                                           gr.update(visible=False))
+            # a search with filters shows them (a closed accordion's boxes are not on the page)
+            opened = gr.Accordion(open=True) if form.ranges or form.split != "any" or form.label != "any" else gr.update()
+            return (*values, *shown, opened)
+
+        @requires("viewer", "going back to a search")
+        def do_restore(address):
+            from urllib.parse import parse_qsl
+
+            return restored(dict(parse_qsl((address or "").lstrip("?"))), "replace")
+
+        restore_btn.click(do_restore, [url], [*inputs, *outputs, filters_box], api_visibility="private", **quick,
+                          js="(u) => [location.search]")
+
+        def panel(chosen, seen):
+            every, now_ready = searchable_choices(db)
+            busy = [j.dataset for j in engine.background_status(db) if j.pending]
+            joined = [d for d in seen if d not in busy and d in now_ready and d not in (chosen or [])]
+            selection = gr.update(choices=every, value=[*(chosen or []), *joined]) if joined else gr.update(choices=every)
+            return (indexes_html(db), selection, gr.update(choices=every), busy, gr.Timer(active=bool(busy)))
+
+        panel_outputs = [index_table, datasets, index_dataset, watching, timer]
+
+        @requires("viewer", "watching index builds")
+        def tick(chosen, seen):
+            return panel(chosen, seen)
+
+        timer.tick(tick, [datasets, watching], panel_outputs, api_visibility="private", show_progress="hidden")
+        tab.select(tick, [datasets, watching], panel_outputs, api_visibility="private", show_progress="hidden")
 
         @requires("admin", "building a search index")
-        def do_index(name, k1_value, b_value, progress=gr.Progress()):
-            message = build_index(db, name, k1_value, b_value,
-                                  progress=lambda frac, desc: progress(frac, desc=desc))
-            every, now_ready = searchable_choices(db)
-            return (message, indexes_html(db), gr.update(choices=every),
-                    gr.update(choices=number_choices(db, now_ready)), gr.update(choices=split_choices(db)))
+        def do_index(name, k1_value, b_value, chosen, seen):
+            message = queue_index(db, name, k1_value, b_value)
+            return (message, *panel(chosen, seen))
 
-        index_btn.click(do_index, [index_dataset, k1, b], [index_result, index_table, datasets, number, split],
+        index_btn.click(do_index, [index_dataset, k1, b, datasets, watching], [index_result, *panel_outputs],
                         api_name="index")
 
         @requires("viewer", "opening the page")
         def on_load(request: gr.Request):
             params = query_params(request)
             every, now_ready = searchable_choices(db)
-            common = (gr.update(choices=every, value=now_ready), gr.update(choices=every), indexes_html(db),
-                      gr.update(choices=split_choices(db)))
+            busy = [j.dataset for j in engine.background_status(db) if j.pending]
+            common = (gr.update(choices=every), indexes_html(db), gr.update(choices=split_choices(db)), busy,
+                      gr.Timer(active=bool(busy)))
             if params.get("tab") != TAB_ID:
-                return (*common, gr.update(), gr.update(), *[gr.update()] * len(outputs))
-            q = params.get("q", "")
-            chosen = [d for d in (params.get("datasets") or "").split(",") if d in every] or now_ready
-            fld = params.get("field") if params.get("field") in engine.FIELDS else "contents"
-            md = params.get("mode") if params.get("mode") in engine.MODES else "words"
-            shown = (show(SearchForm(q, chosen, fld, md), params.get("page")) if q
-                     else [gr.update()] * len(outputs))
-            return (gr.update(choices=every, value=chosen), *common[1:], gr.update(selected=TAB_ID), q, *shown)
+                rest = [gr.update()] * (len(inputs) + len(outputs) + 1)
+                rest[1] = gr.update(choices=every, value=now_ready)  # datasets indexed since the page was built
+                return (gr.update(), *common, *rest)
+            return (gr.update(selected=TAB_ID), *common, *restored(params, "replace"))
 
         studio.on_load.append(
-            (on_load, [datasets, index_dataset, index_table, split, studio.tabs, query, *outputs])
+            (on_load, [studio.tabs, index_dataset, index_table, split, watching, timer, *inputs, *outputs, filters_box])
         )

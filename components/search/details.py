@@ -1,0 +1,84 @@
+"""What a hit card shows besides its score: the record's messages (so that a snippet can say which
+side and which speaker it comes from), its ratings and margin, and its label status.
+
+Read from the database for the rows of one page of hits, one query each, after Lucene ranked them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from ..store import Database
+
+SIDES = ("prompt", "chosen", "rejected")
+JUDGMENTS = ("chosen", "rejected", "tie", "both_bad")
+"""The labels that count as a judgment (a skip does not)."""
+
+
+@dataclass
+class Segment:
+    """One piece of a record a snippet may come from: a message of a side, or a document's text."""
+
+    side: str  # prompt | chosen | rejected | text
+    speaker: str  # the message's role ('' for a document's text)
+    turn: int | None  # 1 for the side's first message (None for a document's text)
+    text: str
+
+
+@dataclass
+class RecordFacts:
+    segments: list[Segment]
+    score_chosen: float | None = None
+    score_rejected: float | None = None
+    labels: dict[str, int] = field(default_factory=dict)  # current judgments: {label: how many}
+
+
+def segments(record: dict, field_name: str = "contents") -> list[Segment]:
+    """The pieces of ``record`` that searching ``field_name`` looks at, message by message.
+
+    >>> rec = {"prompt": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yes?"},
+    ...                   {"role": "user", "content": "Tea?"}],
+    ...        "chosen": [{"role": "assistant", "content": "Green."}], "rejected": None, "text": None}
+    >>> [(s.side, s.speaker, s.turn, s.text) for s in segments(rec, "final")]
+    [('prompt', 'user', 3, 'Tea?'), ('chosen', 'assistant', 1, 'Green.')]
+    >>> [s.side for s in segments({"text": "A note.", "prompt": None, "chosen": None, "rejected": None})]
+    ['text']
+    """
+    out: list[Segment] = []
+    if field_name == "contents" and record.get("text"):
+        out.append(Segment("text", "", None, record["text"]))
+    for side in SIDES:
+        if field_name not in ("contents", "final", side):
+            continue
+        messages = list(enumerate(record.get(side) or [], start=1))
+        if field_name == "final":  # the last user turn of the prompt, the last turn of each response
+            messages = [m for m in messages if side != "prompt" or (m[1].get("role") or "") == "user"][-1:]
+        for turn, m in messages:
+            if m.get("content"):
+                out.append(Segment(side, m.get("role") or "", turn, m["content"]))
+    return out
+
+
+def record_facts(db: Database, dataset: str, rows: Iterable[int], field_name: str = "contents") -> dict[int, RecordFacts]:
+    """{row: its segments for ``field_name``, ratings and current judgments} for ``rows`` of ``dataset``."""
+    rows = sorted(set(int(r) for r in rows))
+    if not rows:
+        return {}
+    out = {}
+    for r in db.dicts(
+        """SELECT row, text, prompt, chosen, rejected, score_chosen, score_rejected FROM records
+           WHERE dataset = ? AND row BETWEEN ? AND ? AND list_contains(?, row)""",
+        [dataset, rows[0], rows[-1], rows],
+    ):
+        out[r["row"]] = RecordFacts(segments(r, field_name), r["score_chosen"], r["score_rejected"])
+    for row, label, n in db.rows(
+        f"""SELECT row, label, count(*) FROM current_labels
+            WHERE dataset = ? AND row BETWEEN ? AND ? AND list_contains(?, row)
+              AND label IN ({', '.join("'" + j + "'" for j in JUDGMENTS)})
+            GROUP BY row, label ORDER BY row, count(*) DESC, label""",
+        [dataset, rows[0], rows[-1], rows],
+    ):
+        if row in out:
+            out[row].labels[label] = n
+    return out
