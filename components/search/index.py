@@ -19,11 +19,12 @@ import shutil
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
+from ..names import InvalidName, check_dataset_name
 from ..store import DEFAULT_DB, Database
+from ..text import utc_now
 from . import numbers
 from .errors import IndexNotReady, SearchError
 from .java import LOCK, java, java_message, locked
@@ -46,6 +47,27 @@ def index_root(db: Database) -> Path:
     if db.path.resolve() == DEFAULT_DB.resolve():
         return ROOT / "indexes"
     return db.path.parent / f"{db.path.stem}-indexes"
+
+
+def index_folder(root: Path, dataset: str) -> Path:
+    """The index folder of ``dataset`` under ``root``: the name checked by the one rule, and the
+    resolved path checked to lie inside ``root`` (a name can never reach another folder).
+
+    >>> index_folder(Path("/srv/indexes"), "hh-test")
+    PosixPath('/srv/indexes/hh-test')
+    >>> index_folder(Path("/srv/indexes"), "../victim")  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    SearchError: dataset name '../victim' must start with a letter or digit ...
+    """
+    try:
+        check_dataset_name(dataset)
+    except InvalidName as err:
+        raise SearchError(str(err)) from None
+    base = Path(os.path.realpath(root))
+    folder = Path(os.path.realpath(base / dataset))
+    if folder.parent != base:
+        raise SearchError(f"the index of {dataset!r} would not lie in {base}")
+    return base / dataset
 
 
 # -- the search_indexes table ---------------------------------------------------------------------
@@ -255,7 +277,7 @@ def build_index(db: Database, dataset: str, k1: float = DEFAULT_K1, b: float = D
     numeric = dict(numbers.BUILTIN) | {f"meta:{col}": f for f, col in metadata.items()}
     root = index_root(db)
     root.mkdir(parents=True, exist_ok=True)
-    final = root / dataset
+    final = index_folder(root, dataset)
     work = root / f".{dataset}.building-{os.getpid()}-{threading.get_ident()}"
     shutil.rmtree(work, ignore_errors=True)
     fields = [f for f in FIELDS if f != "contents"] + sorted(numeric.values())
@@ -282,7 +304,7 @@ def build_index(db: Database, dataset: str, k1: float = DEFAULT_K1, b: float = D
         reader = J.DirectoryReader.open(J.FSDirectory.open(J.Paths.get(str(work))))
         count = reader.numDocs()
         reader.close()
-    built_at = datetime.now(timezone.utc).replace(tzinfo=None)
+    built_at = utc_now()
     (work / INDEX_MARKER).write_text(json.dumps({
         "dataset": dataset, "dataset_version": info.version, "built_at": _stamp(built_at),
         "database": str(db.path.resolve()), "k1": k1, "b": b,

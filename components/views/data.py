@@ -8,6 +8,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from .. import search
 from ..ingest import IngestError, empty_side_counts, ingest
 from ..store import Database
 from .common import Studio, escape, requires
@@ -76,6 +77,8 @@ def summary_markdown(summary) -> str:
     if summary.rejected:
         lines.append("\nRows rejected (kept aside in the database with their reason):")
         lines += [f"- {n:,} × {escape(reason)}" for reason, n in summary.rejected.items()]
+    if summary.rows_loaded:
+        lines.append("\nIts search index is being built in the background (progress in the Search tab).")
     lines.append(f"\n[Browse it](?dataset={escape(summary.name)}&row=0)")
     return "\n".join(lines)
 
@@ -118,6 +121,8 @@ def build(studio: Studio) -> None:
                 )
             except (SourceRefused, IngestError) as err:
                 return f"❌ {escape(err)}", gr.update()
+            if summary.rows_loaded:  # searchable soon: the Search tab shows the build's progress
+                search.index_in_background(db, [summary.name])
             return summary_markdown(summary), datasets_table(db)
 
         @requires("viewer", "listing datasets")
