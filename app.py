@@ -17,7 +17,6 @@ import atexit
 import json
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -74,7 +73,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 def cmd_serve(args) -> int:
     global _SERVED, _SERVED_MODE
-    from components import access, control, ingest, ui
+    from components import access, control, ingest, search, ui
 
     db = _open(args)
     mode = access.sign_in_mode(db)
@@ -100,22 +99,12 @@ def cmd_serve(args) -> int:
             print(s.describe(), file=sys.stderr)
         # the demo datasets are searchable once their indexes are built, in the background, so
         # that the page is served without waiting for Java to start
-        threading.Thread(target=_index_quietly, args=(db, [s.name for s in loaded]), daemon=True).start()
-    demo = ui.build_app(db, mode=mode)
+        search.index_in_background(db, [s.name for s in loaded])  # progress shows in the Search tab
+    demo = ui.build_app(db, mode=mode, data_dir=args.data_dir)
     demo.queue(default_concurrency_limit=16)
     print(f"sign-in: {ui.MODE_NOTES[mode]}", file=sys.stderr)
-    demo.launch(server_name=args.host, server_port=args.port, show_error=True, **ui.launch_kwargs(db, mode))
+    demo.launch(server_name=args.host, server_port=args.port, show_error=True, **ui.launch_kwargs(db, mode, args.max_upload_mb))
     return 0
-
-
-def _index_quietly(db: Database, names: list[str]) -> None:
-    from components import search
-
-    for name in names:
-        try:
-            search.build_index(db, name)
-        except Exception as err:  # the Search tab offers the Index button and shows the state
-            print(f"could not index {name}: {err}", file=sys.stderr)
 
 
 def cmd_ingest(args) -> int:
@@ -161,10 +150,21 @@ def cmd_export(args) -> int:
     if args.labels_log and (args.annotator or args.majority):
         return _fail("--labels-log writes every event of every annotator: leave out --annotator and --majority")
     annotator = None if args.majority else args.annotator  # no --annotator: the majority as well
+    by_persona = args.persona is not None or args.all_personas
+    if by_persona and (args.labels_log or args.labeled_only or args.keep_ties):
+        return _fail("--persona and --all-personas write each persona's labeled or revised pairs: leave out "
+                     "--labels-log, --labeled-only and --keep-ties")
     db = _open(args)
     try:
         if args.labels_log:
             summary = labels.export_log(db, args.name, args.out)
+        elif by_persona:
+            from components import personas
+
+            try:
+                summary = personas.export_persona_pairs(db, args.name, args.out, args.persona, style=args.format)
+            except personas.PersonaError as err:
+                return _fail(err)
         else:
             summary = labels.export_pairs(db, args.name, args.out, style=args.format, annotator=annotator,
                                           labeled_only=args.labeled_only, keep_ties=args.keep_ties)
@@ -179,13 +179,14 @@ def cmd_export(args) -> int:
 
 
 def cmd_revise(args) -> int:
-    from components import revise
+    from components import personas, revise
 
     db = _open(args)
     if args.into and not args.accept:
         return _fail("--into names the dataset accepted pairs go to: add --accept (without it, results wait "
                      "for review in the Revise tab)")
     started = time.perf_counter()
+    summaries = []
     try:
         settings = revise.Settings(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                                    top_p=args.top_p, seed=args.seed, batch_size=args.batch_size).checked()
@@ -195,43 +196,125 @@ def cmd_revise(args) -> int:
         for note in notes:
             print(note, file=sys.stderr)
         principles = revise.resolve_principles(db, args.principles)
+        chosen = [personas.resolve(db, n).provenance() for n in dict.fromkeys(args.persona or [])] or [None]
         backend = revise.make_backend(args.model, args.endpoint)
         selection = {"rows": args.rows, "query": args.query, "limit": args.limit}
-        job, resumed = revise.start_job(db, args.name, rows, principles, backend, settings, args.side, into, selection)
-        print(f"{'resuming' if resumed else 'started'} job {job['id']}: {args.name}, {len(rows)} rows, "
-              f"{', '.join(p.id for p in principles)} · {backend.describe()}", file=sys.stderr, flush=True)
-        width = len(str(len(rows)))
+        for persona in chosen:  # one job per persona: each row gives one pair per persona
+            job, resumed = revise.start_job(db, args.name, rows, principles, backend, settings, args.side, into,
+                                            selection, persona=persona)
+            print(f"{'resuming' if resumed else 'started'} job {job['id']}: {args.name}, {len(rows)} rows, "
+                  f"{', '.join(p.id for p in principles)}" + (f", for persona {persona['name']}" if persona else "")
+                  + f" · {backend.describe()}", file=sys.stderr, flush=True)
+            width = len(str(len(rows)))
 
-        def progress(p):
-            print(f"[{p.done:>{width}}/{p.total}] {p.message}", file=sys.stderr, flush=True)
+            def progress(p):
+                print(f"[{p.done:>{width}}/{p.total}] {p.message}", file=sys.stderr, flush=True)
 
-        job = revise.run_job(db, job["id"], backend, progress=progress)
-    except revise.RevisionError as err:
+            job = revise.run_job(db, job["id"], backend, progress=progress)
+            summaries.append(_revise_summary(db, args, job, persona, started))
+            started = time.perf_counter()
+    except (revise.RevisionError, personas.PersonaError) as err:
         return _fail(err)
     except KeyboardInterrupt:
         print(f"interrupted: run the same command again to resume job {job['id']}" if "job" in locals()
               else "interrupted", file=sys.stderr)
         return 130
+    if args.json:
+        print(json.dumps(summaries[0] if not args.persona else {"dataset": args.name, "jobs": summaries}, default=str))
+        return 0
+    for summary in summaries:
+        results = summary["results"]
+        accepted = sum(1 for r in results if r["status"] == "accepted")
+        print(f"job {summary['job']}: {summary['done']} of {summary['total']} rows of {args.name} revised"
+              + (f" for {summary['persona']}" if summary["persona"] else "") + " · "
+              + (f"{accepted} accepted into {summary['accepted_into']}" if summary["accepted_into"]
+                 else f"{summary['pending']} pending review")
+              + f" · {summary['failed']} failed · {summary['seconds']:.1f} s")
+        for r in results:
+            where = f"-> {r['into_dataset']} row {r['into_row']}" if r["into_dataset"] else r["status"]
+            what = r["error"] or ("violates " + ", ".join(r["violations"]) if r["violations"] else
+                                  "no violation named" if r["critique_parsed"] else "critique not in the format")
+            print(f"  row {r['row']}: {where} · {what}")
+    return 0
+
+
+def _revise_summary(db, args, job: dict, persona: dict | None, started: float) -> dict:
+    from components import revise
+
     results = revise.revisions(db, job_id=job["id"], limit=len(job["rows"]) + 10)
-    summary = {
+    return {
         "job": job["id"], "dataset": args.name, "status": job["status"], "total": job["total"],
         "done": job["done"], "pending": job["pending"], "failed": job["failed"],
         "accepted_into": job["accept_into"], "seconds": round(time.perf_counter() - started, 2),
+        "persona": persona["name"] if persona else None, "persona_version": persona["version"] if persona else None,
         "results": [{k: r[k] for k in ("id", "row", "side", "status", "violations", "critique_parsed", "revision",
                                         "error", "into_dataset", "into_row", "tokens", "latency_s")} for r in results],
     }
-    if args.json:
-        print(json.dumps(summary, default=str))
+
+
+def cmd_personas(args) -> int:
+    from components import personas
+
+    db = _open(args)
+    try:
+        if args.action == "list":
+            found = personas.personas(db)
+            if args.json:
+                print(json.dumps([p.as_dict() for p in found]))
+                return 0
+            width = max([len(p.name) for p in found] or [4])
+            for p in found:
+                print(f"{p.name:<{width}}  v{p.version:<3} {' · '.join(v for _, v in p.attributes)[:100]}")
+            return 0
+        if not args.target:
+            return _fail(f"personas {args.action} needs a {'NAME' if args.action == 'show' else 'FILE'}")
+        if args.action == "show":
+            p = personas.resolve(db, args.target)
+            if args.json:
+                print(json.dumps(p.as_dict() | {"history": personas.persona_history(db, p.name)}, default=str))
+            else:
+                print(f"{p.name} (version {p.version})\n{p.profile()}\n\nsystem message:\n{p.system_message}")
+            return 0
+        if args.action == "add":
+            counts = personas.import_personas(db, args.target, author="cli")
+            print(json.dumps(counts) if args.json else
+                  ", ".join(f"{n} {what}" for what, n in counts.items()) + f" from {args.target}")
+            return 0
+        n = personas.write_personas(personas.personas(db), args.target)
+        print(json.dumps({"written": n, "out": args.target}) if args.json else f"wrote {n} personas to {args.target}")
         return 0
-    accepted = sum(1 for r in results if r["status"] == "accepted")
-    print(f"job {job['id']}: {job['done']} of {job['total']} rows of {args.name} revised · "
-          + (f"{accepted} accepted into {job['accept_into']}" if job["accept_into"] else f"{job['pending']} pending review")
-          + f" · {job['failed']} failed · {summary['seconds']:.1f} s")
-    for r in results:
-        where = f"-> {r['into_dataset']} row {r['into_row']}" if r["into_dataset"] else r["status"]
-        what = r["error"] or ("violates " + ", ".join(r["violations"]) if r["violations"] else
-                              "no violation named" if r["critique_parsed"] else "critique not in the format")
-        print(f"  row {r['row']}: {where} · {what}")
+    except personas.PersonaError as err:
+        return _fail(err)
+
+
+def cmd_judge(args) -> int:
+    from components import labels, personas, revise
+
+    db = _open(args)
+    out = []
+    try:
+        settings = revise.Settings(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                                   seed=args.seed, batch_size=args.batch_size).checked()
+        chosen = [personas.resolve(db, n) for n in dict.fromkeys(args.persona)]
+        labels.check_pairs(db, args.name)
+        backend = revise.make_backend(args.model, args.endpoint)
+        for p in chosen:
+            def progress(done, total, name=p.name):
+                print(f"[{done}/{total}] judged as {name}", file=sys.stderr, flush=True)
+
+            summary = personas.judge_pairs(db, args.name, p, backend, settings, rows=args.rows, limit=args.limit,
+                                           again=args.again, progress=progress)
+            out.append(summary)
+            if not args.json:
+                print(summary.describe())
+    except (personas.PersonaError, labels.LabelError, revise.RevisionError) as err:
+        return _fail(err)
+    except KeyboardInterrupt:
+        print("interrupted: the labels written so far are kept; run the same command again to go on",
+              file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps([s.as_dict() for s in out]))
     return 0
 
 
@@ -320,6 +403,45 @@ def _search_filters(args):
     return search.Filters(split=args.split, ranges=ranges, label=args.label)
 
 
+def cmd_stats(args) -> int:
+    from components import insights
+
+    db = _open(args)
+    try:
+        tokenizer = insights.load_tokenizer(args.tokenizer) if args.tokenizer else None
+        stats = insights.dataset_stats(db, args.name, unit=args.unit or ("tokens" if tokenizer else "chars"),
+                                       tokenizer=tokenizer)
+    except insights.StatsError as err:
+        return _fail(err)
+    if args.json:
+        print(json.dumps(stats, default=str))
+        return 0
+    from components.views.stats import summary_markdown
+
+    print(summary_markdown(stats).replace("**", "").replace("<sub>", "").replace("</sub>", ""))
+    return 0
+
+
+def cmd_contamination(args) -> int:
+    from components import insights
+
+    db = _open(args)
+    try:
+        result = insights.find_contamination(db, args.train, args.against.split(","), n=args.n, fld=args.field,
+                                             threshold=args.threshold, limit=None if (args.json or args.out) else 1000)
+        if args.out:
+            kept = insights.export_clean(db, args.train, [m.row for m in result.matches], args.out)
+            print(f"wrote {kept:,} rows to {args.out} ({len(result.matches):,} suspects at score >= "
+                  f"{args.threshold} left out)", file=sys.stderr)
+    except insights.ContaminationError as err:
+        return _fail(err)
+    if args.json:
+        print(json.dumps([m.as_dict() for m in result.matches]))
+    elif not args.out:
+        print(insights.describe(result))
+    return 0
+
+
 def cmd_search(args) -> int:
     from components import search
 
@@ -357,7 +479,9 @@ def _print_hits(res, as_json: bool) -> None:
         for h in res.hits:
             print(json.dumps({"rank": h.rank, "docid": f"{h.dataset}/{h.row}" if several else str(h.row),
                               "dataset": h.dataset, "row": h.row, "score": round(h.score, 6),
-                              "source_id": h.source_id, "part": h.part, "snippet": h.plain_snippet(),
+                              "source_id": h.source_id, "part": h.part, "speaker": h.speaker, "turn": h.turn,
+                              "score_chosen": h.score_chosen, "score_rejected": h.score_rejected,
+                              "margin": h.margin, "labels": h.labels, "snippet": h.plain_snippet(),
                               "snippet_html": h.snippet, "link": h.link}))
         return
     print(f"{res.total:,} hits in {', '.join(res.datasets) or 'no dataset'} ({res.seconds * 1000:.1f} ms)"
@@ -366,7 +490,8 @@ def _print_hits(res, as_json: bool) -> None:
     for h in res.hits:
         docid = f"{h.dataset}/{h.row}" if several else str(h.row)
         snippet = " ".join(h.plain_snippet().split())
-        print(f"{h.rank:>5}  {docid:<{width}}  {h.score:8.4f}  {(h.part + ': ') if h.part else ''}{snippet}")
+        where = f"{h.part} ({h.speaker}): " if h.part and h.speaker else f"{h.part}: " if h.part else ""
+        print(f"{h.rank:>5}  {docid:<{width}}  {h.score:8.4f}  {where}{snippet}")
 
 
 def _fail(err: BaseException) -> int:
@@ -392,6 +517,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--no-demo", action="store_true", help="do not load the demo data into an empty database")
     s.add_argument("--open-to-network", action="store_true",
                    help="serve on a non-local --host without sign-in: anyone who reaches it may do everything")
+    s.add_argument("--data-dir", default=os.environ.get("STUDIO_DATA_DIR"), metavar="DIR",
+                   help="with sign-in on, admins may load server files from this folder only (default: none)")
+    s.add_argument("--max-upload-mb", type=float, default=float(os.environ.get("STUDIO_MAX_UPLOAD_MB", 512)),
+                   help="largest file the Data tab accepts (default 512 MB)")
     s.set_defaults(fn=cmd_serve)
 
     s = sub.add_parser("ingest", parents=[common], help="load a file, folder or Hugging Face dataset")
@@ -422,6 +551,11 @@ def parser() -> argparse.ArgumentParser:
     who.add_argument("--majority", action="store_true",
                      help="apply the majority label of all annotators: the judgment with more votes than any "
                           "other, skips not voting (the default when --annotator is not given)")
+    who.add_argument("--persona", metavar="P",
+                     help="the pairs of persona P (revised for it, or labeled as it by people or judges) with its "
+                          "system message first in the prompt")
+    who.add_argument("--all-personas", action="store_true",
+                     help="every persona's pairs, one row per pair and persona (a persona column says which)")
     s.add_argument("--labeled-only", action="store_true", help="leave out pairs without a label")
     s.add_argument("--keep-ties", action="store_true",
                    help="keep pairs labeled tie, both bad, skip or without a majority (as in the source)")
@@ -450,10 +584,38 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--batch-size", type=int, metavar="N", help="conversations per forward pass (default 32 on a GPU, 4 on CPU)")
     s.add_argument("--side", choices=["chosen", "rejected"], default="chosen", help="which side of a pair to revise")
+    s.add_argument("--persona", action="append", metavar="P",
+                   help="revise for this persona (repeatable: one pair per row and persona); its system message "
+                        "conditions the critique and revision and opens the accepted pair's prompt")
     s.add_argument("--accept", action="store_true", help="store results straight into --into as pairs")
     s.add_argument("--into", metavar="NAME2", help="dataset for accepted pairs (default NAME-revisions)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(fn=cmd_revise)
+
+    s = sub.add_parser("personas", parents=[common],
+                       help="the persona library: list, show NAME, add FILE (JSON lines), export FILE")
+    s.add_argument("action", choices=["list", "show", "add", "export"])
+    s.add_argument("target", nargs="?", metavar="NAME_OR_FILE")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_personas)
+
+    s = sub.add_parser("judge", parents=[common],
+                       help="a model role-plays a persona and labels pairs (annotator sim-PERSONA@MODEL)")
+    s.add_argument("name", help="dataset name (pairs)")
+    s.add_argument("--persona", action="append", required=True, metavar="P", help="persona to role-play (repeatable)")
+    s.add_argument("--model", required=True, metavar="PATH_OR_ID",
+                   help="a local folder or Hub id (local transformers), or the model name an --endpoint serves")
+    s.add_argument("--endpoint", metavar="URL", help="an OpenAI-compatible server, e.g. http://localhost:8000/v1")
+    which = s.add_mutually_exclusive_group()
+    which.add_argument("--rows", help="pairs to judge, e.g. 0-99 or 3,7 (default: from the first)")
+    which.add_argument("--limit", type=int, metavar="N", help="judge the first N pairs")
+    s.add_argument("--again", action="store_true", help="judge pairs this judge labeled before again")
+    s.add_argument("--max-new-tokens", type=int, default=32, metavar="N")
+    s.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--batch-size", type=int, metavar="N", help="pairs per forward pass")
+    s.add_argument("--json", action="store_true", help="print one JSON list (one summary per persona)")
+    s.set_defaults(fn=cmd_judge)
 
     s = sub.add_parser("index", parents=[common], help="build the search index (BM25, Lucene) of datasets")
     s.add_argument("names", nargs="*", metavar="NAME", help="dataset name(s)")
@@ -485,7 +647,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--offset", type=int, default=0, help="skip this many hits (paging)")
     s.add_argument("--split", help="only datasets of this split")
     s.add_argument("--filter", action="append", metavar="NAME=MIN:MAX",
-                   help="range filter on length, score_chosen, score_rejected, margin or meta:COLUMN; repeatable")
+                   help="range filter on length, length_prompt, length_chosen, length_rejected, score_chosen, "
+                        "score_rejected, margin or meta:COLUMN; repeatable")
     s.add_argument("--label", choices=["any", "unlabeled", "labeled", "flipped"], default="any",
                    help="label status filter")
     s.add_argument("--topics", metavar="FILE", help="batch mode: one 'qid<TAB>query' per line")
@@ -493,6 +656,26 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--tag", default="studio-bm25", help="run tag in the TREC run (batch mode)")
     s.add_argument("--json", action="store_true", help="print one JSON object per hit")
     s.set_defaults(fn=cmd_search)
+
+    s = sub.add_parser("stats", parents=[common], help="statistics of a dataset of pairs (lengths, length bias, "
+                                                         "ratings, duplicates, metadata, labels)")
+    s.add_argument("name", help="dataset name")
+    s.add_argument("--unit", choices=["chars", "words", "tokens"], help="unit of the length histograms")
+    s.add_argument("--tokenizer", metavar="PATH", help="a local tokenizer folder or tokenizer.json: token lengths")
+    s.add_argument("--json", action="store_true", help="print every statistic as one JSON object")
+    s.set_defaults(fn=cmd_stats)
+
+    s = sub.add_parser("contamination", parents=[common],
+                       help="find evaluation prompts inside a training set (word n-gram overlap)")
+    s.add_argument("train", help="the training dataset")
+    s.add_argument("--against", required=True, metavar="EVAL", help="evaluation dataset(s), comma-separated")
+    s.add_argument("--n", type=int, default=8, help="words per n-gram (default 8)")
+    s.add_argument("--field", default="prompt", choices=["prompt", "chosen", "rejected", "text"],
+                   help="the training rows' field to check (default prompt)")
+    s.add_argument("--threshold", type=float, default=0.0, help="only rows scoring this or more (0 to 1)")
+    s.add_argument("--out", metavar="FILE", help="write the clean subset (rows below --threshold) as JSON lines")
+    s.add_argument("--json", action="store_true", help="print the matches as a JSON list")
+    s.set_defaults(fn=cmd_contamination)
     return p
 
 

@@ -227,6 +227,52 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        "0006_dataset_settings",
+        [
+            # Project settings of a dataset (blind labeling, ...): every change is a row, so the
+            # history says who set what when; the latest row of each (dataset, key) is in effect.
+            "CREATE SEQUENCE IF NOT EXISTS dataset_settings_id START 1",
+            """CREATE TABLE dataset_settings (
+                id BIGINT PRIMARY KEY DEFAULT nextval('dataset_settings_id'),
+                dataset VARCHAR NOT NULL,
+                key VARCHAR NOT NULL,
+                value JSON,
+                set_by VARCHAR,
+                set_at TIMESTAMP NOT NULL         -- UTC
+            )""",
+        ],
+    ),
+    (
+        "0007_personas",
+        [
+            # The persona library (components/personas): seeded from data/personas.jsonl, then edited
+            # by users; every version is kept in persona_history with the system message it rendered.
+            """CREATE TABLE personas (
+                name VARCHAR PRIMARY KEY,
+                attributes JSON NOT NULL,         -- {attribute: words}, in the order written
+                template VARCHAR NOT NULL,        -- the system message, with {slots}
+                origin VARCHAR NOT NULL,          -- library | user
+                version INTEGER NOT NULL,
+                deleted BOOLEAN NOT NULL,
+                updated_by VARCHAR,
+                updated_at TIMESTAMP NOT NULL
+            )""",
+            """CREATE TABLE persona_history (
+                name VARCHAR NOT NULL,
+                version INTEGER NOT NULL,
+                action VARCHAR NOT NULL,          -- library | create | edit | delete | restore | import
+                attributes JSON,
+                template VARCHAR,
+                system_message VARCHAR,           -- as rendered from this version
+                author VARCHAR,
+                "at" TIMESTAMP NOT NULL
+            )""",
+            # A revision (and a batch job) conditioned on a persona: {name, version, system_message}.
+            "ALTER TABLE revisions ADD COLUMN persona JSON",
+            "ALTER TABLE revision_jobs ADD COLUMN persona JSON",
+        ],
+    ),
 ]
 
 

@@ -478,4 +478,4 @@ def test_view_revision_and_batch_functions(demo_db, backend, tiny_model):
     assert item["found"] and item["result"]["id"] == ids[0] and item["chat"][-1]["role"] == "assistant"
     with pytest.raises(rv.RevisionError, match="already done"):
         batch_view.resume_batch(demo_db, job["id"])
-    assert batch_view.jobs_table(demo_db)[0][:3] == [job["id"], PAIRS, "done"]
+    assert batch_view.jobs_table(demo_db)[0][:4] == [job["id"], PAIRS, "—", "done"]

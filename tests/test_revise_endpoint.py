@@ -85,6 +85,21 @@ def test_endpoint_revision_is_accepted_with_its_provenance(demo_db, endpoint):
     assert meta["backend"] == "endpoint" and meta["endpoint"] == endpoint.endpoint and meta["model"] == endpoint.model
 
 
+def test_endpoint_revision_and_judge_for_a_persona(demo_db, endpoint):
+    from components import labels, personas as pz
+
+    teacher = pz.resolve(demo_db, "retired-teacher")
+    r = rv.revise_one(demo_db, DIALOGUES, 1, "chosen", "concise", endpoint, fast_settings(max_new_tokens=6),
+                      persona=teacher.provenance())
+    into, row = rv.accept(demo_db, r)
+    rec = demo_db.record(into, row)
+    assert rec["prompt"][0]["content"] == teacher.system_message and rec["metadata"]["backend"] == "endpoint"
+    s = pz.judge_pairs(demo_db, PAIRS, teacher, endpoint, fast_settings(max_new_tokens=6, temperature=0), limit=3)
+    assert s.backend == "endpoint" and s.annotator == pz.annotator_name("retired-teacher", endpoint.model)
+    assert s.labeled + s.unparseable == 3  # random weights: whatever cannot be read stays unlabeled
+    assert len(labels.labeled_rows(demo_db, PAIRS, s.annotator)) == s.labeled
+
+
 def test_stop_cancels_an_endpoint_stream(endpoint):
     stop = threading.Event()
     s = endpoint.stream([{"role": "user", "content": "Go on and on."}], fast_settings(max_new_tokens=2000), stop)

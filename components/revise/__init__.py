@@ -19,6 +19,10 @@ The pieces, each usable on its own:
   ``pending``;
 * ``jobs`` -- ``start_job`` / ``run_job``: many conversations, resumable, results pending review.
 
+Any of these may be conditioned on a persona (``personas.Persona.provenance()``: name, version,
+system message): the critique and the revision are written for that person, and the accepted pair's
+prompt starts with the persona's system message, with the persona and its version in the provenance.
+
 torch and transformers are imported only when a local model is used, ``openai`` only when an
 endpoint is.
 """
@@ -38,10 +42,12 @@ from .library import (
     seed_principles,
 )
 from .prompts import (
-    SIDES, Critique, Source, conversation, critique_messages, fit_context, parse_critique, render_principles,
-    render_transcript, revision_messages,
+    SIDES, Critique, Source, conversation, critique_messages, fit_context, parse_critique, render_persona,
+    render_principles, render_transcript, revision_messages,
 )
-from .results import accept, default_into, get_revision, pair_of, pending, reject, revisions, target_name
+from .results import (
+    accept, default_into, get_revision, pair_of, pending, reject, revisions, target_name, with_system,
+)
 from .revision import Update, build_result, revise_one, revise_stream
 
 

@@ -94,10 +94,13 @@ def search_rows(db: Database, dataset: str, query: str, limit: int, notes: list[
 
 def create_job(db: Database, job: dict) -> dict:
     db.write(lambda cur: cur.execute(
-        "INSERT INTO revision_jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', NULL, now(), now())",
+        """INSERT INTO revision_jobs (id, key, dataset, side, selection, rows, principles, backend, settings,
+                                      accept_into, persona, status, message, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', NULL, now(), now())""",
         [job["id"], job["key"], job["dataset"], job["side"], json.dumps(job.get("selection") or {}),
          list(job["rows"]), json.dumps(job["principles"]), json.dumps(job["backend"]),
-         json.dumps(job["settings"]), job.get("accept_into")],
+         json.dumps(job["settings"]), job.get("accept_into"),
+         json.dumps(job["persona"]) if job.get("persona") else None],
     ))
     return get_job(db, job["id"])
 
@@ -127,7 +130,7 @@ def list_jobs(db: Database, job_id: str | None = None, key: str | None = None, u
         params + [limit],
     )
     for j in out:
-        for k in ("selection", "principles", "backend", "settings"):
+        for k in ("selection", "principles", "backend", "settings", "persona"):
             if isinstance(j.get(k), str):
                 j[k] = json.loads(j[k])
         j["total"] = len(j["rows"])
@@ -148,30 +151,33 @@ def done_rows(db: Database, job_id: str) -> set[int]:
 
 
 def job_key(dataset: str, side: str, rows: list[int], ps: list[Principle], backend: Backend, settings: Settings,
-            accept_into: str | None) -> str:
+            accept_into: str | None, persona: dict | None = None) -> str:
     s = settings.as_dict()
     s.pop("batch_size", None)
     what = {"dataset": dataset, "side": side, "rows": rows, "principles": [p.as_dict() for p in ps],
             "backend": [backend.kind, backend.model, backend.endpoint], "settings": s, "into": accept_into}
+    if persona:
+        what["persona"] = persona
     return hashlib.sha1(json.dumps(what, sort_keys=True).encode()).hexdigest()
 
 
 def start_job(db: Database, dataset: str, rows: list[int], ps: list[Principle], backend: Backend,
               settings: Settings, side: str = "chosen", accept_into: str | None = None,
-              selection: dict | None = None) -> tuple[dict, bool]:
+              selection: dict | None = None, persona: dict | None = None) -> tuple[dict, bool]:
     """The job for this request: an unfinished one with the same request is resumed, else a new one.
-    ``accept_into``: accept every result straight into that dataset. Returns (job, resumed)."""
+    ``accept_into``: accept every result straight into that dataset. ``persona`` ({name, version,
+    system_message}): every row is revised for that person (one job per persona). Returns (job, resumed)."""
     settings = settings.checked()
     if accept_into is not None:
         accept_into = target_name(accept_into, dataset)
-    key = job_key(dataset, side, rows, ps, backend, settings, accept_into)
+    key = job_key(dataset, side, rows, ps, backend, settings, accept_into, persona)
     old = list_jobs(db, key=key, unfinished=True, limit=1)
     if old:
         return old[0], True
     job = {"id": uuid.uuid4().hex[:12], "key": key, "dataset": dataset, "side": side, "selection": selection or {},
            "rows": rows, "principles": [p.as_dict() | {"template_id": p.id} for p in ps],
            "backend": {"kind": backend.kind, "model": backend.model, "endpoint": backend.endpoint},
-           "settings": settings.as_dict(), "accept_into": accept_into}
+           "settings": settings.as_dict(), "accept_into": accept_into, "persona": persona}
     return create_job(db, job), False
 
 
@@ -244,6 +250,7 @@ def run_job(db: Database, job_id: str, backend: Backend | None = None, stop: thr
 
 def _run_chunk(db, job, rows, ps, backend, settings, stop, seed) -> str | None:
     started = time.perf_counter()
+    persona = job.get("persona")
     sources, results = [], []
     for row in rows:
         try:
@@ -255,24 +262,25 @@ def _run_chunk(db, job, rows, ps, backend, settings, stop, seed) -> str | None:
     for src in sources:
         try:
             p, n = fit_context(src.prompt, src.final, ps, backend.count, backend.context_length(settings),
-                               settings.max_new_tokens)
+                               settings.max_new_tokens, persona)
         except RevisionError as err:
             results.append(_failed(job, src.row, str(err), backend, settings, ps))
             continue
         live.append(src), prompts.append(p), notes.append(n)
     run_settings = replace(settings, seed=seed)
-    crits = backend.generate_batch([critique_messages(p, s.final, ps) for p, s in zip(prompts, live)], run_settings, stop)
+    crits = backend.generate_batch([critique_messages(p, s.final, ps, persona) for p, s in zip(prompts, live)],
+                                   run_settings, stop)
     if stop.is_set():
         return None
-    revs = backend.generate_batch([revision_messages(p, s.final, ps, c.text) for p, s, c in zip(prompts, live, crits)],
-                                  run_settings, stop)
+    revs = backend.generate_batch([revision_messages(p, s.final, ps, c.text, persona)
+                                   for p, s, c in zip(prompts, live, crits)], run_settings, stop)
     if stop.is_set():
         return None
     each = (time.perf_counter() - started) / max(1, len(live))
     for src, p, n, c, r in zip(live, prompts, notes, crits, revs):
         res = build_result(src, ps, backend, settings, parse_critique(c.text, [x.id for x in ps]), r.text.strip(),
                            c, r, each, n + ([f"batch of {len(live)}"] if len(live) > 1 else []), job_id=job["id"],
-                           seed=seed)
+                           seed=seed, persona=persona)
         results.append(res)
     results.sort(key=lambda r: rows.index(r["row"]))
     into = job.get("accept_into")
@@ -297,4 +305,5 @@ def _failed(job, row, error, backend, settings, ps) -> dict:
     return {"id": uuid.uuid4().hex, "job_id": job["id"], "dataset": job["dataset"], "row": row, "side": job["side"],
             "status": "failed", "error": error, "principles": [p.as_dict() for p in ps], "model": backend.model,
             "backend": backend.kind, "endpoint": backend.endpoint, "device": backend.device, "dtype": backend.dtype,
-            "settings": settings.as_dict(), "seed": settings.seed, "tokens": None, "notes": []}
+            "settings": settings.as_dict(), "seed": settings.seed, "tokens": None, "notes": [],
+            "persona": job.get("persona")}

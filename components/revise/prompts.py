@@ -74,32 +74,50 @@ def render_principles(ps: list[Principle]) -> str:
     return "\n".join(f"- [{p.id}] {p.title}: {p.text}" for p in ps)
 
 
-def critique_messages(prompt: list[dict], final: dict, ps: list[Principle]) -> list[dict]:
-    """The chat that asks for a critique of ``final`` (the last assistant turn) after ``prompt``."""
+PERSONA_CRITIQUE = " Judge it also by how well it serves the person described: what they value and prefer."
+PERSONA_REVISION = " The new turn must also suit the person described: what they value and prefer."
+
+
+def render_persona(persona: dict | None) -> str:
+    """The block that conditions a critique or revision on a persona (its system message), or ''."""
+    if not persona:
+        return ""
+    return f"The person the assistant is talking with (its system message):\n{persona['system_message']}\n\n"
+
+
+def critique_messages(prompt: list[dict], final: dict, ps: list[Principle], persona: dict | None = None) -> list[dict]:
+    """The chat that asks for a critique of ``final`` (the last assistant turn) after ``prompt``;
+    with ``persona`` ({name, version, system_message}), judged for that person too."""
     body = (
+        f"{render_persona(persona)}"
         f"Principles:\n{render_principles(ps)}\n\n"
         f"Conversation:\n{render_transcript(prompt) if prompt else '(no earlier turns)'}\n\n"
         f"Final assistant turn to review:\n{final['content']}\n\n"
         f"{CRITIQUE_FORMAT}"
     )
-    return [{"role": "system", "content": CRITIQUE_SYSTEM}, {"role": "user", "content": body}]
+    system = CRITIQUE_SYSTEM + (PERSONA_CRITIQUE if persona else "")
+    return [{"role": "system", "content": system}, {"role": "user", "content": body}]
 
 
-def revision_messages(prompt: list[dict], final: dict, ps: list[Principle], critique: str) -> list[dict]:
-    """The chat that asks for the rewritten final turn, given the critique."""
+def revision_messages(prompt: list[dict], final: dict, ps: list[Principle], critique: str,
+                      persona: dict | None = None) -> list[dict]:
+    """The chat that asks for the rewritten final turn, given the critique (and the persona it is for)."""
     body = (
+        f"{render_persona(persona)}"
         f"Principles:\n{render_principles(ps)}\n\n"
         f"Conversation:\n{render_transcript(prompt) if prompt else '(no earlier turns)'}\n\n"
         f"Final assistant turn:\n{final['content']}\n\n"
         f"Critique of that turn:\n{critique.strip() or '(none given)'}\n\n"
-        "Write the final assistant turn again so that it follows every principle above. "
+        "Write the final assistant turn again so that it follows every principle above"
+        + (" and suits the person described" if persona else "") + ". "
         "If it already does, return it unchanged. Reply with the new turn only, with no preamble."
     )
-    return [{"role": "system", "content": REVISION_SYSTEM}, {"role": "user", "content": body}]
+    system = REVISION_SYSTEM + (PERSONA_REVISION if persona else "")
+    return [{"role": "system", "content": system}, {"role": "user", "content": body}]
 
 
 def fit_context(prompt: list[dict], final: dict, ps: list[Principle], count: Callable[[list[dict]], int],
-                context: int | None, max_new_tokens: int) -> tuple[list[dict], list[str]]:
+                context: int | None, max_new_tokens: int, persona: dict | None = None) -> tuple[list[dict], list[str]]:
     """Drop the oldest turns of ``prompt`` until both prompts fit ``context`` tokens; say what was dropped.
 
     Policy: the revision prompt (which carries the conversation, the final turn, and a critique of up
@@ -112,7 +130,7 @@ def fit_context(prompt: list[dict], final: dict, ps: list[Principle], count: Cal
     budget = context - max_new_tokens
 
     def need(p):
-        return count(revision_messages(p, final, ps, "")) + max_new_tokens
+        return count(revision_messages(p, final, ps, "", persona)) + max_new_tokens
 
     kept = list(prompt)
     dropped = 0

@@ -15,11 +15,11 @@ from ..store import MESSAGES, Database, DatabaseError
 from ..text import utc_now
 from .errors import RevisionError
 
-_JSON_COLUMNS = ("principles", "settings", "tokens")
+_JSON_COLUMNS = ("principles", "settings", "tokens", "persona")
 _COLUMNS = ["id", "job_id", "dataset", "row", "side", "dataset_version", "prompt", "original", "critique",
             "violations", "critique_parsed", "revision", "final_revision", "edited", "status", "error",
             "principles", "model", "backend", "endpoint", "device", "dtype", "settings", "seed", "tokens",
-            "latency_s", "ttft_s", "notes"]
+            "latency_s", "ttft_s", "notes", "persona"]
 
 
 def default_into(dataset: str) -> str:
@@ -159,8 +159,23 @@ def _append_pairs(cur, into: str, pairs: list[dict]) -> list[int]:
 # -- accepting: a revision becomes a pair ----------------------------------------------------------
 
 
+def with_system(prompt: list[dict], system: str) -> tuple[list[dict], str | None]:
+    """``prompt`` starting with ``system`` as its system message (the Multifaceted Collection format);
+    a system turn the conversation opened with is replaced, and returned so that it can be kept.
+
+    >>> with_system([{"role": "system", "content": "old"}, {"role": "user", "content": "hi"}], "new")
+    ([{'role': 'system', 'content': 'new'}, {'role': 'user', 'content': 'hi'}], 'old')
+    """
+    rest = list(prompt or [])
+    replaced = rest.pop(0)["content"] if rest and rest[0].get("role") == "system" else None
+    return [{"role": "system", "content": system}] + rest, replaced
+
+
 def pair_of(result: dict, final_text: str, edited: bool, reviewed_by: str | None) -> dict:
-    """The preference pair of a revision, with its provenance as the record's metadata."""
+    """The preference pair of a revision, with its provenance as the record's metadata. A revision
+    for a persona gets the persona's system message as the first turn of its prompt."""
+    persona = result.get("persona")
+    prompt, replaced = with_system(result["prompt"], persona["system_message"]) if persona else (result["prompt"], None)
     meta = {
         "source_dataset": result["dataset"],
         "source_row": result["row"],
@@ -189,11 +204,14 @@ def pair_of(result: dict, final_text: str, edited: bool, reviewed_by: str | None
         "revision_id": result["id"],
         "job_id": result.get("job_id"),
     }
+    if persona:
+        meta |= {"persona": persona["name"], "persona_version": persona["version"],
+                 "system_message": persona["system_message"], "source_system": replaced}
     return {
-        "prompt": result["prompt"],
+        "prompt": prompt,
         "chosen": [{"role": "assistant", "content": final_text}],
         "rejected": result["original"],
-        "source_id": f"{result['dataset']}#{result['row']}:{result['side']}",
+        "source_id": f"{result['dataset']}#{result['row']}:{result['side']}" + (f"@{persona['name']}" if persona else ""),
         "metadata": meta,
     }
 

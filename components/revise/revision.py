@@ -30,8 +30,11 @@ class Update:
 
 
 def revise_stream(source: Source, ps: list[Principle], backend: Backend, settings: Settings,
-                  stop: threading.Event | None = None) -> Iterator[Update]:
+                  stop: threading.Event | None = None, persona: dict | None = None) -> Iterator[Update]:
     """Critique then revise ``source``'s final turn, yielding an Update per chunk of text.
+
+    ``persona`` ({name, version, system_message}, e.g. ``personas.Persona.provenance()``) conditions the
+    critique and the revision on that person; the accepted pair's prompt then starts with its system message.
 
     The last update carries ``result``: everything ``accept`` stores. Setting ``stop`` ends the
     generation early (``phase == "stopped"``); whatever was written so far is kept.
@@ -40,10 +43,10 @@ def revise_stream(source: Source, ps: list[Principle], backend: Backend, setting
     stop = stop or threading.Event()
     started = time.perf_counter()
     prompt, notes = fit_context(source.prompt, source.final, ps, backend.count, backend.context_length(settings),
-                                settings.max_new_tokens)
+                                settings.max_new_tokens, persona)
     critique_text = ""
     yield Update("critique", notes=notes)
-    s = backend.stream(critique_messages(prompt, source.final, ps), settings, stop)
+    s = backend.stream(critique_messages(prompt, source.final, ps, persona), settings, stop)
     for piece in s:
         critique_text += piece
         yield Update("critique", critique_text, "", s.tokens, notes)
@@ -52,7 +55,7 @@ def revise_stream(source: Source, ps: list[Principle], backend: Backend, setting
     rev_gen = None
     revision_text = ""
     if crit_gen.finish != "stopped":
-        s = backend.stream(revision_messages(prompt, source.final, ps, critique_text), settings, stop)
+        s = backend.stream(revision_messages(prompt, source.final, ps, critique_text, persona), settings, stop)
         for piece in s:
             revision_text += piece
             yield Update("revision", critique_text, revision_text, crit_gen.tokens + s.tokens, notes)
@@ -61,14 +64,15 @@ def revise_stream(source: Source, ps: list[Principle], backend: Backend, setting
     if stopped:
         notes = notes + ["stopped by the user" + (" during the critique" if rev_gen is None else " during the revision")]
     result = build_result(source, ps, backend, settings, critique, revision_text.strip(), crit_gen, rev_gen,
-                          time.perf_counter() - started, notes)
+                          time.perf_counter() - started, notes, persona=persona)
     yield Update("stopped" if stopped else "done", critique_text, revision_text, result["tokens"]["total"], notes,
                  result)
 
 
 def build_result(source: Source, ps: list[Principle], backend: Backend, settings: Settings, critique: Critique,
                  revision: str, crit_gen: Generation, rev_gen: Generation | None, latency: float,
-                 notes: list[str], job_id: str | None = None, seed: int | None = None) -> dict:
+                 notes: list[str], job_id: str | None = None, seed: int | None = None,
+                 persona: dict | None = None) -> dict:
     """The revision record (the columns of the ``revisions`` table) for one conversation."""
     tokens = {
         "prompt": crit_gen.prompt_tokens,
@@ -96,6 +100,7 @@ def build_result(source: Source, ps: list[Principle], backend: Backend, settings
         "error": None if revision else ("stopped before the revision" if finish["critique"] == "stopped"
                                         else "the model wrote an empty revision"),
         "principles": [p.as_dict() for p in ps],
+        "persona": dict(persona) if persona else None,
         "model": backend.model,
         "backend": backend.kind,
         "endpoint": backend.endpoint,
@@ -112,12 +117,12 @@ def build_result(source: Source, ps: list[Principle], backend: Backend, settings
 
 def revise_one(db: Database, dataset: str, row: int, side: str = "chosen", principles_spec=None,
                backend: Backend | None = None, settings: Settings | None = None,
-               stop: threading.Event | None = None) -> dict:
+               stop: threading.Event | None = None, persona: dict | None = None) -> dict:
     """Run ``revise_stream`` to the end and return the revision record (not stored)."""
     source = conversation(db, dataset, row, side)
     ps = resolve_principles(db, principles_spec)
     last = None
-    for last in revise_stream(source, ps, backend, settings or Settings(), stop):
+    for last in revise_stream(source, ps, backend, settings or Settings(), stop, persona):
         pass
     return last.result
 

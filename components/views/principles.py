@@ -79,7 +79,7 @@ def build(db: Database, picks: gr.CheckboxGroup, who: gr.Textbox) -> None:
         return (gr.update(choices=choices, value=[s for s in (selected or []) if s in ids]),
                 gr.update(choices=[NEW] + [c[1] for c in choices], value=current if current in ids else NEW))
 
-    @requires("reviewer", "editing principles")
+    @requires("admin", "editing principles")
     def on_save(p_id, p_group, p_title, p_text, p_default, author, selected):
         line, p = save(db, p_id, p_group, p_title, p_text, p_default, author)
         if p is None:
@@ -88,7 +88,7 @@ def build(db: Database, picks: gr.CheckboxGroup, who: gr.Textbox) -> None:
 
     save_btn.click(on_save, [pid, group, title, text, is_default, who, picks], [result, picks, pick, history])
 
-    @requires("reviewer", "editing principles")
+    @requires("admin", "editing principles")
     def on_delete(p_id, author, selected):
         line, deleted = delete(db, p_id, author)
         if not deleted:

@@ -15,6 +15,7 @@ from typing import Iterator
 
 import gradio as gr
 
+from .. import personas as pz
 from .. import revise as rv
 from ..store import Database
 from . import principles as principle_editor
@@ -41,6 +42,19 @@ __all__ = ["accept_result", "build", "device_line", "load_conversation", "revise
 
 def revisable_datasets(db: Database) -> list[str]:
     return dataset_choices(db, ("pairs", "conversations"))
+
+
+NO_PERSONA = ("no persona", "")
+
+
+def persona_choices(db: Database) -> list[tuple[str, str]]:
+    """The persona list of the form: no persona first, then every persona of the library."""
+    return [NO_PERSONA] + [(p.name, p.name) for p in pz.personas(db)]
+
+
+def persona_card(db: Database, name: str | None) -> str:
+    """The card of persona ``name`` (escaped HTML), or '' for none or an unknown one."""
+    return pz.card_html(pz.persona(db, name)) if name else ""
 
 
 def load_conversation(db: Database, name: str | None, row, side: str) -> tuple[list[dict], str]:
@@ -79,6 +93,8 @@ def status_line(u: rv.Update, started: float) -> str:
         r = u.result
         crit = rv.Critique(r["critique"], r["violations"], r["critique_parsed"], not r["violations"] and r["critique_parsed"])
         text += f"<br>Critique: {escape(crit.summary())}"
+        if r.get("persona"):
+            text += f"<br>Written for persona **{escape(r['persona']['name'])}** (version {r['persona']['version']})"
         if r["status"] == "pending":
             text += "<br>Edit the revision if you like, then **Accept** to store it as a pair."
         else:
@@ -96,6 +112,7 @@ def revise_updates(db: Database, request: RevisionRequest, stop) -> Iterator[tup
             raise rv.RevisionError("pick a dataset and a row first")
         source = rv.conversation(db, request.dataset, request.row, request.side)
         ps = request.principles.resolve(db)
+        persona = request.persona_provenance(db)
         settings = request.generation.settings()
         if request.model.needs_loading():
             yield "⏳ Loading the model (once; it stays loaded)…", "", "", None, ""
@@ -107,7 +124,7 @@ def revise_updates(db: Database, request: RevisionRequest, stop) -> Iterator[tup
     last_push = 0.0
     u = None
     try:
-        for u in rv.revise_stream(source, ps, backend, settings, stop):
+        for u in rv.revise_stream(source, ps, backend, settings, stop, persona):
             now = time.perf_counter()
             if u.result is None and now - last_push < STREAM_INTERVAL:
                 continue
@@ -148,6 +165,11 @@ def build(studio: Studio) -> None:
                                        elem_id="revise-avoid")
                     steer = gr.Textbox(label="…and steer to topic", placeholder="e.g. index funds",
                                        elem_id="revise-steer")
+                persona = gr.Dropdown(label="Persona: revise for this person (optional)", choices=persona_choices(db),
+                                      value="", elem_id="revise-persona",
+                                      info="the critique and revision are written for them; the pair's prompt "
+                                           "starts with their system message")
+                persona_html = gr.HTML(elem_id="revise-persona-card")
         with gr.Accordion("Model and settings", open=True):
             with gr.Row():
                 kind = gr.Radio(["local", "endpoint"], value="local", label="Backend", scale=1, elem_id="revise-kind",
@@ -184,7 +206,7 @@ def build(studio: Studio) -> None:
         result = gr.State(None)
 
         form = RevisionForm(dataset, row, side, picks, avoid, steer, kind, model, endpoint, max_new, temperature,
-                            top_p, seed, context)
+                            top_p, seed, context, persona)
         pending, jobs = revise_batch.build(db, form, into, who)
         principle_editor.build(db, picks, who)
 
@@ -209,6 +231,12 @@ def build(studio: Studio) -> None:
             return gr.update(visible=k == "endpoint")
 
         kind.change(show_endpoint, kind, endpoint)
+
+        @requires("viewer", "reading a persona")
+        def show_persona(name):
+            return persona_card(db, name)
+
+        persona.change(show_persona, persona, persona_html)
         @requires("viewer", "choosing principles")
         def on_template_text(selected, avoid_text, steer_text):
             return with_template(selected, avoid_text, steer_text)
@@ -216,7 +244,7 @@ def build(studio: Studio) -> None:
         avoid.input(on_template_text, [picks, avoid, steer], picks)
         steer.input(on_template_text, [picks, avoid, steer], picks)
 
-        @requires("reviewer", "loading a model")
+        @requires("annotator", "loading a model")
         def on_load_model(k, m, ep):
             try:
                 return device_line(ModelChoice(k, m or "", ep or "").backend())
@@ -225,7 +253,7 @@ def build(studio: Studio) -> None:
 
         load_model.click(on_load_model, [kind, model, endpoint], device)
 
-        @requires("reviewer", "revising")
+        @requires("annotator", "revising")
         def on_run(values: dict, request: gr.Request):
             stop_ev = new_stop(session_of(request), "revise")
             for status_text, crit, rev, res, dev in revise_updates(db, form.read(values), stop_ev):
@@ -240,7 +268,7 @@ def build(studio: Studio) -> None:
 
         stop.click(on_stop, None, None, concurrency_limit=None)
 
-        @requires("reviewer", "accepting a revision")
+        @requires("annotator", "accepting a revision")
         def on_accept(res, text, name, target):
             msg = accept_result(db, res, text, name, target)
             return msg, (None if msg.startswith("✅") else res)
@@ -253,7 +281,7 @@ def build(studio: Studio) -> None:
         def on_load(request: gr.Request):
             params = query_params(request)
             choices = revisable_datasets(db)
-            rest = (*revise_batch.refreshed(db), revise_batch.jobs_table(db))
+            rest = (*revise_batch.refreshed(db), revise_batch.jobs_table(db), gr.update(choices=persona_choices(db)))
             name = params.get("dataset")
             here = params.get("tab") == TAB_ID
             if not here or name not in choices:
@@ -268,4 +296,4 @@ def build(studio: Studio) -> None:
                     target, gr.update(), *rest)
 
         studio.on_load.append((on_load, [dataset, studio.tabs, row, side, convo, about, into, accepted,
-                                         *pending.outputs(), jobs]))
+                                         *pending.outputs(), jobs, persona]))

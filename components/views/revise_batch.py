@@ -20,8 +20,9 @@ from ..text import clip, first_line
 from .common import as_int, chat, chatbot, escape, requires
 from .revise_form import RevisionForm, RevisionRequest, accept_result, new_stop, request_stop, session_of
 
-PENDING_COLUMNS = ["revision", "dataset", "row", "side", "violations", "revision text", "model", "job"]
-JOB_COLUMNS = ["job", "dataset", "status", "done", "total", "pending", "failed", "model", "accept into", "updated"]
+PENDING_COLUMNS = ["revision", "dataset", "row", "side", "persona", "violations", "revision text", "model", "job"]
+JOB_COLUMNS = ["job", "dataset", "persona", "status", "done", "total", "pending", "failed", "model", "accept into",
+               "updated"]
 
 
 @dataclass
@@ -59,8 +60,10 @@ def start_batch(db: Database, request: RevisionRequest, batch: BatchChoice) -> B
     rows = rv.select_rows(db, request.dataset, (batch.rows or "").strip() or None, (batch.query or "").strip() or None,
                           as_int(batch.limit, 0) or None, notes)
     backend = request.model.backend()
+    persona = request.persona_provenance(db)
     job, resumed = rv.start_job(db, request.dataset, rows, ps, backend, settings, request.side, accept_into,
-                                {"rows": batch.rows or None, "query": batch.query or None, "limit": batch.limit})
+                                {"rows": batch.rows or None, "query": batch.query or None, "limit": batch.limit},
+                                persona=persona)
     return BatchStart(job, backend, resumed, notes)
 
 
@@ -105,7 +108,8 @@ def finished_line(head: str, job: dict) -> str:
 
 def pending_table(db: Database, limit: int = 200) -> tuple[list[list], list[str]]:
     rows = rv.pending(db, limit=limit)
-    table = [[r["id"][:8], r["dataset"], r["row"], r["side"], ", ".join(r["violations"] or []) or "—",
+    table = [[r["id"][:8], r["dataset"], r["row"], r["side"], (r.get("persona") or {}).get("name") or "—",
+              ", ".join(r["violations"] or []) or "—",
               clip(r["revision"], 140), r["model"], (r["job_id"] or "")[:12]] for r in rows]
     return table, [r["id"] for r in rows]
 
@@ -115,7 +119,8 @@ def pending_count(ids: list[str]) -> str:
 
 
 def jobs_table(db: Database) -> list[list]:
-    return [[j["id"], j["dataset"], j["status"], j["done"], j["total"], j["pending"], j["failed"],
+    return [[j["id"], j["dataset"], (j.get("persona") or {}).get("name") or "—", j["status"], j["done"], j["total"],
+             j["pending"], j["failed"],
              j["backend"].get("model"), j["accept_into"] or "(review)", str(j["updated_at"])[:19]]
             for j in rv.list_jobs(db, limit=50)]
 
@@ -129,7 +134,8 @@ def review_item(db: Database, rid: str | None) -> dict:
     return {
         "found": True,
         "title": (f"**{escape(r['dataset'])}**, row {r['row']} ({r['side']}) · model `{escape(r['model'])}` · "
-                  f"{escape(crit.summary() if r['violations'] or not r['critique_parsed'] else 'no principle violated')}"),
+                  + (f"for persona **{escape(r['persona']['name'])}** · " if r.get("persona") else "")
+                  + f"{escape(crit.summary() if r['violations'] or not r['critique_parsed'] else 'no principle violated')}"),
         "chat": chat((r["prompt"] or []) + (r["original"] or [])),
         "critique": r["critique"] or "",
         "revision": r["revision"] or "",
@@ -212,7 +218,7 @@ def build(db: Database, form: RevisionForm, into: gr.Textbox, who: gr.Textbox) -
 
     batch_inputs = form.components() | {rows, query, limit, size, straight, into}
 
-    @requires("reviewer", "revising a batch")
+    @requires("annotator", "revising a batch")
     def on_start(values: dict, request: gr.Request, progress=gr.Progress()):
         choice = BatchChoice(values[rows] or "", values[query] or "", values[limit], values[size],
                              bool(values[straight]), values[into] or "")
@@ -223,7 +229,7 @@ def build(db: Database, form: RevisionForm, into: gr.Textbox, who: gr.Textbox) -
             return
         yield from follow(start, request, progress, values[size])
 
-    @requires("reviewer", "revising a batch")
+    @requires("annotator", "revising a batch")
     def on_resume(job_id, size_value, request: gr.Request, progress=gr.Progress()):
         if not (job_id or "").strip():
             yield "⚠️ Pick a job in the table (or type its id) to resume it.", gr.update()
@@ -267,7 +273,7 @@ def build(db: Database, form: RevisionForm, into: gr.Textbox, who: gr.Textbox) -
 
     pending.table.select(pick_pending, pending.ids, [title, convo, critique, revision, current, result])
 
-    @requires("reviewer", "accepting a revision")
+    @requires("annotator", "accepting a revision")
     def on_accept(res, text, name):
         if not res:
             return "⚠️ Pick a pending revision first.", res, *refreshed(db)
@@ -275,7 +281,7 @@ def build(db: Database, form: RevisionForm, into: gr.Textbox, who: gr.Textbox) -
 
     accept.click(on_accept, [current, revision, who], [result, current, *pending.outputs()])
 
-    @requires("reviewer", "rejecting a revision")
+    @requires("annotator", "rejecting a revision")
     def on_reject(res, name):
         if not res:
             return "⚠️ Pick a pending revision first.", res, *refreshed(db)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import gradio as gr
 
+from .. import personas as pz
 from .. import revise as rv
 from ..store import Database
 from .common import as_int, deep_link, escape
@@ -109,6 +110,16 @@ class RevisionRequest:
     principles: PrincipleChoice
     model: ModelChoice
     generation: GenerationChoice
+    persona: str | None = None  # revise for this persona (its name), or for no one in particular
+
+    def persona_provenance(self, db: Database) -> dict | None:
+        """The chosen persona's name, version and system message; RevisionError when it is unknown."""
+        if not (self.persona or "").strip():
+            return None
+        try:
+            return pz.resolve(db, self.persona.strip()).provenance()
+        except pz.PersonaError as err:
+            raise rv.RevisionError(str(err)) from None
 
 
 @dataclass
@@ -129,6 +140,7 @@ class RevisionForm:
     top_p: gr.Slider
     seed: gr.Number
     context: gr.Number
+    persona: gr.Dropdown
 
     def components(self) -> set:
         return set(vars(self).values())
@@ -141,6 +153,7 @@ class RevisionForm:
             principles=PrincipleChoice(list(v["picks"] or []), v["avoid"] or "", v["steer"] or ""),
             model=ModelChoice(v["kind"] or "local", v["model"] or "", v["endpoint"] or ""),
             generation=GenerationChoice(v["max_new"], v["temperature"], v["top_p"], v["seed"], v["context"]),
+            persona=v["persona"] or None,
         )
 
 
@@ -154,7 +167,9 @@ def accept_result(db: Database, result: dict | None, text: str | None, who: str 
     except rv.RevisionError as err:
         return f"⚠️ {escape(err)}"
     edited = " (edited)" if (text or "").strip() != (result.get("revision") or "").strip() else ""
-    return f"✅ Accepted{edited} as row {row} of **{escape(name)}** · [open it]({deep_link(name, row)})"
+    persona = result.get("persona")
+    who_for = f" for persona **{escape(persona['name'])}**" if persona else ""
+    return f"✅ Accepted{edited}{who_for} as row {row} of **{escape(name)}** · [open it]({deep_link(name, row)})"
 
 
 # -- Stop: one switch per browser session and activity ------------------------------------------------
