@@ -1,8 +1,8 @@
 """Persistence for a Space without persistent storage: the work people did, mirrored to a Hub dataset.
 
 A Space's disk is wiped at every restart. What people made in the app -- the label log, the accepted
-revisions and the principles' edit history -- is written as append-only JSON-lines shards into a folder
-(``labels/``, ``revisions/``, ``principles/``) that ``huggingface_hub.CommitScheduler`` pushes to a Hub
+revisions and the principles' and personas' edit histories -- is written as append-only JSON-lines shards into a folder
+(``labels/``, ``revisions/``, ``principles/``, ``personas/``) that ``huggingface_hub.CommitScheduler`` pushes to a Hub
 dataset repo every few minutes and at shutdown. At start, an empty database is filled back from the
 repo's shards. Datasets themselves come back from their sources (the Hub or the demo files).
 
@@ -25,6 +25,7 @@ PARTS = {
     # part: (SELECT of its rows in a stable, append-only order; shard file prefix)
     "labels": ("SELECT * FROM label_events ORDER BY id", "events"),
     "principles": ('SELECT * FROM principle_history ORDER BY "at", id, version', "history"),
+    "personas": ('SELECT * FROM persona_history ORDER BY "at", name, version', "history"),
     "revisions": ("SELECT * FROM revisions WHERE status = 'accepted' ORDER BY reviewed_at, id", "accepted"),
 }
 _SHARD = re.compile(r"^[a-z]+-(\d{10})-(\d{10})\.jsonl$")
@@ -42,6 +43,11 @@ def _plain(value):
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
+
+
+def _json(value):
+    """A JSON column's value as DuckDB takes it (the shards hold it parsed or as text)."""
+    return value if value is None or isinstance(value, str) else json.dumps(value)
 
 
 def exported(folder: Path, part: str) -> int:
@@ -87,7 +93,7 @@ def restore(db: Database, folder: str | os.PathLike) -> dict[str, int]:
     it undid.
     """
     folder = Path(folder)
-    restored = {"labels": 0, "principles": 0, "revisions": 0}
+    restored = {"labels": 0, "principles": 0, "personas": 0, "revisions": 0}
 
     def run(cur):
         if not cur.execute("SELECT count(*) FROM label_events").fetchone()[0]:
@@ -125,10 +131,29 @@ def restore(db: Database, folder: str | os.PathLike) -> dict[str, int]:
                              first(action ORDER BY version) OVER (PARTITION BY id) AS first_action
                       FROM principle_history) h
                 WHERE latest = 1""")
+        people = _read(folder, "personas")
+        if people and not cur.execute("SELECT count(*) FROM persona_history WHERE action <> 'library'").fetchone()[0]:
+            cur.execute("DELETE FROM persona_history")
+            for h in people:
+                cur.execute('INSERT INTO persona_history (name, version, action, attributes, template, system_message, '
+                            'author, "at") VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+                            [h["name"], h["version"], h["action"], _json(h.get("attributes")), h.get("template"),
+                             h.get("system_message"), h.get("author"), h["at"]])
+                restored["personas"] += 1
+            cur.execute("DELETE FROM personas")
+            cur.execute("""
+                INSERT INTO personas
+                SELECT h.name, h.attributes, h.template,
+                       CASE WHEN first_action = 'library' THEN 'library' ELSE 'user' END,
+                       h.version, h.action = 'delete', h.author, h."at"
+                FROM (SELECT *, row_number() OVER (PARTITION BY name ORDER BY version DESC, "at" DESC) AS latest,
+                             first(action ORDER BY version) OVER (PARTITION BY name) AS first_action
+                      FROM persona_history) h
+                WHERE latest = 1""")
         if not cur.execute("SELECT count(*) FROM revisions").fetchone()[0]:
             columns = [r[0] for r in cur.execute("DESCRIBE revisions").fetchall()]
             for r in _read(folder, "revisions"):
-                values = [json.dumps(r.get(c)) if isinstance(r.get(c), dict) else r.get(c) for c in columns]
+                values = [_json(r.get(c)) if isinstance(r.get(c), dict) else r.get(c) for c in columns]
                 cur.execute(f"INSERT INTO revisions ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
                             values)
                 restored["revisions"] += 1

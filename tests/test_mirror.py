@@ -49,3 +49,28 @@ def test_the_mirror_says_in_one_line_when_the_hub_cannot_be_reached(db, tmp_path
     with pytest.raises(mirror.MirrorError, match=r"cannot read the mirror lab/studio-labels: ") as err:
         mirror.start(db, "lab/studio-labels", tmp_path / "mirror", token=None)
     assert "\n" not in str(err.value)
+
+
+def test_principle_and_persona_edits_survive_a_restart(db, tmp_path):
+    from components import personas, revise
+
+    edited = next(p for p in revise.principles(db) if not p.template)
+    revise.save_principle(db, {"id": edited.id, "group": edited.group, "title": edited.title,
+                               "text": edited.text + " Be brief.", "default": edited.default}, author="ada")
+    first = personas.personas(db)[0]
+    personas.save_persona(db, {"name": first.name, "attributes": {**dict(first.attributes), "diet": "vegetarian"},
+                               "template": first.template}, author="ada")
+    folder = tmp_path / "mirror"
+    written = mirror.dump(db, folder)
+    assert written["principles"] > 0 and written["personas"] > 0
+
+    fresh = Database(tmp_path / "fresh.duckdb")
+    try:
+        counts = mirror.restore(fresh, folder)
+        assert counts["principles"] == written["principles"] and counts["personas"] == written["personas"]
+        back = {p.id: p for p in revise.principles(fresh)}
+        assert back[edited.id].text.endswith("Be brief.") and back[edited.id].version == edited.version + 1
+        assert dict(personas.persona(fresh, first.name).attributes)["diet"] == "vegetarian"
+        assert len(revise.principles(fresh)) == len(revise.principles(db))
+    finally:
+        fresh.close()
