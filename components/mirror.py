@@ -85,6 +85,41 @@ def _read(folder: Path, part: str) -> list[dict]:
     return rows
 
 
+HISTORIES = {
+    # part: (history table, key column, history columns, current table, the current row from history row h)
+    "principles": ("principle_history", "id",
+                   ["id", "version", "action", "grp", "title", "text", "template", "params", "is_default", "author", "at"],
+                   "principles", "h.id, h.grp, h.title, h.text, h.template, h.params, h.is_default"),
+    "personas": ("persona_history", "name",
+                 ["name", "version", "action", "attributes", "template", "system_message", "author", "at"],
+                 "personas", "h.name, h.attributes, h.template"),
+}
+
+
+def _restore_history(cur, rows: list[dict], history: str, key: str, columns: list[str], current: str,
+                     leading: str) -> int:
+    """Put back an edit history and rebuild the current table from each item's latest version (its
+    origin, version, deleted flag, author and time follow the history). A database whose history
+    holds more than the library's own seeding is left alone."""
+    if not rows or cur.execute(f"SELECT count(*) FROM {history} WHERE action <> 'library'").fetchone()[0]:
+        return 0
+    cur.execute(f"DELETE FROM {history}")
+    names = ", ".join(f'"{c}"' for c in columns)
+    for h in rows:
+        cur.execute(f"INSERT INTO {history} ({names}) VALUES ({', '.join('?' * len(columns))})",
+                    [_json(h.get(c)) if isinstance(h.get(c), dict) else h.get(c) for c in columns])
+    cur.execute(f"DELETE FROM {current}")
+    cur.execute(f"""
+        INSERT INTO {current}
+        SELECT {leading}, CASE WHEN first_action = 'library' THEN 'library' ELSE 'user' END,
+               h.version, h.action = 'delete', h.author, h."at"
+        FROM (SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY version DESC, "at" DESC) AS latest,
+                     first(action ORDER BY version) OVER (PARTITION BY {key}) AS first_action
+              FROM {history}) h
+        WHERE latest = 1""")
+    return len(rows)
+
+
 def restore(db: Database, folder: str | os.PathLike) -> dict[str, int]:
     """Fill an empty database's labels, principles and accepted revisions from the shards in ``folder``.
 
@@ -111,45 +146,8 @@ def restore(db: Database, folder: str | os.PathLike) -> dict[str, int]:
                 ).fetchone()[0]
                 new_ids[int(e["id"])] = new
                 restored["labels"] += 1
-        history = _read(folder, "principles")
-        if history and not cur.execute("SELECT count(*) FROM principle_history WHERE action <> 'library'").fetchone()[0]:
-            cur.execute("DELETE FROM principle_history")
-            for h in history:
-                cur.execute('INSERT INTO principle_history (id, version, action, grp, title, text, template, params, '
-                            'is_default, author, "at") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-                            [h["id"], h["version"], h["action"], h.get("grp"), h.get("title"), h.get("text"),
-                             h.get("template"), h.get("params"), h.get("is_default"), h.get("author"), h["at"]])
-                restored["principles"] += 1
-            # the current text of each principle is its latest version
-            cur.execute("DELETE FROM principles")
-            cur.execute("""
-                INSERT INTO principles
-                SELECT h.id, h.grp, h.title, h.text, h.template, h.params, h.is_default,
-                       CASE WHEN first_action = 'library' THEN 'library' ELSE 'user' END,
-                       h.version, h.action = 'delete', h.author, h."at"
-                FROM (SELECT *, row_number() OVER (PARTITION BY id ORDER BY version DESC, "at" DESC) AS latest,
-                             first(action ORDER BY version) OVER (PARTITION BY id) AS first_action
-                      FROM principle_history) h
-                WHERE latest = 1""")
-        people = _read(folder, "personas")
-        if people and not cur.execute("SELECT count(*) FROM persona_history WHERE action <> 'library'").fetchone()[0]:
-            cur.execute("DELETE FROM persona_history")
-            for h in people:
-                cur.execute('INSERT INTO persona_history (name, version, action, attributes, template, system_message, '
-                            'author, "at") VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-                            [h["name"], h["version"], h["action"], _json(h.get("attributes")), h.get("template"),
-                             h.get("system_message"), h.get("author"), h["at"]])
-                restored["personas"] += 1
-            cur.execute("DELETE FROM personas")
-            cur.execute("""
-                INSERT INTO personas
-                SELECT h.name, h.attributes, h.template,
-                       CASE WHEN first_action = 'library' THEN 'library' ELSE 'user' END,
-                       h.version, h.action = 'delete', h.author, h."at"
-                FROM (SELECT *, row_number() OVER (PARTITION BY name ORDER BY version DESC, "at" DESC) AS latest,
-                             first(action ORDER BY version) OVER (PARTITION BY name) AS first_action
-                      FROM persona_history) h
-                WHERE latest = 1""")
+        for part, spec in HISTORIES.items():
+            restored[part] = _restore_history(cur, _read(folder, part), *spec)
         if not cur.execute("SELECT count(*) FROM revisions").fetchone()[0]:
             columns = [r[0] for r in cur.execute("DESCRIBE revisions").fetchall()]
             for r in _read(folder, "revisions"):
