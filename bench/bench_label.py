@@ -1,6 +1,7 @@
 """Labeling under load, and the key press -> next pair time in a real browser.
 
-    .venv/bin/python bench/bench_label.py [--clients 16] [--per-client 100] [--presses 60]
+    .venv/bin/python bench/bench_label.py [--clients 16] [--per-client 100] [--presses 60] [--hits 30]
+                                          [--browser-only]
 
 1. Starts the real server (`python app.py serve`) on a fresh database file holding a dataset of pairs:
    the UltraFeedback sample in ../shared/data when it is there (998 pairs of real text), else 1,000
@@ -8,6 +9,8 @@
 2. In Chromium (Playwright), one annotator labels --presses pairs with the keyboard alone; for each key
    the page records the keydown time and the time the next pair was on screen (the title names a new
    row, then one animation frame so that it is painted).
+   Then --hits search hits are opened from the Browse tab the way a click on a result link opens
+   them: the time from the click to the pair's title painted in Compare (no page reload).
 3. --clients gradio_client clients, each in its own thread (one process) with its own annotator name,
    label --per-client pairs each as fast as they can: `/next_pair` then `/label`, timing each round
    trip, and the CPU time the server and the clients spent. gradio_client sometimes drops a call when
@@ -188,7 +191,34 @@ INSTRUMENT = """
 """
 
 
-def browser_test(url: str, dataset: str, presses: int) -> dict:
+OPEN_HIT = """
+([href, row]) => new Promise((resolve) => {
+  const a = document.createElement('a');
+  a.href = href; a.textContent = 'hit'; document.body.prepend(a);
+  const t0 = performance.now();
+  a.click();  // as a click on a search result: handled by static/compare.js, no reload
+  const check = () => {
+    const el = document.querySelector('#cmp-title');
+    const m = el && el.offsetParent !== null && el.innerText.match(/row (\\d+)/);
+    if (m && Number(m[1]) === row) requestAnimationFrame(() => { a.remove(); resolve(performance.now() - t0); });
+    else requestAnimationFrame(check);
+  };
+  check();
+})
+"""
+
+
+def open_hits(page, dataset: str, rows: list[int]) -> list[float]:
+    """Open each row as a search hit from the Browse tab; ms from the click to the pair painted."""
+    took = []
+    for row in rows:
+        page.get_by_role("tab", name="Browse").click()
+        page.wait_for_timeout(150)
+        took.append(page.evaluate(OPEN_HIT, [f"?tab=compare&dataset={dataset}&row={row}&q=answer", row]))
+    return took
+
+
+def browser_test(url: str, dataset: str, presses: int, hits: list[int]) -> dict:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -210,8 +240,9 @@ def browser_test(url: str, dataset: str, presses: int) -> dict:
             page.wait_for_function(f"() => window.__bench.length >= {i + 1}", timeout=30_000)
             page.wait_for_timeout(50)
         samples = page.evaluate("window.__bench")
+        hit_ms = open_hits(page, dataset, hits)
         browser.close()
-    return {"samples": samples}
+    return {"samples": samples, "hit_ms": hit_ms}
 
 
 def main() -> None:
@@ -219,6 +250,8 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=16, help="gradio_client clients labeling at once (default 16)")
     ap.add_argument("--per-client", type=int, default=100, help="labels each client writes (default 100)")
     ap.add_argument("--presses", type=int, default=60, help="key presses in Chromium (default 60)")
+    ap.add_argument("--hits", type=int, default=30, help="search hits opened in Compare (default 30)")
+    ap.add_argument("--browser-only", action="store_true", help="only the browser part (no clients)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "label.json"), help="where the JSON result goes")
     args = ap.parse_args()
 
@@ -240,9 +273,13 @@ def main() -> None:
     proc = start_server(db_path, port)
     try:
         load_avg = os.getloadavg()[0]
-        web = browser_test(url, "bench", args.presses)  # first, on a quiet server
+        hits = random.Random(3).sample(range(pairs), min(args.hits, pairs))
+        web = browser_test(url, "bench", args.presses, hits)  # first, on a quiet server
         server_cpu0, client_cpu0 = cpu_seconds(proc.pid), own_cpu_seconds()
-        load = load_test(url, "bench", args.clients, args.per_client)
+        if args.browser_only:
+            args.clients = 0
+        load = load_test(url, "bench", args.clients, args.per_client) if args.clients else \
+            {"label_ms": [0.0], "next_ms": [0.0], "sent": {}, "errors": [], "wall_s": 1.0, "retries": []}
         server_cpu, client_cpu = cpu_seconds(proc.pid) - server_cpu0, own_cpu_seconds() - client_cpu0
     finally:
         proc.terminate()
@@ -278,6 +315,8 @@ def main() -> None:
         "presses": args.presses, "events_from_browser": from_browser, "browser_labels_match_pairs_shown": shown_in_order,
         "key_to_pair_p50_ms": statistics.median(painted), "key_to_pair_p95_ms": pct(painted, 95),
         "key_to_pair_max_ms": max(painted),
+        "hits": len(web["hit_ms"]), "hit_to_pair_p50_ms": statistics.median(web["hit_ms"]),
+        "hit_to_pair_p95_ms": pct(web["hit_ms"], 95), "hit_to_pair_max_ms": max(web["hit_ms"]),
     }
     ok = (from_clients == expected and distinct == expected and mismatched == 0 and not load["errors"]
           and from_browser == args.presses and shown_in_order)
@@ -303,6 +342,9 @@ def main() -> None:
     print(f"| browser: key press -> next pair painted, p50 / p95 / max ({args.presses} presses) | "
           f"{result['key_to_pair_p50_ms']:.0f} ms / {result['key_to_pair_p95_ms']:.0f} ms / "
           f"{result['key_to_pair_max_ms']:.0f} ms |")
+    print(f"| browser: search hit clicked -> its pair painted in Compare, p50 / p95 / max ({result['hits']} hits) | "
+          f"{result['hit_to_pair_p50_ms']:.0f} ms / {result['hit_to_pair_p95_ms']:.0f} ms / "
+          f"{result['hit_to_pair_max_ms']:.0f} ms |")
     print(f"| browser label events in DuckDB (expected {args.presses}), each on the pair shown | "
           f"{from_browser} ({'yes' if shown_in_order else 'NO'}) |")
     if load["errors"]:

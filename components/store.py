@@ -273,6 +273,32 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "ALTER TABLE revision_jobs ADD COLUMN persona JSON",
         ],
     ),
+    (
+        "0008_models",
+        [
+            # The models people may run from the page (components/revise/models.py): admins add and
+            # remove entries; a removed entry keeps its row; every change is a row of model_history.
+            """CREATE TABLE models (
+                id VARCHAR PRIMARY KEY,
+                kind VARCHAR NOT NULL CHECK (kind IN ('local', 'endpoint')),
+                model VARCHAR NOT NULL,           -- a folder or Hub id; for an endpoint, the served name
+                endpoint VARCHAR,                 -- the endpoint's URL (NULL for a local model)
+                origin VARCHAR NOT NULL,          -- settings ($STUDIO_MODELS, $STUDIO_REVISE_MODEL) | page | cli
+                removed BOOLEAN NOT NULL,
+                updated_by VARCHAR,
+                updated_at TIMESTAMP NOT NULL
+            )""",
+            """CREATE TABLE model_history (
+                id VARCHAR NOT NULL,
+                action VARCHAR NOT NULL,          -- add | remove
+                kind VARCHAR NOT NULL,
+                model VARCHAR NOT NULL,
+                endpoint VARCHAR,
+                author VARCHAR,
+                "at" TIMESTAMP NOT NULL
+            )""",
+        ],
+    ),
 ]
 
 

@@ -478,7 +478,7 @@ def test_labeling_screen_queue_label_undo_and_move(pairs_db):
     assert screen.current_row(st) == order[1]  # resumes after what ada labeled
     view = screen.pair_view(db, "pairs", order[1], with_diff=True)
     assert view["prompt"][0]["content"].startswith(f"Question number {order[1]}")
-    assert view["chosen_len"].endswith("words") and "wd-del" in view["diff"]
+    assert view["left_len"].endswith("words") and "wd-del" in view["diff"]
     st = screen.label_current(db, st, "rejected", "ada", screen.LabelForm(confidence=3, note="flip", tags=["factuality"]))
     assert screen.current_row(st) == order[2]
     assert labels.current_label(db, "pairs", order[1], "ada")["confidence"] == 3

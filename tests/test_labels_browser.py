@@ -164,12 +164,12 @@ def test_hostile_text_runs_nothing_and_stays_readable(hostile, page):
     for i in (0, 2):
         page.goto(hostile.url + f"?dataset=xss&row={i}")
         expect(page.locator("#browse-row-title")).to_contain_text(f"row {i}")
-        expect(page.locator("#browse-chosen")).to_contain_text(f"Prompt {i}:")
+        expect(page.locator("#browse-prompt")).to_contain_text(f"Prompt {i}:")  # the shared turn, once
         expect(page.locator("#browse-rejected")).to_contain_text(f"Rejected {i}:")
         for words in ("after.", "done.", "harmless link", "Shapes text."):
             if words in PAYLOADS[(i + 1) % 4]:
                 expect(page.locator("#browse-chosen")).to_contain_text(words)
-        hrefs = page.locator("#browse-chosen a, #browse-rejected a").evaluate_all("els => els.map(a => a.href)")
+        hrefs = page.locator("#browse-prompt a, #browse-chosen a, #browse-rejected a").evaluate_all("els => els.map(a => a.href)")
         assert not [h for h in hrefs if h.lower().startswith("javascript:")], hrefs  # no link can run script
         assert page.evaluate("window.__pwned") is None
     assert not [m for m in console if "PWNED" in m]

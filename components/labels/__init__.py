@@ -2,7 +2,8 @@
 
 Every label is an event appended to DuckDB's ``label_events``; the ``current_labels`` view gives the
 latest event of each (pair, annotator) that was not undone (``events``). ``queues`` says which pair an
-annotator sees next, ``agreement`` how far annotators agree, ``export`` writes what they decided.
+annotator sees next, ``agreement`` how far annotators agree, ``export`` writes what they decided;
+``settings`` holds a dataset's project settings (blind labeling) and ``datasets`` renames and deletes.
 
 >>> [lab.key for lab in VOCABULARY]
 ['1', '2', '3', '4', 'S']
@@ -17,7 +18,9 @@ from .events import (BY_NAME, DEFAULT_TAGS, JUDGMENTS, LABELS, MAJORITY_SQL, MAX
                      majority_rows, pair_labels, undo, undo_last_label)
 from .export import (FILE_FORMATS, NO_PREFERENCE, STYLES, ExportSummary, apply_preference, export_log, export_pairs,
                      file_format, hub_token, preference_labels, prompt_text, push_to_hub)
+from .datasets import delete_dataset, rename_dataset
 from .queues import QUEUES, Queue, next_row, next_unlabeled, open_queue, progress, search_pairs, shuffled_rows
+from .settings import SETTINGS, blind_title, is_blind, set_setting, setting, setting_history, swapped, unblind
 
 __all__ = [
     "MAX_PAIRWISE", "Agreement", "agreement", "busiest_pair", "cohen_kappa", "confusion", "disagreements",
@@ -30,4 +33,6 @@ __all__ = [
     "FILE_FORMATS", "NO_PREFERENCE", "STYLES", "ExportSummary", "apply_preference", "export_log", "export_pairs",
     "file_format", "hub_token", "preference_labels", "prompt_text", "push_to_hub",
     "QUEUES", "Queue", "next_row", "next_unlabeled", "open_queue", "progress", "search_pairs", "shuffled_rows",
+    "delete_dataset", "rename_dataset",
+    "SETTINGS", "blind_title", "is_blind", "set_setting", "setting", "setting_history", "swapped", "unblind",
 ]

@@ -150,9 +150,9 @@ def build(db: Database, screen: LabelScreen, tabs: gr.Tabs, tab: gr.Tab) -> None
         picker.input(show_confusion, [c.dataset, first, second], confusion)
 
     @requires("viewer", "opening a disagreement")
-    def open_disagreement(dataset, rows, typed_name, with_diff, evt: gr.SelectData, request: gr.Request):
+    def open_disagreement(dataset, rows, typed_name, with_diff, evt: gr.SelectData, *, who=None):
         row = as_int((evt.row_value or [None])[0], -1)
-        name = name_or_none(typed_name, request)
+        name = name_or_none(typed_name, who)
         state = new_queue(db, dataset, "disagreements", None, name, row if row >= 0 else None)
         if rows and row in rows:  # the list as shown (it may be among some annotators only)
             state["rows"], state["pos"] = list(rows), list(rows).index(row)

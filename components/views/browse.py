@@ -1,4 +1,5 @@
-"""Browse: pick a dataset, page through its rows, open one (chat view with metadata beside it)."""
+"""Browse: pick a dataset, page through its rows, open one (chat view with metadata beside it); admins
+rename and delete datasets here."""
 
 from __future__ import annotations
 
@@ -6,11 +7,20 @@ import math
 
 import gradio as gr
 
+from .. import labels
+from ..labels import LabelError
 from ..store import Database
 from ..text import clip
-from .common import Studio, as_int, chat, chatbot, dataset_choices, deep_link, escape, query_params, requires
+from .common import (READONLY_CSS, Studio, as_int, chat, chatbot, dataset_change, dataset_choices, deep_link, escape,
+                     query_params, refreshed, requires, resolve_dataset)
 
 TAB_ID = "browse"
+CSS = READONLY_CSS + """
+#browse-manage { max-width: 900px; }
+"""
+SCROLL_TO_ROW = ("() => { const el = document.getElementById('browse-row-title'); "
+                 "if (el) el.scrollIntoView({block: 'start', behavior: 'instant'}); }")
+"""Run in the browser after a row opens: the row panel comes into view."""
 PAGE_SIZE = 20
 COLUMNS = {
     "pairs": (["row", "last prompt turn", "turns", "score chosen", "score rejected"],
@@ -53,7 +63,8 @@ def page_rows(db: Database, name: str | None, page: int) -> tuple[dict, int, int
 
 def open_row(db: Database, name: str | None, row: int) -> dict:
     """Everything the row panel shows for source row ``row`` of dataset ``name``."""
-    empty = {"found": False, "title": "", "kind": None, "chosen": [], "rejected": [], "text": "", "metadata": {}, "link": ""}
+    empty = {"found": False, "title": "", "kind": None, "prompt": [], "chosen": [], "rejected": [], "text": "",
+             "metadata": {}, "link": ""}
     info = db.dataset(name) if name else None
     if info is None:
         return empty | {"title": "Pick a dataset to browse."}
@@ -73,9 +84,12 @@ def open_row(db: Database, name: str | None, row: int) -> dict:
     }
     if info.kind == "documents":
         out["text"] = rec.get("text") or ""
+    elif info.kind == "pairs":  # the shared turns once, then the two responses side by side
+        out["prompt"] = chat(rec.get("prompt") or [])
+        out["chosen"] = chat(rec.get("chosen") or [])
+        out["rejected"] = chat(rec.get("rejected") or [])
     else:
         out["chosen"] = chat((rec.get("prompt") or []) + (rec.get("chosen") or []))
-        out["rejected"] = chat((rec.get("prompt") or []) + (rec.get("rejected") or [])) if info.kind == "pairs" else []
     return out
 
 
@@ -102,13 +116,23 @@ def build(studio: Studio) -> None:
         title = gr.Markdown(elem_id="browse-row-title")
         with gr.Row(equal_height=True):
             with gr.Column(scale=3):
+                prompt = chatbot(label="Prompt", height="auto", max_height=320, elem_id="browse-prompt", visible=False)
                 with gr.Row():
-                    chosen = chatbot(label="Chosen", height=520, elem_id="browse-chosen", visible=False)
-                    rejected = chatbot(label="Rejected", height=520, elem_id="browse-rejected", visible=False)
+                    chosen = chatbot(label="Chosen", height=460, elem_id="browse-chosen", visible=False)
+                    rejected = chatbot(label="Rejected", height=460, elem_id="browse-rejected", visible=False)
                 doc = gr.Textbox(label="Document", lines=6, max_lines=30, interactive=False, visible=False, elem_id="browse-doc")
             with gr.Column(scale=1):
                 metadata = gr.JSON(label="Metadata", elem_id="browse-metadata")
                 link = gr.Markdown(elem_id="browse-link")
+        with gr.Accordion("Rename or delete this dataset (admins)", open=False, elem_id="browse-manage"):
+            with gr.Row():
+                new_name = gr.Textbox(label="New name", max_lines=1, elem_id="browse-new-name", scale=3)
+                rename_btn = gr.Button("Rename", size="sm", elem_id="browse-rename", scale=1)
+            with gr.Row():
+                confirm = gr.Textbox(label="Type the dataset's name to delete it (its labels stay in the log)",
+                                     max_lines=1, elem_id="browse-confirm", scale=3)
+                delete_btn = gr.Button("Delete dataset", variant="stop", size="sm", elem_id="browse-delete", scale=1)
+            manage_result = gr.Markdown(elem_id="browse-manage-result")
 
         browsing = requires("viewer", "browsing")
 
@@ -127,6 +151,7 @@ def build(studio: Studio) -> None:
             label = "Conversation" if r["kind"] == "conversations" else "Chosen"
             return (
                 r["title"],
+                gr.update(value=r["prompt"], visible=r["found"] and pairs and bool(r["prompt"])),
                 gr.update(value=r["chosen"], visible=r["found"] and not docs, label=label),
                 gr.update(value=r["rejected"], visible=r["found"] and pairs),
                 gr.update(value=r["text"], visible=docs),
@@ -134,16 +159,30 @@ def build(studio: Studio) -> None:
                 f"Link to this row: [{r['link']}]({r['link']})" if r["link"] else "",
             )
 
-        row_outputs = [title, chosen, rejected, doc, metadata, link]
+        row_outputs = [title, prompt, chosen, rejected, doc, metadata, link]
 
         @browsing
         def pick_dataset(name):
             return (dataset_summary(db, name), *show_page(name, 1), 0, *show_row(name, 0))
 
-        dataset.input(pick_dataset, dataset, [summary, table, page, pages, row_box, *row_outputs])
+        picked = [summary, table, page, pages, row_box, *row_outputs]
+        dataset.input(pick_dataset, dataset, picked)
+
         @browsing
-        def refresh_list():
-            return gr.update(choices=dataset_choices(db))
+        def follow_change(change, name):  # the list, and the open dataset when it was renamed or deleted
+            change = change or {}
+            listed = refreshed(dataset_choices(db), name, change)
+            if name != change.get("dataset") or change.get("event") not in ("renamed", "deleted"):
+                return [listed, *[gr.update()] * len(picked)]
+            return [listed, *pick_dataset(listed["value"])]
+
+        studio.lists.append((dataset, lambda: dataset_choices(db)))
+        studio.datasets_changed.change(follow_change, [studio.datasets_changed, dataset], [dataset, *picked],
+                                       show_progress="hidden")
+
+        @browsing
+        def refresh_list(name):
+            return gr.update(choices=dataset_choices(db), value=name if db.dataset(name or "") else None)
 
         @browsing
         def previous_page(name, current):
@@ -153,38 +192,62 @@ def build(studio: Studio) -> None:
         def next_page(name, current):
             return show_page(name, as_int(current, 1) + 1)
 
-        refresh.click(refresh_list, None, dataset)
+        refresh.click(refresh_list, dataset, dataset)
         page.submit(show_page, [dataset, page], [table, page, pages])
         prev_btn.click(previous_page, [dataset, page], [table, page, pages])
         next_btn.click(next_page, [dataset, page], [table, page, pages])
-        open_btn.click(show_row, [dataset, row_box], row_outputs)
-        row_box.submit(show_row, [dataset, row_box], row_outputs)
+        for event in (open_btn.click, row_box.submit):
+            event(show_row, [dataset, row_box], row_outputs).then(None, js=SCROLL_TO_ROW)
 
         @browsing
         def pick_table_row(name, evt: gr.SelectData):
             row = as_int((evt.row_value or [0])[0])
             return (row, *show_row(name, row))
 
-        table.select(pick_table_row, dataset, [row_box, *row_outputs])
+        table.select(pick_table_row, dataset, [row_box, *row_outputs]).then(None, js=SCROLL_TO_ROW)
+
+        @requires("admin", "renaming a dataset")
+        def rename(name, new):
+            try:
+                done = labels.rename_dataset(db, name, (new or "").strip())
+            except LabelError as err:
+                return f"⚠️ {escape(err)}", gr.update(), gr.update()
+            return (f"Renamed **{escape(done['was'])}** to **{escape(done['dataset'])}** (its rows, labels, settings "
+                    "and index moved).", "", dataset_change("renamed", done["was"], done["dataset"]))
+
+        @requires("admin", "deleting a dataset")
+        def delete(name, typed):
+            if not name or (typed or "").strip() != name:
+                return "Type the dataset's name in the box to delete it.", gr.update(), gr.update()
+            try:
+                done = labels.delete_dataset(db, name)
+            except LabelError as err:
+                return f"⚠️ {escape(err)}", gr.update(), gr.update()
+            return (f"Deleted **{escape(name)}** ({done['rows']:,} rows); its {done['label_events_kept']:,} label "
+                    "events stay in the log.", "", dataset_change("deleted", name))
+
+        rename_btn.click(rename, [dataset, new_name], [manage_result, new_name, studio.datasets_changed])
+        delete_btn.click(delete, [dataset, confirm], [manage_result, confirm, studio.datasets_changed])
 
         @browsing
         def on_load(request: gr.Request):
             params = query_params(request)
             choices = dataset_choices(db)
-            name = params.get("dataset")
-            if params.get("tab", TAB_ID) != TAB_ID or name not in choices:
-                default = choices[0] if choices else None
-                return (gr.update(choices=choices, value=default), gr.update(), *pick_dataset(default))
+            ours = params.get("tab", TAB_ID) == TAB_ID
+            name, note = resolve_dataset(db, params.get("dataset"))
+            if name is None:  # no link, or a link to a dataset that is not there: says so, shows nothing else
+                default = None if note else (choices[0] if choices else None)
+                opened = pick_dataset(default)
+                return (gr.update(choices=choices, value=default), gr.update(selected=TAB_ID) if ours and note
+                        else gr.update(), note or opened[0], *opened[1:])
             row = as_int(params.get("row"), 0)
             return (
                 gr.update(choices=choices, value=name),
-                gr.update(selected=TAB_ID),
+                gr.update(selected=TAB_ID) if ours else gr.update(),
                 dataset_summary(db, name),
                 *show_page(name, 1 + (db.row_position(name, row) or 0) // PAGE_SIZE),
                 row,
                 *show_row(name, row),
             )
 
-        studio.on_load.append(
-            (on_load, [dataset, studio.tabs, summary, table, page, pages, row_box, *row_outputs])
-        )
+        studio.on_load.append((on_load, [dataset, studio.tabs, *picked]))

@@ -22,6 +22,7 @@ class Studio:
     tabs: Any = None  # the gr.Tabs of the page, for switching tabs from a handler
     on_load: list = field(default_factory=list)  # (fn, outputs) run when a page opens (deep links)
     mode: str = "open"  # how people sign in: open | password | oauth (components/access.py)
+    data_dir: str | None = None  # the folder of server files admins may load (None: none, once sign-in is on)
     lists: list = field(default_factory=list)  # (dropdown, choices_fn): the dataset lists of every view
     _changed: Any = None
 
@@ -121,8 +122,9 @@ def chatbot(**kw) -> gr.Chatbot:
     LaTeX (a "$5 or $10" in a response stays money, not math)."""
     classes = ["studio-readonly", *([kw.pop("elem_classes")] if isinstance(kw.get("elem_classes"), str)
                                     else kw.pop("elem_classes", None) or [])]
+    kw.setdefault("buttons", ["copy"])
     return gr.Chatbot(autoscroll=False, allow_tags=False, sanitize_html=True, render_markdown=True,
-                      latex_delimiters=[], feedback_options=None, buttons=["copy"], elem_classes=classes, **kw)
+                      latex_delimiters=[], feedback_options=None, elem_classes=classes, **kw)
 
 
 READONLY_CSS = """

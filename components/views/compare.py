@@ -5,14 +5,17 @@ screen), ``views.agreement`` and ``views.export``. The keys are handled in the b
 ``static/compare.js``, passed to the page in ``HEAD``.
 
 Deep links: ``?tab=compare&dataset=NAME&row=N`` opens a pair (``&q=WORDS`` starts a queue of search
-hits, ``&queue=disagreements`` the disagreements). Scripting API on the running server:
-``/label`` (dataset, row, label, annotator) and ``/next_pair`` (dataset, annotator).
+hits, its words marked; ``&queue=disagreements`` the disagreements). A click on such a link anywhere in
+the page (a search hit) opens it here without reloading the page (``static/compare.js`` hands it to a
+hidden button). Scripting API on the running server: ``/label`` (dataset, row, label, annotator; when
+people sign in, the annotator is always the caller) and ``/next_pair`` (dataset, annotator).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import gradio as gr
 
@@ -20,8 +23,10 @@ from .. import labels
 from ..labels import LabelError
 from . import agreement, export
 from . import label as label_screen
-from .common import Studio, as_int, escape, query_params, requires
-from .label import Controls, LabelScreen, name_or_none, new_queue, pair_datasets, resume, who
+from .common import READONLY_CSS, Studio, as_int, escape, query_params, requires, resolve_dataset
+from .guard import caller
+from .label import (Controls, LabelScreen, annotator_for, current_row, name_or_none, new_queue, pair_datasets, resume,
+                    signed_in)
 
 TAB_ID = "compare"
 ANNOTATOR_KEY = "preference-studio-annotator"
@@ -31,29 +36,52 @@ _KEYS = json.dumps({"buttons": label_screen.BUTTON_KEYS, "labelKeys": label_scre
 HEAD = (f"<script>window.__studioCompareConfig = {_KEYS};</script>\n"
         f"<script>\n{(Path(__file__).parent / 'static' / 'compare.js').read_text(encoding='utf-8')}</script>\n")
 
-CSS = """
-#cmp-keys .cmp-legend { font-size: 0.85em; color: var(--body-text-color-subdued); line-height: 2; }
+CSS = READONLY_CSS + """
+#cmp-controls { gap: 8px; }
+#cmp-controls > div { min-width: 0; }
+#cmp-keys { gap: 6px; }
+#cmp-keys .cmp-legend { font-size: 0.8em; color: var(--body-text-color-subdued); line-height: 1.8; }
 #cmp-keys .cmp-legend kbd, #cmp-help kbd {
   border: 1px solid var(--border-color-primary); border-bottom-width: 2px; border-radius: 4px;
-  padding: 0 5px; font-family: var(--font-mono); font-size: 0.9em; background: var(--background-fill-secondary);
+  padding: 0 4px; font-family: var(--font-mono); font-size: 0.9em; background: var(--background-fill-secondary);
 }
+#cmp-main, #cmp-panes, #cmp-side { gap: 6px; }
+/* the panes scroll inside themselves: the buttons, the form and the confirmation stay in view */
+#cmp-chosen, #cmp-rejected { height: clamp(150px, calc(100vh - 540px), 700px) !important; }
+#cmp-prompt { min-height: 0 !important; }
+#cmp-prompt .message-row { padding: 28px 12px 4px; }
+#cmp-prompt .message-wrap { margin-bottom: 0; }
+#cmp-keys .cmp-pane .message-row { padding: 30px 12px 8px; }
+#cmp-keys .cmp-pane, #cmp-keys .cmp-pane .message-row { background: var(--background-fill-secondary); }
 #cmp-diff .wd-cols { display: grid; grid-template-columns: 1fr 1fr; gap: 12px; }
 #cmp-diff .wd-side { white-space: pre-wrap; overflow-wrap: anywhere; font-size: 0.92em; line-height: 1.5;
-  border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 10px; max-height: 420px; overflow: auto; }
+  border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 10px;
+  height: clamp(170px, calc(100vh - 520px), 720px); overflow: auto; color: var(--body-text-color);
+  background: var(--background-fill-primary); }
 #cmp-diff .wd-side h4 { margin: 0 0 6px 0; font-size: 0.85em; color: var(--body-text-color-subdued); }
-#cmp-diff del.wd-del { background: rgba(239, 68, 68, 0.22); text-decoration: line-through; }
-#cmp-diff ins.wd-ins { background: rgba(34, 197, 94, 0.25); text-decoration: none; }
-#cmp-labels button { min-width: 0; }
-#cmp-keys button[aria-label="Clear"] { display: none; }  /* read-only panes: nothing to clear */
+#cmp-diff del.wd-del { background: rgba(239, 68, 68, 0.22); color: #991b1b; text-decoration: line-through; }
+#cmp-diff ins.wd-ins { background: rgba(34, 197, 94, 0.25); color: #166534; text-decoration: none; }
+.dark #cmp-diff del.wd-del { background: rgba(248, 113, 113, 0.28); color: #fecaca; }
+.dark #cmp-diff ins.wd-ins { background: rgba(74, 222, 128, 0.25); color: #bbf7d0; }
+#cmp-labels { gap: 6px; flex-wrap: nowrap; }
+#cmp-labels button { min-width: 0; white-space: nowrap; padding-left: 8px; padding-right: 8px; }
 #cmp-start { align-self: center; }
-#cmp-title p, #cmp-progress p { margin: 0; }
-.cmp-len p { margin: 0; font-size: 0.85em; color: var(--body-text-color-subdued); }
+#cmp-head { min-height: 0; }
+#cmp-title p, #cmp-progress p, #cmp-mine p, #cmp-status p { margin: 0; }
+#cmp-progress { text-align: right; }
+#cmp-side .block { padding: 6px 8px; }
+#cmp-side textarea { min-height: 0; }
+#cmp-status, #cmp-mine { font-size: 0.9em; }
+#cmp-confidence .wrap { gap: 4px; flex-wrap: nowrap; }
+#cmp-tags input::placeholder { color: var(--body-text-color-subdued); }
+#cmp-confidence label { padding: 2px 6px; }
+.cmp-len p { margin: 0; font-size: 0.8em; color: var(--body-text-color-subdued); }
 """
 
 
 def build(studio: Studio) -> None:
     db = studio.db
-    with gr.Tab("Compare", id=TAB_ID) as tab:
+    with gr.Tab("Compare", id=TAB_ID, elem_id="compare-tab") as tab:
         controls = Controls.build(db)
         with gr.Tabs(elem_id="cmp-tabs") as inner:
             with gr.Tab("Label", id="label"):
@@ -62,18 +90,41 @@ def build(studio: Studio) -> None:
                 agreement.build(db, screen, inner, agreement_tab)
             with gr.Tab("Export", id="export") as export_tab:
                 export.build(db, controls, export_tab)
-        _wire_page(studio, tab, screen)
-        _api(db)
+        _wire_page(studio, tab, inner, screen)
+        _api(db, studio.mode)
 
 
-def _wire_page(studio: Studio, tab: gr.Tab, screen: LabelScreen) -> None:
-    """The annotator's name (remembered by the browser), deep links, and the dataset list."""
+def open_params(db, params: dict, stored_name: str | None, who, ours: bool = True) -> tuple[dict, str | None]:
+    """The queue a link's parameters ask for (``dataset``, ``row``, ``q``, ``queue``), and the annotator.
+    A dataset that does not exist (or holds no pairs) says so instead of showing another one."""
+    name = name_or_none(stored_name, who)
+    choices = pair_datasets(db)
+    wanted = params.get("dataset") if ours else None
+    dataset, note = resolve_dataset(db, wanted, ("pairs",))
+    if not wanted:
+        dataset = choices[0] if choices else None
+    query = (params.get("q") or "") if ours else ""
+    mode = (params.get("queue") if ours else None) or ("search" if query else "unlabeled")
+    mode = mode if mode in labels.QUEUES else "unlabeled"
+    row = as_int(params.get("row"), -1) if ours and "row" in params else -1
+    state = new_queue(db, dataset, mode, query, name, row if row >= 0 else None)
+    if note:
+        state["message"] = note
+    return state, name
+
+
+def _wire_page(studio: Studio, tab: gr.Tab, inner: gr.Tabs, screen: LabelScreen) -> None:
+    """The annotator's name (remembered by the browser, or the signed-in user's), deep links, links
+    opened in the page, and the dataset list."""
     db, c = studio.db, screen.controls
+    pair_and_form = screen.outputs + screen.form
 
     @requires("viewer", "naming the annotator")
-    def commit_name(typed_name, state, with_diff, request: gr.Request):
+    def commit_name(typed_name, state, with_diff, *, who=None):
+        if signed_in(who):
+            return [gr.update(), *screen.render(state, name_or_none(typed_name, who), with_diff)]
         try:
-            name = who(typed_name, request)
+            name = annotator_for(typed_name, who)
         except LabelError as err:
             if not (typed_name or "").strip():
                 return ["", *screen.render(state, None, with_diff)]
@@ -89,29 +140,28 @@ def _wire_page(studio: Studio, tab: gr.Tab, screen: LabelScreen) -> None:
     for event in (c.annotator.submit, c.annotator.blur):
         event(commit_name, [c.annotator, c.state, c.diff_toggle], [c.annotator, *screen.outputs], js=remember)
 
+    def name_box(stored_name, who):
+        if not signed_in(who):
+            return stored_name or ""
+        if who.can("annotator"):
+            return gr.update(value=who.name, interactive=False, label=f"Labelling as {who.name}")
+        return gr.update(value=who.name, interactive=False,
+                         label=f"Viewing as {who.name} (labels need the annotator role)")
+
     @requires("viewer", "opening the page")
-    def on_page_load(stored_name, request: gr.Request):
+    def on_page_load(stored_name, request: gr.Request, *, who=None):
         params = query_params(request)
-        ours = params.get("tab") == TAB_ID
-        choices = pair_datasets(db)
-        name = name_or_none(stored_name, request)
-        dataset = params.get("dataset") if ours else None
-        if dataset not in choices:
-            dataset = choices[0] if choices else None
-        mode = params.get("queue") or ("search" if params.get("q") else "unlabeled")
-        mode = mode if mode in labels.QUEUES else "unlabeled"
-        query = params.get("q") or ""
-        row = as_int(params.get("row"), -1) if ours and "row" in params else None
-        state = new_queue(db, dataset, mode, query, name, row if row is not None and row >= 0 else None)
-        return [gr.update(choices=choices, value=dataset), name or (stored_name or ""), gr.update(value=mode),
-                gr.update(value=query, visible=mode == "search"), *screen.render(state, name, False, reset=True)]
+        state, name = open_params(db, params, stored_name, who, ours=params.get("tab") == TAB_ID)
+        return [name_box(stored_name, who), gr.update(value=state["mode"]),
+                gr.update(value=state["query"], visible=state["mode"] == "search"),
+                *screen.render(state, name, False, reset=True, choices=pair_datasets(db),
+                               admin=who is None or who.can("admin"))]
 
     from gradio.context import Context
 
     recall = (f"(name) => {{ try {{ return [localStorage.getItem({ANNOTATOR_KEY!r}) || '']; }} "
               "catch (e) { return ['']; } }")
-    Context.root_block.load(on_page_load, [c.annotator],
-                            [c.dataset, c.annotator, c.queue, c.query, *screen.outputs, *screen.form], js=recall)
+    Context.root_block.load(on_page_load, [c.annotator], [c.annotator, c.queue, c.query, *pair_and_form], js=recall)
 
     @requires("viewer", "opening the page")
     def select_tab(request: gr.Request):
@@ -119,22 +169,58 @@ def _wire_page(studio: Studio, tab: gr.Tab, screen: LabelScreen) -> None:
 
     studio.on_load.append((select_tab, [studio.tabs]))
 
+    # a link to ?tab=compare clicked anywhere in the page (a search hit): opened here, no reload
+    link = gr.Textbox(visible="hidden", elem_id="cmp-link")
+    opener = gr.Button("open", visible="hidden", elem_id="cmp-open")
+
+    @requires("viewer", "opening a pair")
+    def open_link(href, typed_name, with_diff, *, who=None):
+        params = dict(parse_qsl((href or "").lstrip("?")))
+        state, name = open_params(db, params, typed_name, who)
+        return [gr.update(selected=TAB_ID), gr.update(selected="label"), gr.update(value=state["mode"]),
+                gr.update(value=state["query"], visible=state["mode"] == "search"),
+                *screen.render(state, name, with_diff, reset=True)]
+
+    opener.click(open_link, [link, c.annotator, c.diff_toggle],
+                 [studio.tabs, inner, c.queue, c.query, *pair_and_form],
+                 js="(l, n, d) => [window.__studioLink || l, n, d]", show_progress="hidden", queue=False)
+
     @requires("viewer", "listing datasets")
-    def refresh_datasets(dataset):  # datasets ingested since the page opened appear when the tab is opened again
-        choices = pair_datasets(db)
-        return gr.update(choices=choices, value=dataset if dataset in choices else (choices[0] if choices else None))
+    def refresh_datasets():  # the choices only: the value is the queue's, written by every render
+        return gr.update(choices=pair_datasets(db))
 
-    tab.select(refresh_datasets, c.dataset, c.dataset)
+    tab.select(refresh_datasets, None, c.dataset)
+
+    @requires("viewer", "listing datasets")
+    def datasets_changed(change, state, typed_name, with_diff, *, who=None):
+        change = change or {}
+        name = name_or_none(typed_name, who)
+        current = state.get("dataset")
+        if change.get("dataset") != current or change.get("event") not in ("renamed", "deleted"):
+            unchanged = [gr.update()] * len(pair_and_form)
+            unchanged[pair_and_form.index(c.dataset)] = gr.update(choices=pair_datasets(db))
+            return unchanged
+        if change.get("event") == "renamed":
+            state = new_queue(db, change.get("to"), state.get("mode"), state.get("query"), name, current_row(state))
+        else:
+            state = new_queue(db, None) | {"message": f"Dataset **{escape(current)}** was deleted."}
+        return screen.render(state, name, with_diff, reset=True, choices=pair_datasets(db))
+
+    studio.datasets_changed.change(datasets_changed, [studio.datasets_changed, c.state, c.annotator, c.diff_toggle],
+                                   pair_and_form, show_progress="hidden")
 
 
-def _api(db) -> None:
+def _api(db, mode: str) -> None:
     """The scripting API: named endpoints for gradio_client."""
 
     @requires("annotator", "labeling")
-    def label(dataset: str, row: int, label: str, annotator: str) -> dict:
-        """Record ANNOTATOR's LABEL (chosen, rejected, tie, both_bad or skip) of pair ROW (0-based source row)."""
+    def label(dataset: str, row: int, label: str, annotator: str, request: gr.Request) -> dict:
+        """Record ANNOTATOR's LABEL (chosen, rejected, tie, both_bad or skip) of pair ROW (0-based source row).
+        When people sign in, the label is the caller's, whatever ANNOTATOR says."""
+        # the caller as the guard identified them (a ``who`` parameter would become an API input here)
         try:
-            event = labels.add_label(db, dataset, row, label, annotator, options={"via": "api"})
+            name = annotator_for(annotator, caller(db, mode, request))
+            event = labels.add_label(db, dataset, row, label, name, options={"via": "api"})
         except LabelError as err:
             raise gr.Error(str(err)) from None
         return event | {"created_at": event["created_at"].isoformat()}

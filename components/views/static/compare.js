@@ -68,4 +68,36 @@
     window.__studioKeyAt = now;
     button.click();
   }, true);
+
+  // A link to ?tab=compare (a search hit, "label these hits") opens in the page: the hidden
+  // #cmp-open button's event reads window.__studioLink; the address bar follows without a reload.
+  // Gradio draws a tab's content when it is first shown: the Compare tab is opened first if need be.
+  function whenThere(id, then, waited) {
+    const el = document.getElementById(id);
+    if (el) return then(el);
+    if ((waited || 0) > 5000) return;
+    setTimeout(() => whenThere(id, then, (waited || 0) + 25), 25);
+  }
+
+  window.studioOpen = (search) => {
+    const tab = document.getElementById("compare-tab-button");
+    if (!document.getElementById("cmp-open") && !tab) return false;
+    window.__studioLink = search;
+    window.__studioOpenAt = performance.now();
+    try { history.pushState(null, "", search); } catch (err) { /* a sandboxed frame */ }
+    if (!document.getElementById("cmp-open")) tab.click();
+    whenThere("cmp-open", (opener) => { watch(); opener.click(); });
+    return true;
+  };
+
+  document.addEventListener("click", (e) => {
+    if (e.defaultPrevented || e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey) return;
+    const a = e.target && e.target.closest ? e.target.closest("a[href]") : null;
+    if (!a || (a.target && a.target !== "_self")) return;
+    let url;
+    try { url = new URL(a.getAttribute("href"), location.href); } catch (err) { return; }
+    if (url.origin !== location.origin || url.pathname !== location.pathname) return;
+    if (url.searchParams.get("tab") !== "compare") return;
+    if (window.studioOpen(url.search)) e.preventDefault();
+  }, true);
 })();

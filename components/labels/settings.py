@@ -1,0 +1,88 @@
+"""Project settings of a dataset, with their history, and blind labeling.
+
+A setting is a (dataset, key) with a JSON value; every change appends a row to ``dataset_settings``
+(who set it, when), so the history is kept and the latest row is in effect. ``SETTINGS`` names the
+keys and their defaults.
+
+Blind labeling (``blind``): the two responses are shown as A and B, in an order drawn per pair (the
+same for everyone, every time), and a label given as "A is better" is stored as the source side it
+was: ``chosen`` or ``rejected``. Nobody is told which side the source preferred.
+
+>>> unblind("chosen", swapped=True), unblind("rejected", swapped=True), unblind("tie", swapped=True)
+('rejected', 'chosen', 'tie')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from ..store import Database
+from ..text import utc_now
+from .events import BY_NAME, LabelError, check_pairs
+
+SETTINGS: dict[str, Any] = {"blind": False}
+"""The settings a dataset has, with their defaults."""
+
+
+def setting(db: Database, dataset: str, key: str) -> Any:
+    """The value of ``key`` for ``dataset`` now in effect (its default when never set)."""
+    if key not in SETTINGS:
+        raise LabelError(f"unknown setting {key!r}: use one of {', '.join(SETTINGS)}")
+    value = db.scalar("SELECT value FROM dataset_settings WHERE dataset = ? AND key = ? ORDER BY id DESC LIMIT 1",
+                      [dataset, key])
+    return SETTINGS[key] if value is None else json.loads(value)
+
+
+def set_setting(db: Database, dataset: Any, key: str, value: Any, by: str | None) -> dict:
+    """Set ``key`` of ``dataset`` to ``value`` (a change appended to the history); returns it."""
+    info = check_pairs(db, dataset)
+    if key not in SETTINGS:
+        raise LabelError(f"unknown setting {key!r}: use one of {', '.join(SETTINGS)}")
+    if isinstance(SETTINGS[key], bool):
+        value = bool(value)
+    now = utc_now()
+    db.write(lambda cur: cur.execute(
+        "INSERT INTO dataset_settings (dataset, key, value, set_by, set_at) VALUES (?, ?, ?, ?, ?)",
+        [info.name, key, json.dumps(value), by, now]))
+    return {"dataset": info.name, "key": key, "value": value, "set_by": by, "set_at": now}
+
+
+def setting_history(db: Database, dataset: str, key: str | None = None) -> list[dict]:
+    """Every change of ``dataset``'s settings (of ``key`` only, when given), oldest first."""
+    where, params = ("AND key = ?", [dataset, key]) if key else ("", [dataset])
+    rows = db.dicts(f"SELECT key, value, set_by, set_at FROM dataset_settings WHERE dataset = ? {where} ORDER BY id",
+                    params)
+    return [r | {"value": json.loads(r["value"]) if r["value"] is not None else None} for r in rows]
+
+
+def is_blind(db: Database, dataset: str | None) -> bool:
+    return bool(dataset) and bool(setting(db, dataset, "blind"))
+
+
+def swapped(dataset: str, row: int) -> bool:
+    """Whether blind labeling shows pair ``row`` with the source's rejected response as A (drawn from a
+    hash of the name and row: the same order for everyone, in every process).
+
+    >>> [swapped("demo", r) for r in range(6)]
+    [False, True, True, False, False, True]
+    """
+    return hashlib.md5(f"{dataset}/{row}/blind".encode()).digest()[0] % 2 == 1
+
+
+def unblind(label: str, swapped: bool) -> str:
+    """The stored label for ``label`` given on the A/B screen: "chosen" means A, "rejected" B."""
+    if not swapped or label not in ("chosen", "rejected"):
+        return label
+    return "rejected" if label == "chosen" else "chosen"
+
+
+def blind_title(label: str, swapped: bool) -> str:
+    """How a stored label reads on the A/B screen of a pair.
+
+    >>> blind_title("rejected", swapped=True)
+    'A is better'
+    """
+    shown = unblind(label, swapped)  # the mapping is its own inverse
+    return {"chosen": "A is better", "rejected": "B is better"}.get(shown) or BY_NAME[shown].title
