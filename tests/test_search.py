@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -634,3 +635,18 @@ def test_concurrent_searches_give_the_serial_results(demo_db):
     for t in threads:
         t.join()
     assert errors == [] and len(seen) == 180 and all(seen)
+
+
+def test_a_renamed_or_deleted_dataset_takes_its_index_folder_with_it(demo_db):
+    name = "demo-trl-standard"
+    built = search.build_index(demo_db, name)
+    old_folder = Path(built.path)
+    assert old_folder.is_dir()
+    labels.rename_dataset(demo_db, name, "renamed-pairs")
+    assert not old_folder.exists()
+    assert search.wait_for_background(timeout=120)
+    moved = search.index_status(demo_db, "renamed-pairs")
+    assert moved.ready and Path(moved.path).name == "renamed-pairs"
+    assert search.search(demo_db, ["renamed-pairs"], "herbs", k=3).total > 0
+    labels.delete_dataset(demo_db, "renamed-pairs")
+    assert not Path(moved.path).exists() and search.index_status(demo_db, "renamed-pairs") is None

@@ -7,6 +7,7 @@ names the dataset: rows, labels, settings, index entry, and the revisions made f
 
 from __future__ import annotations
 
+from .. import search
 from ..names import InvalidName, check_dataset_name
 from ..store import Database
 from .events import LabelError
@@ -24,8 +25,9 @@ def _existing(db: Database, name: object) -> str:
 
 
 def delete_dataset(db: Database, name: object) -> dict:
-    """Delete dataset ``name``: its rows, rejects, catalogue and index entries (labels stay in the log)."""
+    """Delete dataset ``name``: its rows, rejects, catalogue entry and search index (labels stay in the log)."""
     name = _existing(db, name)
+    search.forget_index(db, name)
 
     def run(cur):
         rows = cur.execute("SELECT row_count FROM datasets WHERE name = ?", [name]).fetchone()[0]
@@ -47,6 +49,9 @@ def rename_dataset(db: Database, name: object, new_name: object) -> dict:
         raise LabelError(str(err)) from None
     if new == name:
         raise LabelError(f"the dataset is already called {name!r}")
+    if db.dataset(new) is not None:
+        raise LabelError(f"a dataset named {new!r} exists already: delete or rename it first")
+    had_index = search.forget_index(db, name)  # its folder is named after it: rebuilt under the new name
 
     def run(cur):
         if cur.execute("SELECT 1 FROM datasets WHERE name = ?", [new]).fetchone():
@@ -60,4 +65,7 @@ def rename_dataset(db: Database, name: object, new_name: object) -> dict:
             moved[f"{table}.{column}"] = n[0] if n else 0
         return {"dataset": new, "was": name, "moved": moved}
 
-    return db.write(run)
+    result = db.write(run)
+    if had_index:
+        search.index_in_background(db, [new])
+    return result

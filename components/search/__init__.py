@@ -28,7 +28,7 @@ from .find import Found, find_rows
 from .highlight import SNIPPET_CHARS, Marker, highlight, matched_terms, stems
 from .index import (
     DEFAULT_B, DEFAULT_K1, BuildSummary, IndexStatus, build_index, index_root, index_status, index_statuses,
-    numeric_metadata, saved_index,
+    forget_index, numeric_metadata, saved_index,
 )
 from .java import java
 from .numbers import BUILTIN as BUILTIN_NUMBERS, LABELS as NUMBER_LABELS, encode_number, metadata_field
@@ -39,7 +39,7 @@ __all__ = [
     "BUILTIN_NUMBERS", "DEFAULT_B", "DEFAULT_K1", "FIELDS", "LABEL_STATUSES", "MODES", "NUMBER_LABELS",
     "SNIPPET_CHARS", "BuildSummary", "Filters", "Found", "Hit", "IndexJob", "IndexNotReady", "IndexStatus", "Marker",
     "ParsedQuery", "QuerySyntaxError", "Results", "SearchError", "Segment", "background_status", "batch_search",
-    "build_index", "encode_number", "find_rows", "highlight", "ignored_operators", "index_in_background",
+    "build_index", "encode_number", "find_rows", "forget_index", "highlight", "ignored_operators", "index_in_background",
     "index_root", "index_status", "index_statuses", "java", "job_of", "matched_terms", "metadata_field",
     "numeric_metadata", "parse_query", "pieces", "read_topics", "record_facts", "saved_index", "search",
     "searchable", "segments", "stems", "trec_docid", "wait_for_background", "write_run",

@@ -338,6 +338,21 @@ def _close_readers(path: str) -> None:
         _close(_READERS.pop(key))
 
 
+def forget_index(db: Database, dataset: str) -> bool:
+    """Close and remove the Lucene folder of ``dataset``'s index and its ``search_indexes`` row (before
+    the dataset is deleted or renamed: a folder is named after its dataset). True if there was one."""
+    saved = saved_index(db, dataset)
+    with LOCK:
+        if saved is not None:
+            _close_readers(saved["path"])
+        folder = Path(saved["path"]) if saved is not None else None
+        root = Path(os.path.realpath(index_root(db)))
+        if folder is not None and Path(os.path.realpath(folder)).parent == root:  # never outside the indexes
+            shutil.rmtree(folder, ignore_errors=True)
+        db.write(lambda cur: cur.execute("DELETE FROM search_indexes WHERE dataset = ?", [dataset]))
+    return saved is not None
+
+
 def _close(reader) -> None:
     try:
         reader.close()

@@ -189,11 +189,17 @@ def refreshed(choices: list, current: Any, change: dict | None = None):
     'b2'
     >>> refreshed(["a"], "b", dataset_change("deleted", "b"))["value"] is None
     True
+    >>> refreshed(["a", "c"], ["a", "b"], dataset_change("renamed", "b", "c"))["value"]
+    ['a', 'c']
     """
     change = change or {}
+    names = [c[1] if isinstance(c, tuple) else c for c in choices]
+    if isinstance(current, list):  # a multiselect keeps each value that still exists
+        moved = [change.get("to") if v == change.get("dataset") and change.get("event") == "renamed" else v
+                 for v in current]
+        return gr.update(choices=choices, value=[v for v in moved if v in names])
     if change.get("event") == "renamed" and current == change.get("dataset"):
         current = change.get("to")
-    names = [c[1] if isinstance(c, tuple) else c for c in choices]
     return gr.update(choices=choices, value=current if current in names else None)
 
 

@@ -11,7 +11,7 @@ import gradio as gr
 from .. import search
 from ..ingest import IngestError, empty_side_counts, ingest
 from ..store import Database
-from .common import Studio, escape, requires
+from .common import Studio, dataset_change, escape, requires
 
 TAB_ID = "data"
 TABLE_COLUMNS = ["name", "kind", "format", "rows", "rejected", "empty side", "version", "source", "updated"]
@@ -120,16 +120,17 @@ def build(studio: Studio) -> None:
                     progress=lambda frac, desc: progress(frac, desc=desc), hub_only=hub_only,
                 )
             except (SourceRefused, IngestError) as err:
-                return f"❌ {escape(err)}", gr.update()
+                return f"❌ {escape(err)}", gr.update(), gr.update()
             if summary.rows_loaded:  # searchable soon: the Search tab shows the build's progress
                 search.index_in_background(db, [summary.name])
-            return summary_markdown(summary), datasets_table(db)
+            return summary_markdown(summary), datasets_table(db), dataset_change("added", summary.name)
 
         @requires("viewer", "listing datasets")
         def refresh():
             return datasets_table(db)
 
-        go.click(run, [source, upload, name, split, config, mapping], [result, table], api_name="ingest")
+        go.click(run, [source, upload, name, split, config, mapping], [result, table, studio.datasets_changed],
+                 api_name="ingest")
 
         @requires("viewer", "listing datasets")
         def list_datasets() -> list[dict]:

@@ -16,7 +16,7 @@ import gradio as gr
 
 from .. import search as engine
 from ..store import Database
-from .common import Studio, as_int, escape, query_params, requires
+from .common import Studio, as_int, compare_link, escape, query_params, requires
 from .search_form import LENGTHS, SLOTS, TAB_ID, SearchForm
 
 PAGE_SIZE = 10
@@ -47,6 +47,8 @@ CSS = """
 #search-results .sr-snippet { white-space: pre-wrap; overflow-wrap: anywhere; line-height: 1.5; }
 #search-results mark { background: #fde68a; color: #1c1917; padding: 0 1px; border-radius: 2px; }
 .dark #search-results mark { background: #a16207; color: #fefce8; }
+#search-results .sr-actions { display: flex; gap: 16px; justify-content: flex-end; margin-bottom: 6px; }
+#search-results .sr-label-hits { font-weight: 600; }
 #search-results .sr-empty { color: var(--body-text-color-subdued); padding: 8px 0; }
 #search-pager { align-items: center; gap: 10px; }
 #search-pager > div { flex: 0 0 auto !important; width: auto !important; }
@@ -177,7 +179,11 @@ def results_html(res: engine.Results) -> str:
     query = escape(res.query)
     if not res.hits:
         return f'<div class="sr-empty" data-query="{query}">No hits.</div>'
-    return f'<div class="sr-list" data-query="{query}">' + "".join(hit_html(h) for h in res.hits) + "</div>"
+    label = "".join(
+        f'<a class="sr-label-hits" href="{escape(compare_link(ds, None, res.query))}">Label these hits in {escape(ds)} →</a>'
+        for ds in dict.fromkeys(h.dataset for h in res.hits))
+    return (f'<div class="sr-list" data-query="{query}"><div class="sr-actions">{label}</div>'
+            + "".join(hit_html(h) for h in res.hits) + "</div>")
 
 
 def indexes_html(db: Database) -> str:
@@ -253,6 +259,7 @@ def build(studio: Studio) -> None:
         with gr.Row():
             datasets = gr.Dropdown(label="Datasets", choices=everything, value=ready, multiselect=True, scale=4,
                                    elem_id="search-datasets")
+            studio.follow(datasets, lambda: searchable_choices(db)[0])
             field = gr.Dropdown(label="Field", choices=FIELD_CHOICES, value="contents", scale=1, elem_id="search-field")
             mode = gr.Radio(label="Mode", choices=MODE_CHOICES, value="words", scale=2, elem_id="search-mode")
         with gr.Accordion("Filters (applied to the whole ranked list)", open=False,
@@ -298,6 +305,7 @@ def build(studio: Studio) -> None:
                 index_dataset = gr.Dropdown(label="Dataset to index", choices=everything,
                                             value=next((d for d in everything if d not in ready), None), scale=3,
                                             elem_id="search-index-dataset")
+                studio.follow(index_dataset, lambda: searchable_choices(db)[0])
                 k1 = gr.Number(label="BM25 k1", value=engine.DEFAULT_K1, minimum=0, scale=1, elem_id="search-k1")
                 b = gr.Number(label="BM25 b", value=engine.DEFAULT_B, minimum=0, maximum=1, scale=1, elem_id="search-b")
                 index_btn = gr.Button("Index", variant="primary", scale=0, min_width=110, elem_id="search-index")

@@ -198,6 +198,7 @@ def build(studio: Studio) -> None:
     with gr.Tab("Statistics", id=TAB_ID):
         with gr.Row():
             dataset = gr.Dropdown(pair_datasets(db), label="Dataset (pairs)", scale=3, elem_id="stats-dataset")
+            studio.follow(dataset, lambda: pair_datasets(db))
             unit = gr.Radio([("characters", "chars"), ("words", "words")], value="chars", label="Lengths in",
                             scale=2, elem_id="stats-unit")
             run = gr.Button("Compute", variant="primary", scale=1, elem_id="stats-run")
@@ -216,6 +217,7 @@ def build(studio: Studio) -> None:
             with gr.Row():
                 against = gr.Dropdown(pair_datasets(db), multiselect=True, label="Evaluation dataset(s)", scale=3,
                                       elem_id="stats-eval")
+                studio.follow(against, lambda: pair_datasets(db))
                 n = gr.Number(value=8, precision=0, minimum=1, maximum=50, label="n (words)", scale=1,
                               elem_id="stats-n")
                 fld = gr.Dropdown(["prompt", "chosen", "rejected"], value="prompt", label="Training field", scale=1,
