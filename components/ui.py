@@ -8,7 +8,7 @@ import gradio as gr
 
 from . import access
 from .store import Database
-from .views.common import Studio
+from .views.common import Studio, requires
 
 VIEWS = [
     "browse",
@@ -22,8 +22,11 @@ VIEWS = [
 """View modules under components/views, in tab order; each has ``build(studio)``."""
 
 CSS = """
-.gradio-container { max-width: 1500px !important; }
-#app-title h1 { margin-bottom: 0; }
+.gradio-container { max-width: 1500px !important; padding-top: 4px !important; }
+#app-header { align-items: center; gap: 8px; }
+#app-title h1 { font-size: 1.35rem; margin: 0; display: inline; }
+#app-title p { display: inline; margin: 0 0 0 10px; color: var(--body-text-color-subdued); }
+#app-user { text-align: right; font-size: 0.9em; }
 """
 
 HEAD = ""
@@ -37,6 +40,19 @@ MODE_NOTES = {
 }
 
 
+def signed_in_line(who: access.Identity, mode: str) -> str:
+    """The header's note of who is using the page (nothing for the local single-user tool).
+
+    >>> signed_in_line(access.Identity("ada", "annotator", "password"), "password")
+    'Signed in as **ada** (annotator) · [sign out](/logout)'
+    """
+    if mode == "open":
+        return ""
+    if who.name is None:
+        return "Browsing as a guest (viewer)" + (" · sign in to label" if mode == "oauth" else "")
+    return f"Signed in as **{who.name}** ({who.role}) · [sign out](/logout)"
+
+
 def build_app(db: Database, mode: str | None = None, data_dir: str | None = None) -> gr.Blocks:
     """The page over ``db``; ``mode`` is how people sign in (components/access.py), from the database
     and the environment when not given; ``data_dir`` the folder of server files admins may load."""
@@ -46,12 +62,19 @@ def build_app(db: Database, mode: str | None = None, data_dir: str | None = None
     with gr.Blocks(title="Preference Studio") as demo:
         with gr.Row(elem_id="app-header"):
             gr.Markdown("# Preference Studio\nSearch, compare, label and revise preference data.", elem_id="app-title")
+            user_line = gr.Markdown(elem_id="app-user")
             if mode == "oauth":
                 gr.LoginButton(size="sm", scale=0, elem_id="app-login")
         with gr.Tabs() as tabs:
             studio = Studio(db=db, tabs=tabs, mode=mode, data_dir=data_dir)
             for name in VIEWS:
                 importlib.import_module(f".views.{name}", __package__).build(studio)
+
+        @requires("viewer", "opening the page")
+        def whoami(*, who):
+            return signed_in_line(who, mode)
+
+        studio.on_load.append((whoami, [user_line]))
         for fn, outputs in studio.on_load:
             demo.load(fn, None, outputs)
         guard.secure(demo, db, mode)

@@ -17,11 +17,23 @@ TAB_ID = "data"
 TABLE_COLUMNS = ["name", "kind", "format", "rows", "rejected", "empty side", "version", "source", "updated"]
 
 
+def shown_source(source: str | None) -> str:
+    """A dataset's source as the page shows it: a Hub id as it is, a file of the server by its name only
+    (where the server keeps its files is nobody's business).
+
+    >>> shown_source("/srv/data/pairs.jsonl"), shown_source("org/pairs")
+    ('pairs.jsonl', 'org/pairs')
+    """
+    if not source:
+        return ""
+    return Path(source).name if source.startswith(("/", ".", "~")) or os.path.exists(source) else source
+
+
 def datasets_table(db: Database) -> list[list]:
     flagged = empty_side_counts(db)
     return [
         [d.name, d.kind, d.format, d.row_count, d.rejected_count, flagged.get(d.name, 0), d.version,
-         d.source or "", str(d.updated_at)[:19]]
+         shown_source(d.source), str(d.updated_at)[:19]]
         for d in db.datasets()
     ]
 
@@ -87,9 +99,12 @@ def build(studio: Studio) -> None:
     db = studio.db
     with gr.Tab("Data", id=TAB_ID):
         gr.Markdown(
-            "Load a local **file or folder** (jsonl, jsonl.gz, json, parquet, csv, `save_to_disk`) or a "
-            "**Hugging Face dataset id**. The format is detected; for other schemas give a column mapping "
-            "such as `prompt=question chosen=response_j rejected=response_k`."
+            "**Upload a file** (jsonl, jsonl.gz, json, parquet, csv) or give a **Hugging Face dataset id**"
+            + (" or a path on this machine (a file, a folder, a `save_to_disk` folder)" if studio.mode == "open"
+               else " or a file of the data folder" if studio.data_dir else "")
+            + ". The format is detected; for other schemas give a column mapping such as "
+            "`prompt=question chosen=response_j rejected=response_k`."
+            + (" Loading needs the admin role." if studio.mode != "open" else "")
         )
         with gr.Row():
             upload = gr.File(label="Upload a file", file_types=[".jsonl", ".json", ".parquet", ".csv", ".gz"],
@@ -108,7 +123,8 @@ def build(studio: Studio) -> None:
         go = gr.Button("Ingest", variant="primary", elem_id="data-ingest")
         result = gr.Markdown(elem_id="data-result")
         gr.Markdown("### Datasets")
-        table = gr.Dataframe(value=datasets_table(db), headers=TABLE_COLUMNS, interactive=False, elem_id="data-table")
+        table = gr.Dataframe(value=datasets_table(db), headers=TABLE_COLUMNS, interactive=False, elem_id="data-table",
+                             wrap=True)
 
         @requires("admin", "loading data")
         def run(src, up, nm, sp, cf, mp, progress=gr.Progress()):
@@ -135,7 +151,7 @@ def build(studio: Studio) -> None:
         @requires("viewer", "listing datasets")
         def list_datasets() -> list[dict]:
             """Every loaded dataset: name, kind, format, rows, rejected rows, version, source."""
-            return [d.as_dict() for d in db.datasets()]
+            return [d.as_dict() | {"source": shown_source(d.source)} for d in db.datasets()]
 
         gr.api(list_datasets, api_name="datasets")
         studio.on_load.append((refresh, [table]))
