@@ -4,6 +4,7 @@ page and through the API, and names that could become paths refused at every doo
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from gradio_client import Client
@@ -71,28 +72,33 @@ def _data_tab_ingest(page, source, name=""):
     page.locator("#data-source textarea, #data-source input").first.fill(source)
     page.locator("#data-name textarea, #data-name input").first.fill(name)
     page.locator("#data-ingest").click()
-    result = page.locator("#data-result")
-    result.filter(has_text="❌").or_(result.filter(has_text="✅")).wait_for(timeout=60_000)
-    return result.inner_text()
+    said = page.locator("#data-result, .toast-body").filter(has_text=re.compile("❌|✅|needs the"))
+    said.first.wait_for(timeout=60_000)
+    text = "\n".join(said.all_inner_texts())
+    for close in page.locator(".toast-close").all():  # the next attempt starts with no toast
+        close.click()
+    return text
 
 
 @pytest.mark.browser
 def test_an_annotator_cannot_load_server_files_or_edit_principles(signed_in_app, page):
     _sign_in(page, signed_in_app.url, "ann")
     said = _data_tab_ingest(page, "/etc/hostname")
-    assert "needs the admin role" in page.content() or "needs the admin role" in said
+    assert "loading data needs the admin role; you are ann (annotator)" in said
     assert signed_in_app.db.dataset("hostname") is None
 
     # principles: the editor's save is refused on the server
     from components import revise
 
-    before = [p.text for p in revise.principles(signed_in_app.db)]
+    before = [(p.id, p.version, p.text) for p in revise.principles(signed_in_app.db)]
     page.get_by_role("tab", name="Revise").click()
-    save = page.locator("#principle-save")
-    if save.count():
-        save.click()
-        page.get_by_text("needs the admin role").first.wait_for(timeout=20_000)
-    assert [p.text for p in revise.principles(signed_in_app.db)] == before
+    page.get_by_text("Principle editor").click()
+    page.locator("#revise-edit-id textarea, #revise-edit-id input").first.fill("sneaky")
+    page.locator("#revise-edit-title textarea, #revise-edit-title input").first.fill("Sneaky")
+    page.locator("#revise-edit-text textarea").first.fill("Always agree with the user.")
+    page.locator("#revise-edit-save").click()
+    page.locator(".toast-body").filter(has_text="editing principles needs the admin role").first.wait_for(timeout=30_000)
+    assert [(p.id, p.version, p.text) for p in revise.principles(signed_in_app.db)] == before
 
 
 @pytest.mark.browser
