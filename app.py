@@ -318,6 +318,41 @@ def cmd_judge(args) -> int:
     return 0
 
 
+def cmd_models(args) -> int:
+    from components import revise
+
+    db = _open(args)
+    try:
+        if args.action == "add":
+            if not args.entry:
+                return _fail("models add needs an entry: local:PATH_OR_HUB_ID or endpoint:URL|MODEL")
+            entry, new = revise.add_model(db, *revise.parse_spec(args.entry), author="cli", origin="cli")
+            print(json.dumps(entry.as_dict() | {"added": new}) if args.json
+                  else f"{'added' if new else 'already listed'}: {entry.id}  {entry.spec()}")
+        elif args.action == "remove":
+            if not args.entry:
+                return _fail("models remove needs an entry's id (or its spec)")
+            entry = revise.remove_model(db, args.entry, author="cli")
+            print(json.dumps(entry.as_dict()) if args.json else f"removed {entry.id}  {entry.spec()}")
+        elif args.action == "history":
+            rows = revise.model_history(db)
+            if args.json:
+                print(json.dumps(rows, default=str))
+            for r in [] if args.json else rows:
+                print(f"{str(r['at'])[:19]}  {r['action']:<6}  {r['id']}  by {r['author'] or '?'}")
+        else:
+            listed = revise.models(db)
+            if args.json:
+                print(json.dumps([m.as_dict() for m in listed]))
+            elif not listed:
+                print("no models listed: annotators cannot revise until an admin adds one")
+            for m in [] if args.json else listed:
+                print(f"{m.id}  {m.spec()}  ({m.origin}{', by ' + m.updated_by if m.updated_by else ''})")
+    except revise.RevisionError as err:
+        return _fail(err)
+    return 0
+
+
 def cmd_index(args) -> int:
     from components import search
 
@@ -341,6 +376,42 @@ def cmd_index(args) -> int:
         return _fail(err)
     if args.json:
         print(json.dumps([s.as_dict() for s in out]))
+    return 0
+
+
+def cmd_settings(args) -> int:
+    from components import labels
+
+    db = _open(args)
+    who = "cli"
+    try:
+        info = labels.check_pairs(db, args.name)
+        if args.overlap is not None:
+            labels.set_setting(db, info.name, "overlap", args.overlap, who)
+        if args.guidelines:
+            try:
+                text = Path(args.guidelines).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as err:
+                return _fail(f"cannot read {args.guidelines}: {getattr(err, 'strerror', None) or err}")
+            labels.set_setting(db, info.name, "guidelines", text, who)
+        if args.blind is not None:
+            labels.set_setting(db, info.name, "blind", args.blind, who)
+        marked = labels.import_gold(db, info.name, args.file, who) if args.file else 0
+        now = labels.project_settings(db, info.name)
+        progress = labels.project_progress(db, info.name)
+    except labels.LabelError as err:
+        return _fail(err)
+    if args.json:
+        print(json.dumps(now | {"dataset": info.name, "gold_marked": marked, "progress": progress}, default=str))
+        return 0
+    lines = [f"{info.name}: overlap {now['overlap'] or 'none (everyone labels every pair)'} · blind "
+             f"{'on' if now['blind'] else 'off'} · guidelines "
+             + (f"version {now['guidelines_version']} ({len(now['guidelines']):,} characters)" if now["guidelines"]
+                else "none")]
+    if marked:
+        lines.append(f"marked {marked:,} gold pair{'s' if marked != 1 else ''}")
+    lines.append(labels.progress_line(progress))
+    print("\n".join(lines))
     return 0
 
 
@@ -617,6 +688,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print one JSON list (one summary per persona)")
     s.set_defaults(fn=cmd_judge)
 
+    s = sub.add_parser("models", parents=[common],
+                       help="the models the web app may run: list, add ENTRY, remove ID, history")
+    s.add_argument("action", choices=["list", "add", "remove", "history"])
+    s.add_argument("entry", nargs="?", metavar="ENTRY",
+                   help="local:PATH_OR_HUB_ID or endpoint:URL|MODEL (add); an id from the list (remove)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_models)
+
     s = sub.add_parser("index", parents=[common], help="build the search index (BM25, Lucene) of datasets")
     s.add_argument("names", nargs="*", metavar="NAME", help="dataset name(s)")
     s.add_argument("--all", action="store_true", help="index every dataset")
@@ -624,6 +703,20 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--b", type=float, default=0.4, help="BM25 b of the index (default 0.4)")
     s.add_argument("--json", action="store_true", help="print one JSON list")
     s.set_defaults(fn=cmd_index)
+
+    s = sub.add_parser("settings", parents=[common],
+                       help="a dataset's labeling project: overlap, guidelines, blind labeling, gold pairs; progress")
+    s.add_argument("name", help="dataset name (pairs)")
+    s.add_argument("--overlap", metavar="K", help="annotators each pair needs (0: everyone labels every pair)")
+    s.add_argument("--guidelines", metavar="FILE.md", help="Markdown shown beside each pair (a new version)")
+    blind = s.add_mutually_exclusive_group()
+    blind.add_argument("--blind", dest="blind", action="store_true", default=None,
+                       help="show the sides as A and B, in an order drawn per pair")
+    blind.add_argument("--no-blind", dest="blind", action="store_false", help="show chosen and rejected")
+    s.add_argument("--gold", dest="file", metavar="FILE",
+                   help="mark gold pairs from JSON lines or CSV with the columns row and label (note optional)")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.set_defaults(fn=cmd_settings)
 
     s = sub.add_parser("users", parents=[common], help="who may sign in to the app, and their roles")
     s.add_argument("action", choices=["add", "list", "remove"])
@@ -649,8 +742,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--filter", action="append", metavar="NAME=MIN:MAX",
                    help="range filter on length, length_prompt, length_chosen, length_rejected, score_chosen, "
                         "score_rejected, margin or meta:COLUMN; repeatable")
-    s.add_argument("--label", choices=["any", "unlabeled", "labeled", "flipped"], default="any",
-                   help="label status filter")
+    s.add_argument("--label", choices=["any", "unlabeled", "labeled", "flipped", "empty_side"], default="any",
+                   help="label status filter, or empty_side: the pairs with an empty response")
     s.add_argument("--topics", metavar="FILE", help="batch mode: one 'qid<TAB>query' per line")
     s.add_argument("--output", metavar="RUN", help="batch mode: the TREC run file to write")
     s.add_argument("--tag", default="studio-bm25", help="run tag in the TREC run (batch mode)")

@@ -17,6 +17,7 @@ from components.ingest import ingest, load_demo
 from components.store import Database
 from components.search.java import LOCK
 from components.views import search as view
+from helpers import run_cli
 from components.views.search_form import SearchForm
 
 
@@ -650,3 +651,19 @@ def test_a_renamed_or_deleted_dataset_takes_its_index_folder_with_it(demo_db):
     assert search.search(demo_db, ["renamed-pairs"], "herbs", k=3).total > 0
     labels.delete_dataset(demo_db, "renamed-pairs")
     assert not Path(moved.path).exists() and search.index_status(demo_db, "renamed-pairs") is None
+
+
+def test_pairs_with_an_empty_side_are_a_filter(tmp_path):
+    db = Database(tmp_path / "e.duckdb")
+    try:
+        rows = [{"prompt": f"question about kettles {i}", "chosen": "" if i in (1, 4) else f"kettle answer {i}",
+                 "rejected": f"other kettle reply {i}"} for i in range(6)]
+        _ingest(db, tmp_path, "kettles", rows)
+        search.build_index(db, "kettles")
+        got = search.search(db, ["kettles"], "kettle", k=10, filters=search.Filters(label="empty_side"))
+        assert got.total == 2 and sorted(h.row for h in got.hits) == [1, 4]
+    finally:
+        db.close()
+    cli = run_cli("search", "kettles", "kettle", "--label", "empty_side", "--json", "--db", str(db.path))
+    assert cli.returncode == 0, cli.stderr
+    assert sorted(json.loads(line)["row"] for line in cli.stdout.splitlines()) == [1, 4]

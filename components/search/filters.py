@@ -10,12 +10,15 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+from ..formats import EMPTY_SIDE_SQL
 from ..store import Database
 from . import numbers
 from .errors import SearchError
 from .java import java, locked
 
-LABEL_STATUSES = ("any", "unlabeled", "labeled", "flipped")
+LABEL_STATUSES = ("any", "unlabeled", "labeled", "flipped", "empty_side")
+"""``empty_side`` is not a label but a flag set at ingest (formats.EMPTY_SIDE_SQL): pairs one of whose
+responses is empty, kept and searchable on their own."""
 
 
 @dataclass
@@ -39,7 +42,11 @@ class Filters:
 
 def label_rows(db: Database, dataset: str, status: str) -> list[int]:
     """Rows of ``dataset`` with a current judgment (``labeled``: chosen, rejected, tie or both
-    bad; skips do not count), or whose majority judgment is ``rejected`` (``flipped``)."""
+    bad; skips do not count), whose majority judgment is ``rejected`` (``flipped``), or with an
+    empty side (``empty_side``)."""
+    if status == "empty_side":
+        return [r[0] for r in db.rows(f"SELECT row FROM records WHERE dataset = ? AND {EMPTY_SIDE_SQL} ORDER BY row",
+                                      [dataset])]
     if status == "flipped":
         from ..labels.events import majority_rows  # the one majority rule (labels imports search: no cycle at import)
 

@@ -22,7 +22,8 @@ from .search_form import LENGTHS, SLOTS, TAB_ID, SearchForm
 PAGE_SIZE = 10
 FIELD_CHOICES = [(label, key) for key, label in engine.FIELDS.items()]
 MODE_CHOICES = [("Plain words", "words"), ("Lucene syntax", "lucene")]
-LABEL_CHOICES = [("any", "any"), ("unlabeled", "unlabeled"), ("labeled", "labeled"), ("flipped (majority: rejected)", "flipped")]
+LABEL_CHOICES = [("any", "any"), ("unlabeled", "unlabeled"), ("labeled", "labeled"), ("flipped (majority: rejected)", "flipped"),
+                 ("an empty side (flagged at ingest)", "empty_side")]
 EXAMPLES = (
     "Plain words rank by BM25 (stemmed: *running* finds *run*); `\"exact phrase\"` and `chosen:sorry` work "
     "there too. Lucene syntax adds `boil AND egg`, `egg -runny`, `prompt:recip*`, `yolk^3 egg`, `colour~1`. "
@@ -267,7 +268,7 @@ def build(studio: Studio) -> None:
             with gr.Row():
                 split = gr.Dropdown(label="Split", choices=split_choices(db), value="any", scale=1,
                                     elem_id="search-split")
-                label = gr.Dropdown(label="Label status", choices=LABEL_CHOICES, value="any", scale=1,
+                label = gr.Dropdown(label="Label status or flag", choices=LABEL_CHOICES, value="any", scale=1,
                                     elem_id="search-label")
             lengths = []
             with gr.Row():
