@@ -25,7 +25,7 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-FORWARDED = ("datasets", "ingest", "export", "search", "index", "revise", "users", "stats", "settings",
+FORWARDED = ("datasets", "ingest", "export", "search", "index", "revise", "users", "stats", "settings", "models",
              "personas", "contamination", "judge")
 """Commands a running server runs for the CLI (``serve`` itself never is)."""
 

@@ -11,7 +11,7 @@ from helpers import KAPPA_TABLE, ROOT, run_cli, write_pairs
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from components import labels, personas as pz, revise as rv  # noqa: E402
+from components import access, labels, personas as pz, revise as rv  # noqa: E402
 from components.ingest import ingest  # noqa: E402
 from components.store import Database  # noqa: E402
 from components.views import personas as view  # noqa: E402
@@ -180,13 +180,13 @@ def test_view_revision_for_a_persona(demo_db, tiny_model):
     request = form.RevisionRequest(DIALOGUES, 1, "chosen", form.PrincipleChoice(["concise"]),
                                    form.ModelChoice("local", tiny_model), form.GenerationChoice(4, 0.8, 0.95, 1, 0),
                                    persona="devout-parent")
-    status, _, revision, result, _ = list(revise_view.revise_updates(demo_db, request, None))[-1]
+    status, _, revision, result, _ = list(revise_view.revise_updates(demo_db, request, None, access.LOCAL))[-1]
     assert result["persona"]["name"] == "devout-parent" and "devout-parent" in status
     assert revise_view.persona_card(demo_db, "devout-parent").count("<dt>") == 5
     msg = revise_view.accept_result(demo_db, result, revision, "ana", "")
     assert msg.startswith("✅ Accepted") and "for persona **devout-parent**" in msg
     request.persona = "nobody"
-    refused = list(revise_view.revise_updates(demo_db, request, None))
+    refused = list(revise_view.revise_updates(demo_db, request, None, access.LOCAL))
     assert len(refused) == 1 and refused[0][0].startswith("⚠️ no persona") and "nobody" in refused[0][0]
 
 

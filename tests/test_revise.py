@@ -18,7 +18,7 @@ from helpers import ROOT, run_cli
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from components import revise as rv  # noqa: E402
+from components import access, revise as rv  # noqa: E402
 from components.ingest import ingest  # noqa: E402
 from components.store import Database  # noqa: E402
 from components.views import revise as view  # noqa: E402
@@ -456,17 +456,20 @@ def test_view_functions(demo_db, backend):
 def test_view_revision_and_batch_functions(demo_db, backend, tiny_model):
     request = form.RevisionRequest(DIALOGUES, 0, "chosen", form.PrincipleChoice(["concise"]),
                                    form.ModelChoice("local", tiny_model), form.GenerationChoice(6, 0.8, 0.95, 1, 0))
-    steps = list(view.revise_updates(demo_db, request, threading.Event()))
+    steps = list(view.revise_updates(demo_db, request, threading.Event(), access.LOCAL))
     status, critique, revision, result, device = steps[-1]
     assert status.startswith("✅ Done") and result["revision"] == revision.strip() and "float32" in device
     assert result["settings"]["max_new_tokens"] == 6 and result["principles"][0]["id"] == "concise"
-    missing = form.RevisionRequest(None, 0, "chosen", form.PrincipleChoice(), form.ModelChoice(), form.GenerationChoice())
-    assert [s[0] for s in view.revise_updates(demo_db, missing, threading.Event())] == [
+    missing = form.RevisionRequest(None, 0, "chosen", form.PrincipleChoice(), form.ModelChoice(),
+                                   form.GenerationChoice())
+    assert [s[0] for s in view.revise_updates(demo_db, missing, threading.Event(), access.LOCAL)] == [
         "⚠️ pick a dataset and a row first"]
     request.dataset = PAIRS
     with pytest.raises(rv.RevisionError, match="must start with a letter or digit"):
-        batch_view.start_batch(demo_db, request, batch_view.BatchChoice("0-1", accept_straight=True, into="../victim"))
-    start = batch_view.start_batch(demo_db, request, batch_view.BatchChoice("0-1", limit=5, batch_size=2))
+        batch_view.start_batch(demo_db, request, batch_view.BatchChoice("0-1", accept_straight=True, into="../victim"),
+                               access.LOCAL)
+    start = batch_view.start_batch(demo_db, request, batch_view.BatchChoice("0-1", limit=5, batch_size=2),
+                                   access.LOCAL)
     assert not start.resumed and start.job["rows"] == [0, 1] and start.job["settings"]["batch_size"] == 2
     steps = list(batch_view.run_batch(demo_db, start, threading.Event(), None))
     job = steps[-1]
@@ -477,5 +480,5 @@ def test_view_revision_and_batch_functions(demo_db, backend, tiny_model):
     item = batch_view.review_item(demo_db, ids[0])
     assert item["found"] and item["result"]["id"] == ids[0] and item["chat"][-1]["role"] == "assistant"
     with pytest.raises(rv.RevisionError, match="already done"):
-        batch_view.resume_batch(demo_db, job["id"])
+        batch_view.resume_batch(demo_db, job["id"], access.LOCAL)
     assert batch_view.jobs_table(demo_db)[0][:4] == [job["id"], PAIRS, "—", "done"]

@@ -17,7 +17,9 @@ The pieces, each usable on its own:
 * ``revision`` -- ``revise_stream``: one conversation, critique then revision, as a stream of updates;
 * ``results`` -- ``accept`` a revision (possibly edited) as a pair of ``NAME-revisions``, ``reject``,
   ``pending``;
-* ``jobs`` -- ``start_job`` / ``run_job``: many conversations, resumable, results pending review.
+* ``jobs`` -- ``start_job`` / ``run_job``: many conversations, resumable, results pending review;
+* ``models`` -- the models the page may run (admins add and remove them) and ``choose``, the rule of
+  who may run what.
 
 Any of these may be conditioned on a persona (``personas.Persona.provenance()``: name, version,
 system message): the critique and the revision are written for that person, and the accepted pair's
@@ -35,6 +37,10 @@ from .errors import RevisionError
 from .jobs import (
     JobProgress, backend_for_job, get_job, job_principles, job_settings, list_jobs, parse_rows, run_job, search_rows,
     select_rows, start_job,
+)
+from .models import (
+    ModelEntry, add_model, check_listed, choose, default_model, ensure_models, get_model, model_history, models,
+    parse_spec, remove_model,
 )
 from .library import (
     PRINCIPLES_FILE, Principle, check_principle, delete_principle, ensure_principles, load_library,

@@ -3,13 +3,14 @@
 The critique and the revision stream into the page; Stop ends the generation; the revision can be
 edited before it is accepted as a pair (chosen = revision, rejected = original) of NAME-revisions.
 Below: batch runs with their pending-review list (``revise_batch``), and the principle editor
-(``principles``). The controls' meaning lives in ``revise_form``.
+(``principles``). The controls' meaning lives in ``revise_form``. The model is picked from the model
+list (``revise.models``); only admins type another model or endpoint, or add and remove entries --
+the server decides, whatever the page sends.
 Deep link: ``?tab=revise&dataset=NAME&row=N`` (``&side=rejected`` for the rejected side of a pair).
 """
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Iterator
 
@@ -17,6 +18,7 @@ import gradio as gr
 
 from .. import personas as pz
 from .. import revise as rv
+from ..access import Identity
 from ..store import Database
 from . import principles as principle_editor
 from . import revise_batch
@@ -27,14 +29,14 @@ from .revise_form import (
 )
 
 TAB_ID = "revise"
-DEFAULT_MODEL = os.environ.get("STUDIO_REVISE_MODEL", "")
 STREAM_INTERVAL = 0.05  # seconds between page updates while text streams in
 CSS = """
 #revise-principles { max-height: 430px; overflow-y: auto; }
 #revise-status { min-height: 2.5em; }
 """
 
-__all__ = ["accept_result", "build", "device_line", "load_conversation", "revise_updates", "status_line"]
+__all__ = ["accept_result", "add_model", "build", "device_line", "load_conversation", "model_choices", "remove_model",
+           "revise_updates", "status_line"]
 
 
 # -- plain functions (what the handlers call; tests call them too) -------------------------------
@@ -72,6 +74,36 @@ def load_conversation(db: Database, name: str | None, row, side: str) -> tuple[l
     return chat(src.prompt + [src.final]), line
 
 
+def model_choices(db: Database) -> list[tuple[str, str]]:
+    """The model list of the form: (what it shows, the entry's id)."""
+    return [(m.label(), m.id) for m in rv.models(db)]
+
+
+def default_pick(db: Database) -> str | None:
+    entry = rv.default_model(db)
+    return entry.id if entry else None
+
+
+def add_model(db: Database, kind: str | None, model: str | None, endpoint: str | None,
+              who: Identity) -> tuple[str, str | None]:
+    """List the typed model (the caller is an admin: the handler checked); a line, and the entry's id."""
+    try:
+        entry, new = rv.add_model(db, kind or "local", model or "", endpoint if kind == "endpoint" else None,
+                                  author=who.name, origin="page")
+    except rv.RevisionError as err:
+        return f"⚠️ {escape(err)}", None
+    said = "Added" if new else "Already listed:"
+    return f"✅ {said} `{escape(entry.label())}` (id `{entry.id}`): annotators can pick it now.", entry.id
+
+
+def remove_model(db: Database, pick: str | None, who: Identity) -> str:
+    try:
+        entry = rv.remove_model(db, pick or "", author=who.name)
+    except rv.RevisionError as err:
+        return f"⚠️ {escape(err)}"
+    return f"Removed `{escape(entry.label())}` from the list (its history is kept)."
+
+
 def device_line(backend: rv.Backend | None) -> str:
     if backend is None:
         return ("Model not loaded yet. A local model runs on the GPU (CUDA, bfloat16) when one is present, "
@@ -104,9 +136,11 @@ def status_line(u: rv.Update, started: float) -> str:
     return text
 
 
-def revise_updates(db: Database, request: RevisionRequest, stop) -> Iterator[tuple[str, str, str, dict | None, str]]:
-    """One revision for the page: (status, critique, revision, result, device line) as the text streams,
-    a page update at most every ``STREAM_INTERVAL`` seconds; problems come as a one-line status."""
+def revise_updates(db: Database, request: RevisionRequest, stop, who: Identity) -> Iterator[
+        tuple[str, str, str, dict | None, str]]:
+    """One revision for ``who``: (status, critique, revision, result, device line) as the text streams,
+    a page update at most every ``STREAM_INTERVAL`` seconds; problems come as a one-line status. The
+    model is decided here, on the server, from the model list (``revise.choose``)."""
     try:
         if not request.dataset:
             raise rv.RevisionError("pick a dataset and a row first")
@@ -114,9 +148,9 @@ def revise_updates(db: Database, request: RevisionRequest, stop) -> Iterator[tup
         ps = request.principles.resolve(db)
         persona = request.persona_provenance(db)
         settings = request.generation.settings()
-        if request.model.needs_loading():
+        if request.model.needs_loading(db):
             yield "⏳ Loading the model (once; it stays loaded)…", "", "", None, ""
-        backend = request.model.backend()
+        backend = request.model.backend(db, who)
     except rv.RevisionError as err:
         yield f"⚠️ {escape(err)}", "", "", None, ""
         return
@@ -172,14 +206,26 @@ def build(studio: Studio) -> None:
                 persona_html = gr.HTML(elem_id="revise-persona-card")
         with gr.Accordion("Model and settings", open=True):
             with gr.Row():
-                kind = gr.Radio(["local", "endpoint"], value="local", label="Backend", scale=1, elem_id="revise-kind",
-                                info="local: transformers in this process · endpoint: OpenAI-compatible server")
-                model = gr.Textbox(label="Model (Hub id or local folder; for an endpoint, the served name)",
-                                   value=DEFAULT_MODEL, placeholder="Qwen/Qwen2.5-0.5B-Instruct", scale=3,
-                                   elem_id="revise-model")
-                endpoint = gr.Textbox(label="Endpoint URL", placeholder="http://localhost:8000/v1", scale=2,
-                                      visible=False, elem_id="revise-endpoint")
+                pick = gr.Dropdown(label="Model", choices=model_choices(db), value=default_pick(db), scale=3,
+                                   elem_id="revise-model-pick", info="the models an admin listed for this app")
                 load_model = gr.Button("Load model", scale=0, elem_id="revise-load-model")
+            # typed models are for admins (the server refuses them to everyone else); the local
+            # single-user tool's one user is an admin, so there the box shows from the start
+            with gr.Column(visible=studio.mode == "open", elem_id="revise-model-admin") as admin_box:
+                with gr.Row():
+                    kind = gr.Radio(["local", "endpoint"], value="local", label="Backend", scale=1,
+                                    elem_id="revise-kind",
+                                    info="local: transformers in this process · endpoint: OpenAI-compatible server")
+                    model = gr.Textbox(label="Another model (admins): Hub id or local folder; for an endpoint, the "
+                                             "served name. Used instead of the list while it has text",
+                                       placeholder="Qwen/Qwen2.5-0.5B-Instruct", scale=3, elem_id="revise-model")
+                    endpoint = gr.Textbox(label="Endpoint URL", placeholder="http://localhost:8000/v1", scale=2,
+                                          visible=False, elem_id="revise-endpoint")
+                with gr.Row():
+                    add_btn = gr.Button("Add it to the list", size="sm", scale=0, elem_id="revise-model-add")
+                    remove_btn = gr.Button("Remove the picked model from the list", size="sm", scale=0,
+                                           elem_id="revise-model-remove")
+                    models_note = gr.Markdown(elem_id="revise-models-note")
             with gr.Row():
                 max_new = gr.Slider(8, 4096, value=256, step=8, label="Max new tokens", elem_id="revise-max-new")
                 temperature = gr.Slider(0, 2, value=0.7, step=0.05, label="Temperature (0 = greedy)",
@@ -205,8 +251,9 @@ def build(studio: Studio) -> None:
         accepted = gr.Markdown(elem_id="revise-accepted")
         result = gr.State(None)
 
-        form = RevisionForm(dataset, row, side, picks, avoid, steer, kind, model, endpoint, max_new, temperature,
-                            top_p, seed, context, persona)
+        form = RevisionForm(dataset=dataset, row=row, side=side, picks=picks, avoid=avoid, steer=steer, kind=kind,
+                            model=model, endpoint=endpoint, pick=pick, max_new=max_new, temperature=temperature,
+                            top_p=top_p, seed=seed, context=context, persona=persona)
         pending, jobs = revise_batch.build(db, form, into, who)
         principle_editor.build(db, picks, who)
 
@@ -245,18 +292,33 @@ def build(studio: Studio) -> None:
         steer.input(on_template_text, [picks, avoid, steer], picks)
 
         @requires("annotator", "loading a model")
-        def on_load_model(k, m, ep):
+        def on_load_model(k, m, ep, chosen, *, who):
             try:
-                return device_line(ModelChoice(k, m or "", ep or "").backend())
+                return device_line(ModelChoice(k, m or "", ep or "", chosen).backend(db, who))
             except rv.RevisionError as err:
                 return f"⚠️ {escape(err)}"
 
-        load_model.click(on_load_model, [kind, model, endpoint], device)
+        load_model.click(on_load_model, [kind, model, endpoint, pick], device)
+
+        @requires("admin", "adding a model to the list")
+        def on_add_model(k, m, ep, *, who):
+            line, added = add_model(db, k, m, ep, who)
+            choices = model_choices(db)
+            return line, gr.update(choices=choices, value=added) if added else gr.update(choices=choices)
+
+        add_btn.click(on_add_model, [kind, model, endpoint], [models_note, pick])
+
+        @requires("admin", "removing a model from the list")
+        def on_remove_model(chosen, *, who):
+            line = remove_model(db, chosen, who)
+            return line, gr.update(choices=model_choices(db), value=default_pick(db))
+
+        remove_btn.click(on_remove_model, pick, [models_note, pick])
 
         @requires("annotator", "revising")
-        def on_run(values: dict, request: gr.Request):
+        def on_run(values: dict, request: gr.Request, *, who):
             stop_ev = new_stop(session_of(request), "revise")
-            for status_text, crit, rev, res, dev in revise_updates(db, form.read(values), stop_ev):
+            for status_text, crit, rev, res, dev in revise_updates(db, form.read(values), stop_ev, who):
                 yield status_text, crit, rev, res, dev or gr.update()
 
         go.click(on_run, form.components(), [status, critique, revision, result, device],
@@ -278,10 +340,11 @@ def build(studio: Studio) -> None:
         # deep link ?tab=revise&dataset=NAME&row=N[&side=rejected]
 
         @requires("viewer", "opening the page")
-        def on_load(request: gr.Request):
+        def on_load(request: gr.Request, *, who):
             params = query_params(request)
             choices = revisable_datasets(db)
-            rest = (*revise_batch.refreshed(db), revise_batch.jobs_table(db), gr.update(choices=persona_choices(db)))
+            rest = (*revise_batch.refreshed(db), revise_batch.jobs_table(db), gr.update(choices=persona_choices(db)),
+                    gr.update(choices=model_choices(db)), gr.update(visible=who.can("admin")))
             name = params.get("dataset")
             here = params.get("tab") == TAB_ID
             if not here or name not in choices:
@@ -296,4 +359,4 @@ def build(studio: Studio) -> None:
                     target, gr.update(), *rest)
 
         studio.on_load.append((on_load, [dataset, studio.tabs, row, side, convo, about, into, accepted,
-                                         *pending.outputs(), jobs, persona]))
+                                         *pending.outputs(), jobs, persona, pick, admin_box]))

@@ -15,6 +15,7 @@ from typing import Iterator
 import gradio as gr
 
 from .. import revise as rv
+from ..access import Identity
 from ..store import Database
 from ..text import clip, first_line
 from .common import as_int, chat, chatbot, escape, requires
@@ -49,8 +50,8 @@ class BatchStart:
         return head + (" (" + escape("; ".join(self.notes)) + ")" if self.notes else "")
 
 
-def start_batch(db: Database, request: RevisionRequest, batch: BatchChoice) -> BatchStart:
-    """The job for this request (an unfinished identical one is resumed); RevisionError in one line."""
+def start_batch(db: Database, request: RevisionRequest, batch: BatchChoice, who: Identity) -> BatchStart:
+    """``who``'s job for this request (an unfinished identical one is resumed); RevisionError in one line."""
     if not request.dataset:
         raise rv.RevisionError("pick a dataset first")
     ps = request.principles.resolve(db)
@@ -59,7 +60,7 @@ def start_batch(db: Database, request: RevisionRequest, batch: BatchChoice) -> B
     notes: list[str] = []
     rows = rv.select_rows(db, request.dataset, (batch.rows or "").strip() or None, (batch.query or "").strip() or None,
                           as_int(batch.limit, 0) or None, notes)
-    backend = request.model.backend()
+    backend = request.model.backend(db, who)
     persona = request.persona_provenance(db)
     job, resumed = rv.start_job(db, request.dataset, rows, ps, backend, settings, request.side, accept_into,
                                 {"rows": batch.rows or None, "query": batch.query or None, "limit": batch.limit},
@@ -67,12 +68,14 @@ def start_batch(db: Database, request: RevisionRequest, batch: BatchChoice) -> B
     return BatchStart(job, backend, resumed, notes)
 
 
-def resume_batch(db: Database, job_id: str) -> BatchStart:
+def resume_batch(db: Database, job_id: str, who: Identity) -> BatchStart:
+    """Resume a stored job: its model must still be in the list, unless ``who`` is an admin."""
     job = rv.get_job(db, (job_id or "").strip())
     if job is None:
         raise rv.RevisionError(f"no job {(job_id or '').strip()!r}")
     if job["status"] == "done":
         raise rv.RevisionError(f"job {job['id']} is already done")
+    rv.check_listed(db, who, job["backend"])
     return BatchStart(job, rv.backend_for_job(job), True)
 
 
@@ -219,23 +222,23 @@ def build(db: Database, form: RevisionForm, into: gr.Textbox, who: gr.Textbox) -
     batch_inputs = form.components() | {rows, query, limit, size, straight, into}
 
     @requires("annotator", "revising a batch")
-    def on_start(values: dict, request: gr.Request, progress=gr.Progress()):
+    def on_start(values: dict, request: gr.Request, progress=gr.Progress(), *, who):
         choice = BatchChoice(values[rows] or "", values[query] or "", values[limit], values[size],
                              bool(values[straight]), values[into] or "")
         try:
-            start = start_batch(db, form.read(values), choice)
+            start = start_batch(db, form.read(values), choice, who)
         except rv.RevisionError as err:
             yield f"⚠️ {escape(err)}", gr.update()
             return
         yield from follow(start, request, progress, values[size])
 
     @requires("annotator", "revising a batch")
-    def on_resume(job_id, size_value, request: gr.Request, progress=gr.Progress()):
+    def on_resume(job_id, size_value, request: gr.Request, progress=gr.Progress(), *, who):
         if not (job_id or "").strip():
             yield "⚠️ Pick a job in the table (or type its id) to resume it.", gr.update()
             return
         try:
-            start = resume_batch(db, job_id)
+            start = resume_batch(db, job_id, who)
         except rv.RevisionError as err:
             yield f"⚠️ {escape(err)}", gr.update()
             return

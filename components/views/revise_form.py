@@ -13,6 +13,7 @@ import gradio as gr
 
 from .. import personas as pz
 from .. import revise as rv
+from ..access import Identity
 from ..store import Database
 from .common import as_int, deep_link, escape
 
@@ -65,21 +66,25 @@ def with_template(ids: list[str] | None, avoid: str | None, steer: str | None) -
 
 @dataclass
 class ModelChoice:
-    """Which model writes: a local one (Hub id or folder), or the model an endpoint serves."""
+    """Which model writes: an entry of the model list (``pick``, its id), or -- typed, admins only --
+    a local one (Hub id or folder) or the model an endpoint serves. Typed text wins over the pick."""
 
     kind: str = "local"  # local | endpoint
     model: str = ""
     endpoint: str = ""
+    pick: str | None = None
 
-    def backend(self) -> rv.Backend:
-        if self.kind == "endpoint":
-            return rv.EndpointBackend(self.endpoint or "", self.model or "")
-        return rv.local_backend(self.model or "")
+    def backend(self, db: Database, who: Identity) -> rv.Backend:
+        """Decided on the server from the model list: see ``revise.models.choose``."""
+        return rv.choose(db, who, self.pick, self.kind or "local", self.model or "", self.endpoint or "")
 
-    def needs_loading(self) -> bool:
+    def needs_loading(self, db: Database) -> bool:
         """A local model not loaded yet (the first run loads it, which takes a while)."""
-        name = (self.model or "").strip()
-        return self.kind != "endpoint" and bool(name) and not any(
+        name, kind = (self.model or "").strip(), self.kind
+        if not name:
+            entry = rv.get_model(db, self.pick)
+            name, kind = (entry.model, entry.kind) if entry else ("", "local")
+        return kind != "endpoint" and bool(name) and not any(
             d.startswith(name + " ·") for d in rv.loaded_models())
 
 
@@ -135,6 +140,7 @@ class RevisionForm:
     kind: gr.Radio
     model: gr.Textbox
     endpoint: gr.Textbox
+    pick: gr.Dropdown
     max_new: gr.Slider
     temperature: gr.Slider
     top_p: gr.Slider
@@ -151,7 +157,7 @@ class RevisionForm:
         return RevisionRequest(
             dataset=v["dataset"] or None, row=as_int(v["row"], 0), side=v["side"] or "chosen",
             principles=PrincipleChoice(list(v["picks"] or []), v["avoid"] or "", v["steer"] or ""),
-            model=ModelChoice(v["kind"] or "local", v["model"] or "", v["endpoint"] or ""),
+            model=ModelChoice(v["kind"] or "local", v["model"] or "", v["endpoint"] or "", v["pick"] or None),
             generation=GenerationChoice(v["max_new"], v["temperature"], v["top_p"], v["seed"], v["context"]),
             persona=v["persona"] or None,
         )

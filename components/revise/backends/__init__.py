@@ -4,7 +4,11 @@ the other, so that starting the app pays for neither."""
 
 from __future__ import annotations
 
+from . import zerogpu
 from .base import Backend, Generation, Settings, Stream
+
+if zerogpu.on_zero_gpu():  # ZeroGPU wants its GPU tasks declared while the app starts
+    from . import local  # noqa: F401
 
 
 def make_backend(model: str, endpoint: str | None = None, device: str | None = None,

@@ -1,6 +1,7 @@
 """A local transformers model: loaded once and kept, bf16 on CUDA, float32 on CPU, streamed token by token.
 
-torch and transformers are imported only when a local model is first used.
+torch and transformers are imported only when a local model is first used. On a ZeroGPU Space each
+``generate`` runs as a ``spaces.GPU`` task (``zerogpu``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from ...text import first_line
 from ..errors import RevisionError
+from . import zerogpu
 from .base import Backend, Generation, Settings, Stream
 
 _models: dict[tuple[str, str], "LocalBackend"] = {}
@@ -111,6 +113,7 @@ class LocalBackend(Backend):
         hf_logging.disable_progress_bar()
         self.model = model
         self.device = device
+        self.key = (model, device)  # as in _models: how a ZeroGPU task finds this model
         self.dtype_obj = torch.bfloat16 if device.startswith("cuda") else torch.float32
         self.dtype = str(self.dtype_obj).replace("torch.", "")
         self.lock = threading.Lock()  # one generation at a time: seeds stay reproducible, memory bounded
@@ -172,6 +175,10 @@ class LocalBackend(Backend):
                                                           add_generation_prompt=True)
             raise RevisionError(f"the chat template of {self.model} failed: {first_line(err)}") from None
 
+    def _on_device(self, enc):
+        """Tokenized inputs on the model's device (on ZeroGPU they stay here: the task moves them)."""
+        return enc if zerogpu.on_zero_gpu() else enc.to(self.device)
+
     def count(self, messages: list[dict]) -> int:
         return len(self.tokenizer(self._text(messages), add_special_tokens=False)["input_ids"])
 
@@ -192,7 +199,7 @@ class LocalBackend(Backend):
         from transformers import TextIteratorStreamer
 
         text = self._text(messages)
-        enc = self.tokenizer(text, return_tensors="pt", add_special_tokens=False).to(self.device)
+        enc = self._on_device(self.tokenizer(text, return_tensors="pt", add_special_tokens=False))
         prompt_tokens = int(enc["input_ids"].shape[1])
         streamer = _TokenStreamer(self.tokenizer, TextIteratorStreamer)
         kw = self._gen_kwargs(settings, stop) | {"streamer": streamer}
@@ -203,6 +210,16 @@ class LocalBackend(Backend):
             import torch
 
             try:
+                if zerogpu.on_zero_gpu():  # a task in another process: its token ids come back as lists
+                    with self.lock:
+                        streamer.started = time.perf_counter()
+                        for ids in zerogpu.stream_ids(self.key, _lists(enc), self._gen_kwargs(settings, None),
+                                                      settings.seed):
+                            streamer.put(torch.tensor(ids))
+                            if stop is not None and stop.is_set():
+                                break
+                    streamer.end()
+                    return
                 with self.lock, torch.inference_mode():
                     torch.manual_seed(settings.seed)
                     streamer.started = time.perf_counter()
@@ -259,16 +276,21 @@ class LocalBackend(Backend):
         old_side = tok.padding_side
         tok.padding_side = "left"
         try:
-            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+            enc = self._on_device(tok(texts, return_tensors="pt", padding=True, add_special_tokens=False))
         finally:
             tok.padding_side = old_side
         clock = _Clock()
         kw = self._gen_kwargs(settings, stop) | {"streamer": clock}
         started = time.perf_counter()
         try:
-            with self.lock, torch.inference_mode():
-                torch.manual_seed(settings.seed)
-                out = self.lm.generate(**enc, **kw)
+            if zerogpu.on_zero_gpu():  # a task in another process: plain values in and out
+                with self.lock:
+                    out = torch.tensor(zerogpu.generate_ids(self.key, _lists(enc), self._gen_kwargs(settings, None),
+                                                            settings.seed))
+            else:
+                with self.lock, torch.inference_mode():
+                    torch.manual_seed(settings.seed)
+                    out = self.lm.generate(**enc, **kw)
         except Exception as err:
             raise RevisionError(self._run_error(err, settings)) from None
         seconds = time.perf_counter() - started
@@ -297,6 +319,11 @@ class LocalBackend(Backend):
         if self.tokenizer.eos_token_id is not None:
             ids.add(self.tokenizer.eos_token_id)
         return ids
+
+
+def _lists(enc) -> dict[str, list]:
+    """A tokenizer's tensors as plain lists (what crosses to a ZeroGPU task)."""
+    return {k: v.tolist() for k, v in enc.items()}
 
 
 def _TokenStreamer(tokenizer, base):
