@@ -299,6 +299,43 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        "0009_labeling_project",
+        [
+            # A pair handed to an annotator by the overlap queue (components/labels/project.py): it holds
+            # one of the pair's slots until it expires or the annotator labels the pair.
+            """CREATE TABLE reservations (
+                dataset VARCHAR NOT NULL,
+                row BIGINT NOT NULL,
+                annotator VARCHAR NOT NULL,
+                reserved_at TIMESTAMP NOT NULL,   -- UTC: when the pair was handed out
+                expires_at TIMESTAMP NOT NULL
+            )""",
+            # Pairs with a known answer; every change is a row, the latest of each pair in effect
+            # (label NULL: no longer gold).
+            "CREATE SEQUENCE IF NOT EXISTS gold_pairs_id START 1",
+            """CREATE TABLE gold_pairs (
+                id BIGINT PRIMARY KEY DEFAULT nextval('gold_pairs_id'),
+                dataset VARCHAR NOT NULL,
+                row BIGINT NOT NULL,
+                label VARCHAR CHECK (label IN ('chosen', 'rejected', 'tie', 'both_bad')),
+                note VARCHAR,
+                set_by VARCHAR,
+                set_at TIMESTAMP NOT NULL
+            )""",
+            # A reviewer's final label of a pair, with the reason; the latest of each pair is in effect.
+            "CREATE SEQUENCE IF NOT EXISTS reviews_id START 1",
+            """CREATE TABLE reviews (
+                id BIGINT PRIMARY KEY DEFAULT nextval('reviews_id'),
+                dataset VARCHAR NOT NULL,
+                row BIGINT NOT NULL,
+                reviewer VARCHAR NOT NULL,
+                label VARCHAR NOT NULL CHECK (label IN ('chosen', 'rejected', 'tie', 'both_bad')),
+                reason VARCHAR,
+                created_at TIMESTAMP NOT NULL
+            )""",
+        ],
+    ),
 ]
 
 

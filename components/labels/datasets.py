@@ -1,7 +1,7 @@
 """Renaming and deleting a dataset (an admin's work), each in one transaction.
 
 Deleting removes the dataset's rows, its catalogue entry and its index entry; its labels stay in the
-append-only log (a dataset loaded again under the name finds them). Renaming moves everything that
+append-only log (a dataset loaded again under the name finds them), and so do its gold pairs and reviews. Renaming moves everything that
 names the dataset: rows, labels, settings, index entry, and the revisions made from it.
 """
 
@@ -15,7 +15,8 @@ from .events import LabelError
 # (table, column) pairs that name a dataset, moved by a rename
 _NAMED_BY = [("records", "dataset"), ("rejects", "dataset"), ("label_events", "dataset"),
              ("dataset_settings", "dataset"), ("search_indexes", "dataset"), ("revisions", "dataset"),
-             ("revisions", "into_dataset"), ("revision_jobs", "dataset"), ("revision_jobs", "accept_into")]
+             ("revisions", "into_dataset"), ("revision_jobs", "dataset"), ("revision_jobs", "accept_into"), ("reservations", "dataset"),
+             ("gold_pairs", "dataset"), ("reviews", "dataset")]
 
 
 def _existing(db: Database, name: object) -> str:
@@ -32,7 +33,7 @@ def delete_dataset(db: Database, name: object) -> dict:
     def run(cur):
         rows = cur.execute("SELECT row_count FROM datasets WHERE name = ?", [name]).fetchone()[0]
         for table, column in (("records", "dataset"), ("rejects", "dataset"), ("search_indexes", "dataset"),
-                              ("datasets", "name")):
+                              ("reservations", "dataset"), ("datasets", "name")):
             cur.execute(f"DELETE FROM {table} WHERE {column} = ?", [name])
         labels = cur.execute("SELECT count(*) FROM label_events WHERE dataset = ?", [name]).fetchone()[0]
         return {"dataset": name, "rows": rows, "label_events_kept": labels}

@@ -136,8 +136,10 @@ def clean_confidence(confidence: Any) -> int | None:
 
 
 def add_label(db: Database, dataset: Any, row: Any, label: Any, annotator: Any, confidence: Any = None,
-              note: Any = None, tags: Any = None, options: dict | None = None) -> dict:
-    """Record ``annotator``'s ``label`` of pair ``row`` of ``dataset`` (every argument is checked)."""
+              note: Any = None, tags: Any = None, options: dict | None = None, within=None) -> dict:
+    """Record ``annotator``'s ``label`` of pair ``row`` of ``dataset`` (every argument is checked).
+    ``within(cur, dataset, row, annotator, label)`` runs first inside the label's transaction (the
+    overlap queue checks the pair's free slots there) and may raise LabelError to refuse it."""
     info = check_pairs(db, dataset)
     row = check_row(db, info.name, row)
     label = check_label(label)
@@ -147,7 +149,7 @@ def add_label(db: Database, dataset: Any, row: Any, label: Any, annotator: Any, 
         raise LabelError(f"the note is {len(note):,} characters; keep it under {MAX_NOTE:,}")
     opts = {"dataset_version": info.version} | (options or {})
     return add_label_event(db, info.name, row, annotator, label, clean_confidence(confidence), note,
-                           clean_tags(tags), opts)
+                           clean_tags(tags), opts, within=within)
 
 
 def undo(db: Database, dataset: Any, annotator: Any, options: dict | None = None) -> dict | None:
@@ -158,20 +160,32 @@ def undo(db: Database, dataset: Any, annotator: Any, options: dict | None = None
 
 def add_label_event(db: Database, dataset: str, row: int, annotator: str, label: str,
                     confidence: int | None = None, note: str | None = None,
-                    tags: Sequence[str] | None = None, options: dict | None = None) -> dict:
-    """Append one label event as given (unchecked: ``add_label`` checks); return it with its id."""
+                    tags: Sequence[str] | None = None, options: dict | None = None, within=None) -> dict:
+    """Append one label event as given (unchecked: ``add_label`` checks); return it with its id.
+
+    In the same transaction the annotator's reservation of the pair (``labels.project``) is released;
+    when the options give no ``seconds``, the time from the pair's hand-out to this label is recorded."""
     created = utc_now()
 
     def run(cur):
-        return cur.execute(
+        if within is not None:
+            within(cur, dataset, row, annotator, label)
+        handed = cur.execute("DELETE FROM reservations WHERE dataset = ? AND row = ? AND annotator = ? "
+                             "RETURNING reserved_at", [dataset, row, annotator]).fetchall()
+        opts = dict(options or {})
+        if handed and opts.get("seconds") is None:
+            opts["seconds"] = round(max(0.0, (created - max(h[0] for h in handed)).total_seconds()), 3)
+        event_id = cur.execute(
             """INSERT INTO label_events (dataset, row, annotator, label, confidence, note, tags, options, created_at)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id""",
-            [dataset, row, annotator, label, confidence, note, list(tags or []), json.dumps(options or {}), created],
+            [dataset, row, annotator, label, confidence, note, list(tags or []), json.dumps(opts), created],
         ).fetchone()[0]
+        return event_id, opts
 
-    event_id = db.write(run)
+    event_id, opts = db.write(run)
     return {"id": event_id, "dataset": dataset, "row": row, "annotator": annotator, "label": label,
-            "confidence": confidence, "note": note, "tags": list(tags or []), "created_at": created}
+            "confidence": confidence, "note": note, "tags": list(tags or []), "created_at": created,
+            "seconds": opts.get("seconds"), "guidelines_version": opts.get("guidelines_version")}
 
 
 _UNDONE = ("SELECT TRY_CAST(json_extract_string(options, '$.undoes') AS BIGINT) AS id "

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from ..store import Database
 from ..text import first_line
+from .gold import gold_labels
+from .review import reviewed_labels
 from .events import (LabelError, check_annotator, check_pairs, current_labels, label_log, labeled_rows, majority_labels,
                      read_arrow)
 
@@ -31,12 +33,14 @@ class ExportSummary:
     out: str
     file_format: str
     style: str | None  # conversational | standard; None for the label log
-    source: str  # "majority", "annotator NAME", or "label log"
+    source: str  # "majority" (reviews, then gold answers, then the majority), "annotator NAME", or "label log"
     rows: int  # rows written
     pairs: int = 0  # pairs in the dataset
     flipped: int = 0
     agreed: int = 0  # labeled "chosen is better"
     unlabeled: int = 0  # written as in the source (no label)
+    reviewed: int = 0  # pairs whose label is a reviewer's final label
+    gold: int = 0  # pairs whose label is their gold answer
     kept: dict = field(default_factory=dict)  # no-preference labels written (keep_ties)
     left_out: dict = field(default_factory=dict)  # reason -> pairs left out
 
@@ -49,6 +53,8 @@ class ExportSummary:
         text = (f"{self.dataset}: {self.rows:,} of {self.pairs:,} pairs written to {self.out} "
                 f"({self.style} {self.file_format}, labels from {self.source}): {self.agreed:,} agreed, "
                 f"{self.flipped:,} flipped, {self.unlabeled:,} unlabeled")
+        if self.reviewed or self.gold:
+            text += f"; {self.reviewed:,} decided by a reviewer, {self.gold:,} by their gold answer"
         if self.kept:
             text += "; kept " + ", ".join(f"{n:,} {k}" for k, n in self.kept.items())
         if self.left_out:
@@ -70,15 +76,24 @@ def file_format(out: str | os.PathLike) -> str:
 
 
 def preference_labels(db: Database, dataset: str, annotator: str | None = None) -> dict[int, str]:
-    """{row: label} to export: one annotator's current labels, or the majority of everyone's.
+    """{row: label} to export: one annotator's current labels, or the team's decision.
 
-    With the majority (``events.majority_labels``), skips do not vote: a pair only skipped gets
-    ``skip``, a pair whose top judgments tie gets ``no_majority``.
+    The team's decision of a pair, in order of preference: a reviewer's final label (``review``),
+    the known answer of a gold pair (``gold``), the majority of the annotators' judgments
+    (``events.majority_labels``: skips do not vote; a pair only skipped gets ``skip``, a pair whose
+    top judgments tie gets ``no_majority``).
     """
+    return {row: label for row, (label, _why) in decisions(db, dataset, annotator).items()}
+
+
+def decisions(db: Database, dataset: str, annotator: str | None = None) -> dict[int, tuple[str, str]]:
+    """{row: (label, where it came from: "review", "gold", "majority" or "annotator")}."""
     if annotator:
-        return labeled_rows(db, dataset, check_annotator(annotator))
-    out = {row: "skip" for row, _who, _label in current_labels(db, dataset)}
-    out |= {row: top or "no_majority" for row, top in majority_labels(db, dataset).items()}
+        return {row: (lab, "annotator") for row, lab in labeled_rows(db, dataset, check_annotator(annotator)).items()}
+    out = {row: ("skip", "majority") for row, _who, _label in current_labels(db, dataset)}
+    out |= {row: (top or "no_majority", "majority") for row, top in majority_labels(db, dataset).items()}
+    out |= {row: (lab, "gold") for row, lab in gold_labels(db, dataset).items()}
+    out |= {row: (lab, "review") for row, lab in reviewed_labels(db, dataset).items()}
     return out
 
 
@@ -160,7 +175,8 @@ def export_pairs(db: Database, dataset: str, out: str | os.PathLike, style: str 
     """Write every pair of ``dataset`` in source order with its current preference, in TRL's format.
 
     ``style`` "conversational" writes ``prompt``/``chosen``/``rejected`` as message lists, "standard"
-    as strings. Labels come from ``annotator``, else the majority of everyone. A flip (label
+    as strings. Labels come from ``annotator``, else the team's decision (``preference_labels``: a
+    reviewer's final label, then a gold answer, then the majority). A flip (label
     ``rejected``) swaps chosen and rejected; ties, both-bad, skips and pairs without a majority are
     left out unless ``keep_ties`` (then written as in the source); unlabeled pairs are written as in
     the source unless ``labeled_only``. Two extra columns say where each row came from:
@@ -171,7 +187,8 @@ def export_pairs(db: Database, dataset: str, out: str | os.PathLike, style: str 
         raise LabelError(f"unknown format {style!r}: use conversational or standard")
     out = Path(out)
     fmt = file_format(out)
-    labels = preference_labels(db, info.name, annotator)
+    decided = decisions(db, info.name, annotator)
+    labels = {row: lab for row, (lab, _why) in decided.items()}
     table = _pairs(db, info.name)
     summary = ExportSummary(dataset=info.name, out=str(out), file_format=fmt, style=style,
                             source=f"annotator {check_annotator(annotator)}" if annotator else "majority",
@@ -195,6 +212,11 @@ def export_pairs(db: Database, dataset: str, out: str | os.PathLike, style: str 
             summary.flipped += 1
         else:
             summary.agreed += 1
+        if label is not None and decided[rec["row"]][1] in ("review", "gold"):
+            if decided[rec["row"]][1] == "review":
+                summary.reviewed += 1
+            else:
+                summary.gold += 1
         pair = apply_preference(
             {"prompt": _messages(rec["prompt"]), "chosen": _messages(rec["chosen"]),
              "rejected": _messages(rec["rejected"])}, label)

@@ -2,7 +2,13 @@
 
 A setting is a (dataset, key) with a JSON value; every change appends a row to ``dataset_settings``
 (who set it, when), so the history is kept and the latest row is in effect. ``SETTINGS`` names the
-keys and their defaults.
+keys and their defaults:
+
+* ``blind`` -- labeling on an A/B screen (below);
+* ``overlap`` -- how many annotators each pair needs (``labels.project``); None: everyone labels
+  every pair, in one shuffled order;
+* ``guidelines`` -- Markdown shown beside the pair. Its version is the number of times it was set,
+  and every label records the version it was given under.
 
 Blind labeling (``blind``): the two responses are shown as A and B, in an order drawn per pair (the
 same for everyone, every time), and a label given as "A is better" is stored as the source side it
@@ -22,8 +28,41 @@ from ..store import Database
 from ..text import utc_now
 from .events import BY_NAME, LabelError, check_pairs
 
-SETTINGS: dict[str, Any] = {"blind": False}
+SETTINGS: dict[str, Any] = {"blind": False, "overlap": None, "guidelines": ""}
 """The settings a dataset has, with their defaults."""
+MAX_OVERLAP = 100
+MAX_GUIDELINES = 50_000
+
+
+def clean_setting(key: str, value: Any) -> Any:
+    """``value`` as setting ``key`` keeps it, or LabelError saying what it may be.
+
+    >>> clean_setting("overlap", "2"), clean_setting("overlap", 0), clean_setting("blind", 1)
+    (2, None, True)
+    >>> clean_setting("overlap", "two")
+    Traceback (most recent call last):
+    ...
+    components.labels.events.LabelError: overlap must be a whole number of annotators from 1 to 100 (0 or none: everyone labels every pair), not 'two'
+    """
+    if key not in SETTINGS:
+        raise LabelError(f"unknown setting {key!r}: use one of {', '.join(SETTINGS)}")
+    if key == "blind":
+        return bool(value)
+    if key == "overlap":
+        if value in (None, "", 0, "0", "none"):
+            return None
+        try:
+            k = int(value)
+            if k != float(value) or not 1 <= k <= MAX_OVERLAP:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise LabelError(f"overlap must be a whole number of annotators from 1 to {MAX_OVERLAP} "
+                             f"(0 or none: everyone labels every pair), not {value!r}") from None
+        return k
+    text = str(value or "").strip()
+    if len(text) > MAX_GUIDELINES:
+        raise LabelError(f"the guidelines are {len(text):,} characters; keep them under {MAX_GUIDELINES:,}")
+    return text
 
 
 def setting(db: Database, dataset: str, key: str) -> Any:
@@ -38,10 +77,7 @@ def setting(db: Database, dataset: str, key: str) -> Any:
 def set_setting(db: Database, dataset: Any, key: str, value: Any, by: str | None) -> dict:
     """Set ``key`` of ``dataset`` to ``value`` (a change appended to the history); returns it."""
     info = check_pairs(db, dataset)
-    if key not in SETTINGS:
-        raise LabelError(f"unknown setting {key!r}: use one of {', '.join(SETTINGS)}")
-    if isinstance(SETTINGS[key], bool):
-        value = bool(value)
+    value = clean_setting(key, value)
     now = utc_now()
     db.write(lambda cur: cur.execute(
         "INSERT INTO dataset_settings (dataset, key, value, set_by, set_at) VALUES (?, ?, ?, ?, ?)",
@@ -55,6 +91,17 @@ def setting_history(db: Database, dataset: str, key: str | None = None) -> list[
     rows = db.dicts(f"SELECT key, value, set_by, set_at FROM dataset_settings WHERE dataset = ? {where} ORDER BY id",
                     params)
     return [r | {"value": json.loads(r["value"]) if r["value"] is not None else None} for r in rows]
+
+
+def settings(db: Database, dataset: str) -> dict:
+    """Every setting of ``dataset`` now in effect, with the guidelines' version."""
+    return {key: setting(db, dataset, key) for key in SETTINGS} | {
+        "guidelines_version": guidelines_version(db, dataset)}
+
+
+def guidelines_version(db: Database, dataset: str) -> int:
+    """How many times ``dataset``'s guidelines were set (0: never): the version labels record."""
+    return db.scalar("SELECT count(*) FROM dataset_settings WHERE dataset = ? AND key = 'guidelines'", [dataset])
 
 
 def is_blind(db: Database, dataset: str | None) -> bool:

@@ -1,14 +1,17 @@
-"""Compare: one pair side by side, labeled from the keyboard; agreement between annotators; export.
+"""Compare: one pair side by side, labeled from the keyboard; agreement between annotators; reviews;
+the labeling project; export.
 
-The tab puts three screens together under one row of queue controls: ``views.label`` (the labeling
-screen), ``views.agreement`` and ``views.export``. The keys are handled in the browser by
+The tab puts five screens together under one row of queue controls: ``views.label`` (the labeling
+screen), ``views.agreement``, ``views.review`` (reviewers), ``views.project`` (admins: settings, gold
+pairs, progress and per-annotator figures) and ``views.export``. The keys are handled in the browser by
 ``static/compare.js``, passed to the page in ``HEAD``.
 
 Deep links: ``?tab=compare&dataset=NAME&row=N`` opens a pair (``&q=WORDS`` starts a queue of search
 hits, its words marked; ``&queue=disagreements`` the disagreements). A click on such a link anywhere in
 the page (a search hit) opens it here without reloading the page (``static/compare.js`` hands it to a
 hidden button). Scripting API on the running server: ``/label`` (dataset, row, label, annotator; when
-people sign in, the annotator is always the caller) and ``/next_pair`` (dataset, annotator).
+people sign in, the annotator is always the caller) and ``/next_pair`` (dataset, annotator), which in
+a project with an overlap reserves the pair it gives (``labels.project``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import gradio as gr
 
 from .. import labels
 from ..labels import LabelError
-from . import agreement, export
+from . import agreement, export, project, review
 from . import label as label_screen
 from .common import READONLY_CSS, Studio, as_int, escape, query_params, requires, resolve_dataset
 from .guard import caller
@@ -75,6 +78,8 @@ CSS = READONLY_CSS + """
 #cmp-confidence .wrap { gap: 4px; flex-wrap: nowrap; }
 #cmp-tags input::placeholder { color: var(--body-text-color-subdued); }
 #cmp-confidence label { padding: 2px 6px; }
+#cmp-guidelines { max-height: 260px; overflow: auto; font-size: 0.9em; }
+#cmp-guidelines h1, #cmp-guidelines h2, #cmp-guidelines h3 { font-size: 1em; margin: 4px 0; }
 .cmp-len p { margin: 0; font-size: 0.8em; color: var(--body-text-color-subdued); }
 """
 
@@ -88,6 +93,10 @@ def build(studio: Studio) -> None:
                 screen = label_screen.build(db, controls)
             with gr.Tab("Agreement", id="agreement") as agreement_tab:
                 agreement.build(db, screen, inner, agreement_tab)
+            with gr.Tab("Review", id="review", elem_id="cmp-review-tab") as review_tab:
+                review.build(db, controls, review_tab)
+            with gr.Tab("Project", id="project", elem_id="cmp-project-tab") as project_tab:
+                project.build(db, controls, project_tab)
             with gr.Tab("Export", id="export") as export_tab:
                 export.build(db, controls, export_tab)
         _wire_page(studio, tab, inner, screen)
@@ -216,20 +225,26 @@ def _api(db, mode: str) -> None:
     @requires("annotator", "labeling")
     def label(dataset: str, row: int, label: str, annotator: str, request: gr.Request) -> dict:
         """Record ANNOTATOR's LABEL (chosen, rejected, tie, both_bad or skip) of pair ROW (0-based source row).
-        When people sign in, the label is the caller's, whatever ANNOTATOR says."""
+        When people sign in, the label is the caller's, whatever ANNOTATOR says. With an overlap set,
+        a pair whose slots are all taken is refused; the time since /next_pair handed it out is recorded."""
         # the caller as the guard identified them (a ``who`` parameter would become an API input here)
         try:
             name = annotator_for(annotator, caller(db, mode, request))
-            event = labels.add_label(db, dataset, row, label, name, options={"via": "api"})
+            event = labels.submit(db, dataset, row, label, name, options={"via": "api"})
         except LabelError as err:
             raise gr.Error(str(err)) from None
         return event | {"created_at": event["created_at"].isoformat()}
 
     @requires("viewer", "reading the labeling queue")
-    def next_pair(dataset: str, annotator: str) -> int | None:
-        """The next pair (0-based source row) ANNOTATOR should label in DATASET; None when all are labeled."""
+    def next_pair(dataset: str, annotator: str, request: gr.Request) -> int | None:
+        """The next pair (0-based source row) ANNOTATOR should label in DATASET; None when nothing is left
+        for them. When people sign in, the annotator is the caller. With an overlap set, the pair is held
+        for the annotator (their slot) until they label it or the hold expires."""
+        who = caller(db, mode, request)
         try:
-            return labels.next_row(db, dataset, annotator)
+            name = annotator_for(annotator, who) if who.can("annotator") else labels.check_annotator(
+                who.name or annotator)
+            return labels.next_pair(db, dataset, name, reserve=who.can("annotator"))
         except LabelError as err:
             raise gr.Error(str(err)) from None
 

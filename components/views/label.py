@@ -99,6 +99,8 @@ class LabelScreen:
     undo: Any
     prev: Any
     next: Any
+    guidelines_box: Any
+    guidelines: Any
 
     @property
     def outputs(self) -> list:
@@ -106,7 +108,8 @@ class LabelScreen:
         c = self.controls
         return [c.state, c.dataset, c.blind, self.title, self.progress, self.row_shown, self.prompt, self.earlier_box,
                 self.earlier, self.panes, self.left, self.right, self.left_len, self.right_len, self.diff_box,
-                self.metadata, self.mine, self.status, self.buttons["chosen"], self.buttons["rejected"]]
+                self.metadata, self.mine, self.status, self.buttons["chosen"], self.buttons["rejected"],
+                self.guidelines_box, self.guidelines]
 
     @property
     def form(self) -> list:
@@ -119,6 +122,8 @@ class LabelScreen:
         """The outputs for ``state``; ``choices`` refreshes the dataset list, ``admin`` says whether
         the blind setting may be changed (set when the page opens)."""
         row = current_row(state)
+        if state.get("shown_row") != row:  # the clock of the time per label starts as the pair is drawn
+            state = dict(state) | {"shown_row": row, "shown_at": time.time()}
         blind = bool(state.get("blind"))
         query = state.get("query") if state.get("mode") == "search" else None
         v = pair_view(self.db, state.get("dataset"), row, with_diff, blind, query)
@@ -150,8 +155,17 @@ class LabelScreen:
             f"<small>{time.strftime('%H:%M:%S')}</small> {message}" if message else "",
             gr.update(value=f"1 · {'A is better' if blind else 'Chosen is better'}"),
             gr.update(value=f"2 · {'B is better' if blind else 'Rejected is better'}"),
+            *guidelines_updates(self.db, state.get("dataset")),
         ]
         return out + (form_values(self.db, state, annotator) if reset else [])
+
+
+def guidelines_updates(db: Database, dataset: str | None) -> list:
+    """The guidelines panel: shown with its version when the dataset has guidelines."""
+    text = labels.setting(db, dataset, "guidelines") if dataset and db.dataset(dataset) else ""
+    if not text:
+        return [gr.update(visible=False), ""]
+    return [gr.update(visible=True, label=f"Guidelines (version {labels.guidelines_version(db, dataset)})"), text]
 
 
 def build(db: Database, controls: Controls) -> LabelScreen:
@@ -190,6 +204,8 @@ def build(db: Database, controls: Controls) -> LabelScreen:
                     prev_btn = gr.Button("←", size="sm", elem_id="cmp-prev", scale=1, min_width=36)
                     next_btn = gr.Button("→", size="sm", elem_id="cmp-next", scale=1, min_width=36)
             with gr.Column(scale=1, min_width=250, elem_id="cmp-side"):
+                with gr.Accordion("Guidelines", open=True, visible=False, elem_id="cmp-guidelines-box") as g_box:
+                    guidelines = gr.Markdown(elem_id="cmp-guidelines")
                 status = gr.Markdown(elem_id="cmp-status")
                 mine = gr.Markdown(elem_id="cmp-mine")
                 confidence = gr.Radio(label="Confidence (Q W E)", choices=CONFIDENCE_CHOICES, value=0,
@@ -204,7 +220,7 @@ def build(db: Database, controls: Controls) -> LabelScreen:
             metadata = gr.JSON(show_label=False, elem_id="cmp-metadata")
     screen = LabelScreen(db, controls, title, progress, row_shown, prompt, earlier_box, earlier, panes, left, right,
                          left_len, right_len, diff_box, metadata, mine, status, confidence, tags, note, buttons,
-                         undo_btn, prev_btn, next_btn)
+                         undo_btn, prev_btn, next_btn, g_box, guidelines)
     _wire(screen)
     return screen
 

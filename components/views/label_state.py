@@ -4,6 +4,7 @@ screen (``views.label``) calls them; so do the tests."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +53,10 @@ def annotator_for(typed: str | None, who=None) -> str:
 
 
 def name_or_none(typed: str | None, who=None) -> str | None:
+    """The annotator whose queue the screen shows: None for a signed-in caller who may not label (a
+    viewer's queue would hold pairs in a project with an overlap)."""
+    if signed_in(who) and not who.can("annotator"):
+        return None
     try:
         return annotator_for(typed, who)
     except LabelError:
@@ -123,7 +128,8 @@ def new_queue(db: Database, dataset: str | None, mode: str = "unlabeled", query:
               annotator: str | None = None, row: int | None = None) -> dict:
     """A labeling queue positioned at ``row`` if given, else where ``annotator`` left off."""
     state = {"dataset": dataset, "mode": mode, "query": query or "", "rows": [], "pos": None, "auto": row is None,
-             "engine": None, "message": "", "blind": is_blind(db, dataset) if dataset and db.dataset(dataset) else False}
+             "engine": None, "message": "", "blind": is_blind(db, dataset) if dataset and db.dataset(dataset) else False,
+             "overlap": labels.overlap(db, dataset) if dataset and db.dataset(dataset) else None}
     if not dataset:
         state["message"] = "Pick a dataset of preference pairs."
         return state
@@ -158,12 +164,32 @@ def resume(db: Database, state: dict, annotator: str | None, start: int = 0) -> 
         return None
     if state["mode"] == "disagreements":
         return min(start, len(rows) - 1) if start < len(rows) else None
+    if state["mode"] == "unlabeled" and state.get("overlap") and annotator:
+        return _project_next(db, state, annotator)
     done = labels.labeled_rows(db, state["dataset"], annotator) if annotator else {}
     pos = labels.next_unlabeled(rows, done, start)
     if pos is None:
         state["message"] = (f"✅ You have labeled every pair in this queue ({len(rows):,}). <kbd>←</kbd> goes back "
                             "through them; or pick another dataset or queue.")
     return pos
+
+
+def _project_next(db: Database, state: dict, annotator: str) -> int | None:
+    """The pair the overlap queue hands ``annotator`` (reserved for them), or why there is none."""
+    try:
+        row = labels.next_pair(db, state["dataset"], annotator)
+    except LabelError as err:
+        state["message"] = f"⚠️ {escape(err)}"
+        return None
+    if row is None:
+        p = labels.project_progress(db, state["dataset"])
+        state["message"] = ("✅ " + labels.progress_line(p) if p["done"] else
+                            "Nothing for you right now: you labelled every pair that still needs labels, or the "
+                            "rest are with other annotators. Start / resume again in a few minutes.")
+        return None
+    if row not in state["rows"]:
+        state["rows"] = [row, *state["rows"]]  # a new list: the queue's rows may be a shared cache
+    return state["rows"].index(row)
 
 
 def title_of(label: str, state: dict, row: int) -> str:
@@ -190,9 +216,11 @@ def label_current(db: Database, state: dict, label: str, annotator: str, form: L
                                                         if state.get("rows") else ""))
     blind = bool(state.get("blind"))
     flip = blind and swapped(state["dataset"], row)
-    event = labels.add_label(db, state["dataset"], row, unblind(label, flip), annotator, form.confidence, form.note,
-                             form.tags, options=(options or {}) | {"queue": state["mode"], "query": state["query"] or None,
-                                                                   "via": "ui"} | ({"blind": True} if blind else {}))
+    shown = state.get("shown_at") if state.get("shown_row") == row else None
+    event = labels.submit(db, state["dataset"], row, unblind(label, flip), annotator, form.confidence, form.note,
+                          form.tags, options=(options or {}) | {"queue": state["mode"], "query": state["query"] or None,
+                                                                "via": "ui"} | ({"blind": True} if blind else {}),
+                          seconds=time.time() - shown if shown else None)
     pos = state["rows"].index(row) if row in state["rows"] else state["pos"] or 0
     state["pos"] = resume(db, state, event["annotator"], pos + 1)
     state["auto"] = False
@@ -261,6 +289,11 @@ def mine_markdown(db: Database, state: dict, annotator: str | None) -> str:
 def progress_markdown(db: Database, state: dict, annotator: str | None) -> str:
     if not state or not state.get("dataset") or not state.get("rows"):
         return ""
+    if state.get("overlap") and state["mode"] == "unlabeled":
+        p = labels.project_progress(db, state["dataset"])
+        mine = next((a["judgments"] for a in p["annotators"] if a["annotator"] == annotator), 0)
+        return (f"**You:** {mine:,} labelled · **Project:** {escape(labels.progress_line(p))}" if annotator
+                else f"**Project:** {escape(labels.progress_line(p))}")
     rows = None if state["mode"] == "unlabeled" else state["rows"]
     p = labels.progress(db, state["dataset"], annotator, rows)
     total = p["total"]
