@@ -8,7 +8,8 @@ import duckdb
 import pytest
 
 from components.ingest import ingest, load_demo
-from components.store import MIGRATIONS, Database, DatabaseError, DatabaseInUse
+from components.schema import MIGRATIONS
+from components.store import Database, DatabaseError, DatabaseInUse
 
 
 def test_newer_app_opens_an_older_file(tmp_path):

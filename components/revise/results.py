@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 
 from ..names import InvalidName, check_dataset_name
-from ..store import MESSAGES, Database, DatabaseError
+from ..schema import MESSAGES
+from ..store import Database, DatabaseError
 from ..text import utc_now
 from .errors import RevisionError
 
