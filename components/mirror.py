@@ -1,8 +1,9 @@
 """Persistence for a Space without persistent storage: the work people did, mirrored to a Hub dataset.
 
 A Space's disk is wiped at every restart. What people made in the app -- the label log, the accepted
-revisions and the principles' and personas' edit histories -- is written as append-only JSON-lines shards into a folder
-(``labels/``, ``revisions/``, ``principles/``, ``personas/``) that ``huggingface_hub.CommitScheduler`` pushes to a Hub
+revisions, the principles' and personas' edit histories, gold pairs and reviewers' final labels --
+is written as append-only JSON-lines shards into a folder
+(one folder per part: ``labels/``, ``revisions/``, ``principles/`` ...) that ``huggingface_hub.CommitScheduler`` pushes to a Hub
 dataset repo every few minutes and at shutdown. At start, an empty database is filled back from the
 repo's shards. Datasets themselves come back from their sources (the Hub or the demo files).
 
@@ -27,6 +28,13 @@ PARTS = {
     "principles": ('SELECT * FROM principle_history ORDER BY "at", id, version', "history"),
     "personas": ('SELECT * FROM persona_history ORDER BY "at", name, version', "history"),
     "revisions": ("SELECT * FROM revisions WHERE status = 'accepted' ORDER BY reviewed_at, id", "accepted"),
+    "gold": ("SELECT * FROM gold_pairs ORDER BY id", "gold"),
+    "reviews": ("SELECT * FROM reviews ORDER BY id", "reviews"),
+}
+LOGS = {
+    # part: (append-only table, its columns but the id; restored in order, so new ids keep it)
+    "gold": ("gold_pairs", ["dataset", "row", "label", "note", "set_by", "set_at"]),
+    "reviews": ("reviews", ["dataset", "row", "reviewer", "label", "reason", "created_at"]),
 }
 _SHARD = re.compile(r"^[a-z]+-(\d{10})-(\d{10})\.jsonl$")
 
@@ -128,7 +136,7 @@ def restore(db: Database, folder: str | os.PathLike) -> dict[str, int]:
     it undid.
     """
     folder = Path(folder)
-    restored = {"labels": 0, "principles": 0, "personas": 0, "revisions": 0}
+    restored = {part: 0 for part in PARTS}
 
     def run(cur):
         if not cur.execute("SELECT count(*) FROM label_events").fetchone()[0]:
@@ -148,6 +156,12 @@ def restore(db: Database, folder: str | os.PathLike) -> dict[str, int]:
                 restored["labels"] += 1
         for part, spec in HISTORIES.items():
             restored[part] = _restore_history(cur, _read(folder, part), *spec)
+        for part, (table, columns) in LOGS.items():
+            if not cur.execute(f"SELECT count(*) FROM {table}").fetchone()[0]:
+                for r in _read(folder, part):
+                    cur.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                                [r.get(c) for c in columns])
+                    restored[part] += 1
         if not cur.execute("SELECT count(*) FROM revisions").fetchone()[0]:
             columns = [r[0] for r in cur.execute("DESCRIBE revisions").fetchall()]
             for r in _read(folder, "revisions"):

@@ -28,6 +28,11 @@ def test_labels_survive_a_restart_from_an_empty_database(demo_db, tmp_path):
     shards = sorted(p.name for p in (folder / "labels").iterdir())
     assert shards == ["events-0000000001-0000000013.jsonl", "events-0000000014-0000000014.jsonl"]
 
+    from components.labels import gold, review
+
+    gold.mark_gold(demo_db, name, [(3, "chosen", "known answer")], by="lead")
+    review.resolve(demo_db, name, 2, "tie", "rita", "both answers are fine")
+    assert mirror.dump(demo_db, folder) | {"labels": 0} == {part: 0 for part in mirror.PARTS} | {"gold": 1, "reviews": 1}
     loaded = datasets.load_dataset("json", data_files=str(folder / "labels" / "*.jsonl"), split="train")
     assert loaded.num_rows == 14 and sorted(loaded["annotator"]) == ["ada"] * 6 + ["bo"] * 8
 
@@ -37,7 +42,11 @@ def test_labels_survive_a_restart_from_an_empty_database(demo_db, tmp_path):
         assert counts["labels"] == 14
         assert _current(fresh) == _current(demo_db)
         assert not any(r[1] == 5 and r[2] == "bo" for r in _current(fresh))  # the undo still undoes
-        assert mirror.restore(fresh, folder)["labels"] == 0  # a second start doubles nothing
+        assert counts["gold"] == 1 and counts["reviews"] == 1
+        assert gold.gold_labels(fresh, name) == gold.gold_labels(demo_db, name)
+        assert review.reviewed_labels(fresh, name) == review.reviewed_labels(demo_db, name)
+        again = mirror.restore(fresh, folder)
+        assert again["labels"] == again["gold"] == again["reviews"] == 0  # a second start doubles nothing
     finally:
         fresh.close()
 
