@@ -16,9 +16,10 @@ records, which every concept reads.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
-import re
+import struct
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,17 +64,32 @@ class DatasetInfo:
         return d
 
 
-def _in_use_message(path: Path, err: Exception) -> str:
-    pid = re.search(r"PID (\d+)", str(err))
-    who = f"process {pid.group(1)}" if pid else "another process"
+def lock_holder(path: Path) -> int | None:
+    """The process holding DuckDB's lock on ``path`` (its POSIX record lock, asked of the kernel with
+    F_GETLK), or None when nobody holds it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        query = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+        kind, _, _, _, pid = struct.unpack("hhqqi4x", fcntl.fcntl(fd, fcntl.F_GETLK, query))
+        return pid if kind != fcntl.F_UNLCK and pid > 0 else None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _in_use_message(path: Path, pid: int) -> str:
     return (
-        f"the database {path} is in use by {who} (probably the running app); "
+        f"the database {path} is in use by process {pid} (probably the running app); "
         "stop it first, or pass --db with another file"
     )
 
 
 class Database:
-    """One DuckDB database file and all of the app's SQL."""
+    """One DuckDB database file: its connection, its one write path and the dataset catalogue."""
 
     def __init__(self, path: str | os.PathLike = DEFAULT_DB, read_only: bool = False):
         self.path = Path(path)
@@ -83,8 +99,9 @@ class Database:
         try:
             self._con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.IOException as err:
-            if "lock" in str(err).lower():
-                raise DatabaseInUse(_in_use_message(self.path, err)) from None
+            holder = lock_holder(self.path)
+            if holder is not None:
+                raise DatabaseInUse(_in_use_message(self.path, holder)) from None
             raise DatabaseError(f"cannot open {self.path}: {err}") from None
         self._write_lock = threading.RLock()
         self.generation = 0  # bumped by every committed write (caches of what was read compare it)
