@@ -3,10 +3,18 @@
     python app.py                      serve on http://localhost:7860 (demo data on first start)
     python app.py ingest SOURCE        load a file, folder or Hub dataset
     python app.py datasets             list what is loaded
-    python app.py export NAME --out F  write labeled pairs in TRL preference format
     python app.py index NAME           build the search index of a dataset
     python app.py search NAME QUERY    BM25 search (--lucene for Lucene syntax; --topics for a TREC run)
+    python app.py stats NAME           statistics of a dataset of pairs (length bias, duplicates, ...)
+    python app.py contamination TRAIN --against EVAL    evaluation prompts found in training data
+    python app.py export NAME --out F  write labeled pairs in TRL preference format
+    python app.py settings NAME        a labeling project's overlap, guidelines, blind mode and gold pairs
+    python app.py revise NAME ...      critique and rewrite final assistant turns against principles
+    python app.py personas             the persona library;  judge NAME --persona P: a model labels as P
+    python app.py models               the models the page offers for revision
+    python app.py users                who may sign in, and their roles
 
+While the app serves a database, these commands on the same database are carried out by the app.
 Run ``python app.py COMMAND --help`` for each command's options.
 """
 

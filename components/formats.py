@@ -31,8 +31,6 @@ import pyarrow as pa
 DEFAULT_MAX_CHARS = 200_000
 """Rows whose text is longer than this (in UTF-8 bytes) are rejected as too long."""
 
-KINDS = ("pairs", "conversations", "documents")
-
 MAPPING_KEYS = ("prompt", "chosen", "rejected", "messages", "text", "id", "score_chosen", "score_rejected")
 """Keys accepted by an explicit column mapping (``--map chosen=response_j``)."""
 
