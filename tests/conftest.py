@@ -9,10 +9,18 @@ from pathlib import Path
 
 import pytest
 
+import helpers
 from helpers import CHROMIUM, CHROMIUM_ARGS, ROOT, AppServer, free_port, make_tiny_chat_model, wait_http
 
 from components.ingest import load_demo  # noqa: E402
 from components.store import Database  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _current_test(request):
+    helpers.CURRENT_TEST = request.node
+    yield
+    helpers.CURRENT_TEST = None
 
 
 @pytest.fixture

@@ -27,8 +27,15 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 
+CURRENT_TEST = None
+"""The test running now (set by an autouse fixture in conftest.py), for ``shared_file``'s check."""
+
+
 def shared_file(*parts: str) -> Path:
-    """A file of ../shared/data: missing fails the test under CI, and skips it elsewhere."""
+    """A file of ../shared/data: missing fails the test under CI, and skips it elsewhere. The test
+    must be marked ``@pytest.mark.shared`` (so ``-m "not shared"`` leaves out exactly these)."""
+    if CURRENT_TEST is not None and CURRENT_TEST.get_closest_marker("shared") is None:
+        pytest.fail(f"{CURRENT_TEST.nodeid} reads ../shared/data: mark it @pytest.mark.shared")
     path = SHARED.joinpath(*parts)
     if not path.exists():
         message = f"{path} is missing (the shared test data sits beside the checkout in CI)"

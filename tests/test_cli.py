@@ -8,9 +8,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from helpers import ROOT, run_cli, shared_file
 
 
+@pytest.mark.shared
 def test_ingest_and_datasets_json(tmp_path):
     db = str(tmp_path / "cli.duckdb")
     src = shared_file("ultrafeedback-binarized-sample", "eval_clean.jsonl")

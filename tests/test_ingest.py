@@ -54,6 +54,7 @@ def assistant(text):
 # -- formats from real files ----------------------------------------------------------------------
 
 
+@pytest.mark.shared
 def test_hh_rlhf_transcripts(db):
     s = ingest(db, str(shared_file(*HH)), name="hh")
     assert (s.format, s.kind, s.rows_in) == ("hh-rlhf", "pairs", 2312)
@@ -71,6 +72,7 @@ def test_hh_rlhf_transcripts(db):
         assert rec["chosen"][0]["role"] == "assistant"
 
 
+@pytest.mark.shared
 def test_trl_standard_keeps_scores_as_numbers(db):
     s = ingest(db, str(shared_file(*UF)), name="uf")
     assert (s.format, s.kind) == ("trl-standard", "pairs")
@@ -84,6 +86,7 @@ def test_trl_standard_keeps_scores_as_numbers(db):
     assert db.dataset("uf").columns["source_index"] == "int64"
 
 
+@pytest.mark.shared
 def test_plain_text_corpus(db):
     s = ingest(db, str(shared_file(*CACM)), name="cacm")
     assert (s.format, s.kind, s.rows_loaded) == ("documents", "documents", 3204)
@@ -186,6 +189,38 @@ def test_csv_json_array_folder_and_save_to_disk(db, tmp_path):
         expected = 5 if split == "test" else 30
         assert s.rows_loaded == expected, src
         assert db.record(name, expected - 1)["chosen"] == [assistant(f"good {expected - 1}")]
+
+
+def test_parquet_is_staged_a_batch_at_a_time_with_progress(db, tmp_path, monkeypatch):
+    from components.ingest import sources
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    # two files of one dataset: the second lacks the first's "lang" column; row 6 has no text
+    pq.write_table(pa.table({"id": [f"a{i}" for i in range(5)], "text": [f"first file {i}" for i in range(5)],
+                             "lang": ["en", "fr", "en", "de", "en"]}), folder / "part-0.parquet", row_group_size=2)
+    pq.write_table(pa.table({"id": [f"b{i}" for i in range(4)], "text": ["second 0", " ", "second 2", "second 3"]}),
+                   folder / "part-1.parquet", row_group_size=2)
+    monkeypatch.setattr(stage, "BATCH_ROWS", 2)
+    seen = []
+    s = ingest(db, str(folder), name="docs", progress=lambda frac, desc: seen.append((frac, desc)))
+    assert (s.kind, s.rows_in, s.rows_loaded, s.rejected) == ("documents", 9, 8, {"empty text": 1})
+    texts = dict(db.rows("SELECT row, text FROM records WHERE dataset = 'docs'"))
+    assert texts == {i: f"first file {i}" for i in range(5)} | {5: "second 0", 7: "second 2", 8: "second 3"}
+    assert db.record("docs", 1)["metadata"]["lang"] == "fr"
+    assert db.record("docs", 8)["metadata"].get("lang") is None
+    assert [r["row"] for r in db.rejects("docs")] == [6]
+    # progress after every batch of at most two rows, each with its rate, the fraction moving forward
+    staged = [(frac, desc) for frac, desc in seen if desc.startswith("normalized")]
+    counts = [int(desc.split()[1].replace(",", "")) for _, desc in staged]
+    assert counts[-1] == 9 and all(0 < b - a <= 2 for a, b in zip([0] + counts, counts))
+    assert all("rows/s" in desc for _, desc in staged) and "left" in staged[0][1]
+    assert [f for f, _ in seen] == sorted(f for f, _ in seen)
+    # row groups longer than a batch may hold are read a part at a time: the same rows land
+    monkeypatch.setattr(sources, "BATCH_BYTES", 1)
+    ingest(db, str(folder), name="again")
+    assert db.rows("SELECT row, text, metadata FROM records WHERE dataset = 'again' ORDER BY row") == \
+        db.rows("SELECT row, text, metadata FROM records WHERE dataset = 'docs' ORDER BY row")
 
 
 # -- bad rows, atomicity, re-ingest, mapping -----------------------------------------------------
