@@ -171,3 +171,14 @@ def write_pairs(path: Path, n: int, extra: list[dict] | None = None) -> Path:
 # p_o = 0.7, p_e = 0.5 * 0.6 + 0.5 * 0.4 = 0.5, kappa = 0.4.
 KAPPA_TABLE = [("chosen", "chosen")] * 20 + [("chosen", "rejected")] * 5 + [("rejected", "chosen")] * 10 + \
     [("rejected", "rejected")] * 15
+
+
+def fill_box(page, elem_id: str, text: str) -> None:
+    """Type ``text`` into the Gradio textbox ``#elem_id`` as a person does: fill it, see it there, and
+    leave the box (Gradio takes the value on change), so a click that follows sends it."""
+    from playwright.sync_api import expect
+
+    box = page.locator(f"#{elem_id} textarea, #{elem_id} input").first
+    box.fill(text)
+    expect(box).to_have_value(text)
+    box.press("Tab")

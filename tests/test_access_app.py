@@ -4,13 +4,12 @@ page and through the API, and names that could become paths refused at every doo
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 from gradio_client import Client
 
-from components import access, labels
-from helpers import AppServer, run_cli
+from components import access
+from helpers import AppServer, fill_box, run_cli
 
 PASSWORD = {"ann": "annotator-pass", "vic": "viewer-pass1", "adm": "admin-passwd"}
 PAIRS = "demo-trl-standard"
@@ -67,14 +66,16 @@ def _sign_in(page, url, user):
     page.wait_for_selector("#app-title", timeout=30_000)
 
 
-def _data_tab_ingest(page, source, name=""):
+def _data_tab_ingest(page, source, name, answer):
+    """Load ``source`` as ``name`` from the Data tab and wait for ``answer`` in the result or in a
+    refusal's toast; returns what the page said."""
     page.get_by_role("tab", name="Data").click()
-    page.locator("#data-source textarea, #data-source input").first.fill(source)
-    page.locator("#data-name textarea, #data-name input").first.fill(name)
+    fill_box(page, "data-source", source)
+    fill_box(page, "data-name", name)
     page.locator("#data-ingest").click()
-    said = page.locator("#data-result, .toast-body").filter(has_text=re.compile("❌|✅|needs the"))
-    said.first.wait_for(timeout=60_000)
-    text = "\n".join(said.all_inner_texts())
+    said = page.locator("#data-result, .toast-body").filter(has_text=answer).first
+    said.wait_for(timeout=60_000)
+    text = said.inner_text()
     for close in page.locator(".toast-close").all():  # the next attempt starts with no toast
         close.click()
     return text
@@ -83,7 +84,7 @@ def _data_tab_ingest(page, source, name=""):
 @pytest.mark.browser
 def test_an_annotator_cannot_load_server_files_or_edit_principles(signed_in_app, page):
     _sign_in(page, signed_in_app.url, "ann")
-    said = _data_tab_ingest(page, "/etc/hostname")
+    said = _data_tab_ingest(page, "/etc/hostname", "", "needs the admin role")
     assert "loading data needs the admin role; you are ann (annotator)" in said
     assert signed_in_app.db.dataset("hostname") is None
 
@@ -104,14 +105,14 @@ def test_an_annotator_cannot_load_server_files_or_edit_principles(signed_in_app,
 @pytest.mark.browser
 def test_an_admin_loads_from_the_data_folder_only_and_names_are_checked(signed_in_app, page):
     _sign_in(page, signed_in_app.url, "adm")
-    assert "✅" in _data_tab_ingest(page, "ok.jsonl", "from-data-dir")
+    assert "1 of 1 rows loaded" in _data_tab_ingest(page, "ok.jsonl", "from-data-dir", "from-data-dir")
     assert signed_in_app.db.dataset("from-data-dir").row_count == 1
-    said = _data_tab_ingest(page, "/etc/hostname", "leak")
-    assert "❌" in said and "no server files" in said
+    said = _data_tab_ingest(page, "/etc/hostname", "leak", "/etc/hostname")
+    assert "❌" in said and "server files only from its data folder" in said
     assert signed_in_app.db.dataset("leak") is None
     for bad in ("../x", "/x"):
-        said = _data_tab_ingest(page, "ok.jsonl", bad)
-        assert "❌" in said and "dataset name" in said
+        said = _data_tab_ingest(page, "ok.jsonl", bad, f"dataset name '{bad}'")
+        assert "❌" in said and "must start with a letter or digit" in said
     assert not any(d.name in ("x", "../x", "/x") for d in signed_in_app.db.datasets())
 
 

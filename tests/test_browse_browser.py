@@ -7,6 +7,8 @@ import json
 import pytest
 from playwright.sync_api import expect
 
+from helpers import fill_box
+
 pytestmark = pytest.mark.browser
 
 
@@ -38,7 +40,7 @@ def test_ingest_from_the_data_tab(app_server, page, tmp_path):
                            for i in range(5)))
     page.goto(app_server.url)
     page.get_by_role("tab", name="Data").click()
-    page.locator("#data-source textarea").fill(str(src))
+    fill_box(page, "data-source", str(src))
     page.locator("#data-ingest").click()
     expect(page.locator("#data-result")).to_contain_text("4 of 5 rows loaded", timeout=30_000)
     expect(page.locator("#data-result")).to_contain_text("missing rejected")

@@ -25,7 +25,7 @@ from components import formats
 from components.formats import EMPTY_SIDE_SQL, split_transcript
 from components.ingest import IngestError, default_name, empty_side_counts, ingest, stage
 from components.store import Database
-from helpers import ROOT, shared_file
+from helpers import ROOT, fill_box, shared_file
 
 HH = ("hh-rlhf-harmless-base-test", "test.jsonl.gz")
 UF = ("ultrafeedback-binarized-sample", "train_clean.jsonl")
@@ -535,7 +535,7 @@ def test_served_app_survives_a_deeply_nested_file_sent_through_the_data_tab(app_
     src.write_text("\n".join([good, deep(10_000), good]) + "\n")
     page.goto(app_server.url)
     page.get_by_role("tab", name="Data").click()
-    page.locator("#data-source textarea").fill(str(src))
+    fill_box(page, "data-source", str(src))
     page.locator("#data-ingest").click()
     expect(page.locator("#data-result")).to_contain_text("2 of 3 rows loaded", timeout=30_000)
     expect(page.locator("#data-result")).to_contain_text("nested too deep")
@@ -545,8 +545,8 @@ def test_served_app_survives_a_deeply_nested_file_sent_through_the_data_tab(app_
         assert r.status == 200
     page.reload()
     page.get_by_role("tab", name="Data").click()
-    page.locator("#data-source textarea").fill(str(src))
-    page.locator("#data-name textarea").fill("deep-again")
+    fill_box(page, "data-source", str(src))
+    fill_box(page, "data-name", "deep-again")
     page.locator("#data-ingest").click()
     expect(page.locator("#data-result")).to_contain_text("2 of 3 rows loaded", timeout=30_000)
     expect(page.locator("#data-table")).to_contain_text("deep-again")

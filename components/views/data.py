@@ -70,9 +70,8 @@ def resolve_source(text: str | None, upload: str | None, mode: str, data_dir: st
             return str(candidate), False
     if text.startswith((".", "/", "~", "\\")) or ".." in text or Path(text).suffix in (".jsonl", ".json", ".parquet",
                                                                                     ".csv", ".gz"):
-        where = f"under the data folder {data_dir}" if data_dir else "(no --data-dir)"
-        raise SourceRefused(f"{text!r} is not a Hugging Face dataset id, and this app loads no server files "
-                            + (where if not data_dir else f"outside its data folder ({where})"))
+        raise SourceRefused(f"{text!r} is not a Hugging Face dataset id, and this app loads "
+                            + ("server files only from its data folder" if data_dir else "no server files (no --data-dir)"))
     return text, True
 
 
