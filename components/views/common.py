@@ -263,3 +263,16 @@ def requires(role: str, what: str):
         return fn
 
     return mark
+
+
+def acting_name(typed: str | None, who=None) -> str | None:
+    """The name recorded for what someone did (accepted a revision, edited a principle): the signed-in
+    user's whatever was typed; in the open local tool, what was typed (or nobody).
+
+    >>> from components.access import Identity
+    >>> acting_name("mallory", Identity("ada", "annotator", "oauth")), acting_name(" bo ", Identity("local", "admin", "local"))
+    ('ada', 'bo')
+    """
+    if who is not None and getattr(who, "via", None) in ("password", "oauth"):
+        return who.name
+    return (typed or "").strip() or None

@@ -22,7 +22,9 @@ from ..access import Identity
 from ..store import Database
 from . import principles as principle_editor
 from . import revise_batch
-from .common import Studio, as_int, chat, chatbot, dataset_choices, deep_link, escape, query_params, requires
+from .common import (
+    Studio, acting_name, as_int, chat, chatbot, dataset_change, dataset_choices, deep_link, escape, query_params, requires,
+)
 from .principles import default_principles, principle_choices
 from .revise_form import (
     ModelChoice, RevisionForm, RevisionRequest, accept_result, new_stop, request_stop, session_of, with_template,
@@ -182,6 +184,7 @@ def build(studio: Studio) -> None:
         with gr.Row():
             dataset = gr.Dropdown(label="Dataset", choices=revisable_datasets(db), value=None, scale=3,
                                   elem_id="revise-dataset")
+            studio.follow(dataset, lambda: revisable_datasets(db))
             row = gr.Number(label="Row", value=0, precision=0, minimum=0, scale=1, elem_id="revise-row")
             side = gr.Radio(["chosen", "rejected"], value="chosen", label="Side of a pair", scale=1,
                             elem_id="revise-side")
@@ -331,11 +334,12 @@ def build(studio: Studio) -> None:
         stop.click(on_stop, None, None, concurrency_limit=None)
 
         @requires("annotator", "accepting a revision")
-        def on_accept(res, text, name, target):
-            msg = accept_result(db, res, text, name, target)
-            return msg, (None if msg.startswith("✅") else res)
+        def on_accept(res, text, name, target, *, who):
+            msg = accept_result(db, res, text, acting_name(name, who), target)
+            done = msg.startswith("✅")  # a new dataset of revisions joins every list
+            return msg, (None if done else res), (dataset_change("added") if done else gr.update())
 
-        accept_btn.click(on_accept, [result, revision, who, into], [accepted, result])
+        accept_btn.click(on_accept, [result, revision, who, into], [accepted, result, studio.datasets_changed])
 
         # deep link ?tab=revise&dataset=NAME&row=N[&side=rejected]
 

@@ -18,7 +18,7 @@ from .. import revise as rv
 from ..access import Identity
 from ..store import Database
 from ..text import clip, first_line
-from .common import as_int, chat, chatbot, escape, requires
+from .common import acting_name, as_int, chat, chatbot, escape, requires
 from .revise_form import RevisionForm, RevisionRequest, accept_result, new_stop, request_stop, session_of
 
 PENDING_COLUMNS = ["revision", "dataset", "row", "side", "persona", "violations", "revision text", "model", "job"]
@@ -277,10 +277,10 @@ def build(db: Database, form: RevisionForm, into: gr.Textbox, who: gr.Textbox) -
     pending.table.select(pick_pending, pending.ids, [title, convo, critique, revision, current, result])
 
     @requires("annotator", "accepting a revision")
-    def on_accept(res, text, name):
+    def on_accept(res, text, name, *, who):
         if not res:
             return "⚠️ Pick a pending revision first.", res, *refreshed(db)
-        return accept_result(db, res, text, name, None, stored=True), None, *refreshed(db)
+        return accept_result(db, res, text, acting_name(name, who), None, stored=True), None, *refreshed(db)
 
     accept.click(on_accept, [current, revision, who], [result, current, *pending.outputs()])
 
