@@ -159,6 +159,15 @@ def test_search_and_disagreement_queues(pairs_db):
     assert labels.open_queue(db, "pairs", "disagreements").rows == [4]
 
 
+def test_a_queue_of_the_pairs_with_an_empty_side(db, tmp_path):
+    src = tmp_path / "gaps.jsonl"
+    src.write_text("".join(json.dumps({"prompt": f"q{i}", "chosen": "" if i in (2, 5) else f"a{i}",
+                                       "rejected": "" if i == 6 else f"b{i}"}) + "\n" for i in range(8)))
+    ingest(db, str(src), name="gaps")
+    assert labels.open_queue(db, "gaps", "empty_side").rows == [2, 5, 6]
+    assert "empty_side" in labels.QUEUES
+
+
 def test_search_queue_ranks_by_the_bm25_index_once_there_is_one(pairs_db):
     from components import search
 

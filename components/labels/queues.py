@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from .. import search
+from ..formats import EMPTY_SIDE_SQL
 from ..store import Database
 from .agreement import disagreements
 from .events import LabelError, check_annotator, check_pairs, label_progress, labeled_rows
 
-QUEUES = {"unlabeled": "Unlabeled (shuffled)", "search": "Search hits", "disagreements": "Disagreements"}
+QUEUES = {"unlabeled": "Unlabeled (shuffled)", "search": "Search hits", "disagreements": "Disagreements",
+          "empty_side": "Pairs with an empty side"}
 SEARCH_LIMIT = 1000
 
 
@@ -71,6 +73,9 @@ def open_queue(db: Database, dataset: str, mode: str = "unlabeled", query: str |
         return search_pairs(db, dataset, query or "")
     if mode == "disagreements":
         return Queue([d["row"] for d in disagreements(db, dataset)])
+    if mode == "empty_side":  # loaded and flagged at ingest: worth a look before training on them
+        return Queue([r[0] for r in db.rows(f"SELECT row FROM records WHERE dataset = ? AND {EMPTY_SIDE_SQL} "
+                                            "ORDER BY row", [check_pairs(db, dataset).name])])
     raise LabelError(f"unknown queue {mode!r}: use one of {', '.join(QUEUES)}")
 
 
