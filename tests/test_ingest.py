@@ -95,6 +95,7 @@ def test_plain_text_corpus(db):
     assert rec["text"].startswith("Generation of Random Correlated Normal Variables")
 
 
+@pytest.mark.shared
 def test_hh_rows_as_message_lists_match_the_transcript_path(db, tmp_path):
     rows = hh_rows(200)
     conv = [{"chosen": split_transcript(r["chosen"]), "rejected": split_transcript(r["rejected"])} for r in rows]

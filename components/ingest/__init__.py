@@ -1,8 +1,8 @@
 """Sources -> Arrow -> the database, one bad row at a time.
 
 ``ingest(db, source)`` reads a local file or folder (jsonl, jsonl.gz, json, parquet, csv,
-``save_to_disk``) or a Hub dataset id into one Arrow table (``sources``; JSON row by row in
-``jsonrows``), detects its format (``formats.detect``), normalizes every row in DuckDB
+``save_to_disk``) or a Hub dataset id as Arrow (``sources``: parquet a batch at a time, JSON row by
+row in ``jsonrows``), detects its format (``formats.detect``), normalizes every row in DuckDB
 (``formats.select_sql``) into staging rows outside the app's write lock (``stage``), and swaps them
 in as the dataset in one short transaction (``Database.replace_dataset``). Rows that cannot be
 loaded are kept aside with their reason and raw text; pairs with an empty side are loaded and
@@ -127,6 +127,23 @@ def choose_name(db: Database, source: str, name: str | None, split: str | None) 
 # -- ingest ---------------------------------------------------------------------------------------
 
 
+class Rate:
+    """Rows done out of ``total`` since it was made, in words with the rate and the time left.
+
+    >>> Rate(1_000_000, started=0.0).describe(250_000, now=5.0)
+    'normalized 250,000 of 1,000,000 rows (50,000 rows/s, about 15 s left)'
+    """
+
+    def __init__(self, total: int, started: float | None = None):
+        self.total, self.started = total, time.perf_counter() if started is None else started
+
+    def describe(self, done: int, now: float | None = None) -> str:
+        elapsed = max(1e-6, (time.perf_counter() if now is None else now) - self.started)
+        rate = done / elapsed
+        left = f", about {(self.total - done) / rate:,.0f} s left" if rate and done < self.total else ""
+        return f"normalized {done:,} of {self.total:,} rows ({rate:,.0f} rows/s{left})"
+
+
 def _sample(table: pa.Table, n: int = 20) -> list[dict]:
     cols = [c for c in table.column_names if c in ("chosen", "rejected", "prompt")]
     return table.select(cols).slice(0, n).to_pylist() if cols else []
@@ -154,28 +171,32 @@ def ingest(db: Database, source: str, name: str | None = None, split: str | None
     scratch = sources.make_scratch(db.path)
     keys: list[str] = []
     try:
-        report(0.05, f"reading {source}")
+        report(0.02, f"reading {source}")
         try:
-            table, split = sources.load_source(source, split, config, max_chars, scratch, hub_only=hub_only)
+            rows, split = sources.load_source(source, split, config, max_chars, scratch, hub_only=hub_only)
         except OSError as err:
             raise IngestError(f"{source}: {first_line(err)}") from None
-        report(0.45, f"read {table.num_rows:,} rows; detecting format")
-        columns = {f.name: f.type for f in table.schema}
+        report(0.05, f"found {rows.num_rows:,} rows; detecting format")
+        columns = {f.name: f.type for f in rows.schema}
         try:
-            plan = formats.detect(columns, _sample(table), mapping=mapping, max_chars=max_chars)
+            plan = formats.detect(columns, _sample(rows.head(20)), mapping=mapping, max_chars=max_chars)
         except formats.FormatError as err:
             raise IngestError(f"{source}: {err}") from None
-        table = table.append_column("__row", pa.array(range(table.num_rows), pa.int64()))
         columns |= {"__row": pa.int64()}
-        report(0.55, f"normalizing {table.num_rows:,} rows as {plan.format}")
+        report(0.05, f"normalizing {rows.num_rows:,} rows as {plan.format}")
+        staging = Rate(rows.num_rows)
         try:
-            keys.append(stage.stage(db, lambda rel: formats.select_sql(plan, columns, rel), table))
+            keys.append(stage.stage(
+                db, lambda rel: formats.select_sql(plan, columns, rel), rows.batches(stage.BATCH_ROWS),
+                progress=lambda done: report(0.05 + 0.8 * done / max(1, rows.num_rows), staging.describe(done))))
         except duckdb.Error as err:
             raise IngestError(f"{source}: could not normalize rows as {plan.format}: {first_line(err)}") from None
+        report(0.9, f"writing the {rows.num_rows:,} normalized rows into the database file")
+        stage.settle(db)
         loaded, reasons, empty = stage.counts(db, keys[0])
         if not loaded:
-            raise IngestError(f"{source}: {sources.nothing_loads(table.num_rows, reasons)}")
-        report(0.9, f"swapping {loaded:,} rows in as {name}")
+            raise IngestError(f"{source}: {sources.nothing_loads(rows.num_rows, reasons)}")
+        report(0.92, f"swapping {loaded:,} rows in as {name}")
         path = Path(source).expanduser()
         info = {
             "name": name, "kind": plan.kind, "format": plan.format,
@@ -192,7 +213,7 @@ def ingest(db: Database, source: str, name: str | None = None, split: str | None
         shutil.rmtree(scratch, ignore_errors=True)
     report(1.0, "done")
     return IngestSummary(
-        name=name, format=plan.format, kind=plan.kind, source=info["source"], rows_in=table.num_rows,
+        name=name, format=plan.format, kind=plan.kind, source=info["source"], rows_in=rows.num_rows,
         rows_loaded=stored.row_count, rejected=stored.rejected_reasons, empty_side=empty,
         seconds=round(time.perf_counter() - started, 3), version=stored.version, note=note,
     )

@@ -1,8 +1,11 @@
-"""Sources -> one Arrow table: local files and folders, ``save_to_disk`` folders, Hub dataset ids.
+"""Sources -> Arrow rows: local files and folders, ``save_to_disk`` folders, Hub dataset ids.
 
 JSON Lines and JSON arrays are read row by row in bytes first (``jsonrows``), gzip is decompressed
-here so that a broken stream is reported with its place, parquet is read by Arrow directly, and CSV,
-``save_to_disk`` folders and the Hub go through ``datasets``. Whatever must be written on the way
+here so that a broken stream is reported with its place, parquet is read by Arrow a batch at a time
+(``ParquetRows``: only one batch is in memory, whatever the file's size), and CSV, ``save_to_disk``
+folders and the Hub go through ``datasets``. Every source comes back as rows that give their
+schema, their count, their first rows and then batches numbered by ``__row`` (``TableRows`` for an
+Arrow table already in memory). Whatever must be written on the way
 (``datasets``' Arrow copy of a CSV, a Hub download) goes to a scratch folder on disk named with the
 owner's process id, so that folders a killed process left behind are recognized and removed.
 """
@@ -18,6 +21,7 @@ import time
 import zlib
 from collections import Counter
 from pathlib import Path
+from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -158,41 +162,127 @@ def nothing_loads(rows: int, reasons: dict[str, int]) -> str:
     return f"none of the {rows:,} rows can be loaded ({counts})"
 
 
-def read_parquet(files: list[Path]) -> pa.Table:
-    tables = []
-    for f in files:
+BATCH_BYTES = 512 << 20
+"""Uncompressed bytes of parquet rows read at once, at most (fewer rows a batch for long rows)."""
+
+
+class TableRows:
+    """An Arrow table already in memory, as rows for staging.
+
+    >>> rows = TableRows(pa.table({"text": ["a", "b", "c"]}))
+    >>> [b.column("__row").to_pylist() for b in rows.batches(2)]
+    [[0, 1], [2]]
+    """
+
+    def __init__(self, table: pa.Table):
+        self.table, self.schema, self.num_rows = table, table.schema, table.num_rows
+
+    def head(self, n: int) -> pa.Table:
+        return self.table.slice(0, n)
+
+    def batches(self, rows: int) -> Iterator[pa.Table]:
+        """The rows ``rows`` at a time, each batch with ``__row``, the 0-based row of the source."""
+        for start in range(0, max(self.num_rows, 1), rows):
+            part = self.table.slice(start, rows)
+            yield part.append_column("__row", pa.array(range(start, start + part.num_rows), pa.int64()))
+
+
+class ParquetRows(TableRows):
+    """Parquet files read one batch at a time: the schema and the row count come from their footers,
+    the rows from one batch of at most ``BATCH_BYTES`` (uncompressed) after another."""
+
+    def __init__(self, files: list[Path]):
+        self.files = files
+        self._readers = []
+        for f in files:
+            try:
+                self._readers.append(pq.ParquetFile(f))
+            except (pa.ArrowException, OSError) as err:
+                raise IngestError(f"cannot read {f}: {first_line(err)}") from None
         try:
-            tables.append(pq.read_table(f))
-        except (pa.ArrowException, OSError) as err:
-            raise IngestError(f"cannot read {f}: {first_line(err)}") from None
-    try:
-        return pa.concat_tables(tables, promote_options="permissive")
-    except pa.ArrowException as err:
-        raise IngestError(f"{files[0].parent}: the parquet files do not share one schema: {first_line(err)}") from None
+            self.schema = pa.unify_schemas([r.schema_arrow for r in self._readers], promote_options="permissive")
+        except pa.ArrowException as err:
+            raise IngestError(f"{files[0].parent}: the parquet files do not share one schema: {first_line(err)}") from None
+        self.num_rows = sum(r.metadata.num_rows for r in self._readers)
+        size = sum(r.metadata.row_group(i).total_byte_size for r in self._readers for i in range(r.num_row_groups))
+        self.row_bytes = size / max(1, self.num_rows)
+
+    def _conform(self, part: pa.Table) -> pa.Table:
+        """A part of one file as a table of the files' shared schema (columns it lacks are null)."""
+        if part.schema.equals(self.schema):
+            return part
+        return pa.concat_tables([self.schema.empty_table(), part], promote_options="permissive")
+
+    def _parts(self, rows: int) -> Iterator[pa.Table]:
+        """The files' rows, a row group at a time (a row group over ``BATCH_BYTES``, ``rows`` at a time).
+        Whole row groups, read one by one: Arrow's batch iterator kept memory growing batch after batch."""
+        for f, reader in zip(self.files, self._readers):
+            try:
+                for i in range(reader.num_row_groups):
+                    if reader.metadata.row_group(i).total_byte_size <= BATCH_BYTES:
+                        yield self._conform(reader.read_row_group(i))
+                        continue
+                    for batch in reader.iter_batches(batch_size=rows, row_groups=[i]):
+                        yield self._conform(pa.Table.from_batches([batch]))
+            except (pa.ArrowException, OSError) as err:
+                raise IngestError(f"cannot read {f}: {first_line(err)}") from None
+
+    def head(self, n: int) -> pa.Table:
+        for f, reader in zip(self.files, self._readers):
+            if reader.metadata.num_rows:
+                try:
+                    return self._conform(pa.Table.from_batches([next(reader.iter_batches(batch_size=n))]))
+                except (pa.ArrowException, OSError) as err:
+                    raise IngestError(f"cannot read {f}: {first_line(err)}") from None
+        return self.schema.empty_table()
+
+    def batches(self, rows: int) -> Iterator[pa.Table]:
+        """Batches of whole row groups, each with ``__row``: at most ``rows`` rows (fewer when they are
+        long, ``BATCH_BYTES``) unless one row group alone holds more."""
+        rows = max(1, min(rows, int(BATCH_BYTES // max(1.0, self.row_bytes))))
+        start, parts, held = 0, [], 0
+        for part in self._parts(rows):
+            if parts and held + part.num_rows > rows:
+                yield self._numbered(parts, start)
+                start, parts, held = start + held, [], 0
+            parts.append(part)
+            held += part.num_rows
+        if parts or start == 0:
+            yield self._numbered(parts or [self.schema.empty_table()], start)
+
+    @staticmethod
+    def _numbered(parts: list[pa.Table], start: int) -> pa.Table:
+        table = pa.concat_tables(parts)
+        return table.append_column("__row", pa.array(range(start, start + table.num_rows), pa.int64()))
+
+
+def read_parquet(files: list[Path]) -> ParquetRows:
+    return ParquetRows(files)
 
 
 def load_source(source: str, split: str | None, config: str | None, max_chars: int,
-                scratch: Path, hub_only: bool = False) -> tuple[pa.Table, str]:
-    """A local path or Hub dataset id as an Arrow table, and its split. With ``hub_only`` the source is
+                scratch: Path, hub_only: bool = False) -> tuple[TableRows, str]:
+    """A local path or Hub dataset id as rows (``TableRows``), and its split. With ``hub_only`` the source is
     a Hub id and never a file of this machine (what a signed-in caller of the page may name)."""
     path = Path(source).expanduser()
     if hub_only:
         if source.startswith((".", "/", "~")) or path.exists() or ".." in source:
             raise IngestError(f"{source!r} is not a Hugging Face dataset id (files of the server are loaded "
                               "only from its data folder, --data-dir)")
-        return _hub(source, split, config, scratch), split or "train"
+        return TableRows(_hub(source, split, config, scratch)), split or "train"
     if path.exists():
         if path.is_dir() and ((path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists()):
-            return _saved(path, split)
+            table, split = _saved(path, split)
+            return TableRows(table), split
         reader, files = data_files(path)
         if reader == "json":
-            return read_json(files, max_chars), split or "train"
+            return TableRows(read_json(files, max_chars)), split or "train"
         if reader == "parquet":
             return read_parquet(files), split or "train"
-        return _csv(path, files, scratch), split or "train"
+        return TableRows(_csv(path, files, scratch)), split or "train"
     if suffix(path) or source.startswith((".", "/", "~")):
         raise IngestError(f"{source}: no such file or folder")
-    return _hub(source, split, config, scratch), split or "train"
+    return TableRows(_hub(source, split, config, scratch)), split or "train"
 
 
 def _saved(path: Path, split: str | None) -> tuple[pa.Table, str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from typing import Callable
+from typing import Callable, Iterable
 
 import duckdb
 import pyarrow as pa
@@ -35,27 +35,39 @@ after each large commit, other commits (labels) wait for that checkpoint, and a 
 about as much for 50,000 rows as for 300,000 -- fewer, larger batches stall labels least."""
 
 
-def stage(db: Database, normalize: Callable[[str], str], table: pa.Table, batch_rows: int = BATCH_ROWS) -> str:
-    """Normalize ``table`` (the source, with ``__row``) into records and rejects under a new staging
-    key, on this thread's cursor and outside the write lock, ``batch_rows`` rows a transaction;
-    return the key. If it fails, what it staged is deleted and the error raised.
+def stage(db: Database, normalize: Callable[[str], str], rows: "pa.Table | Iterable[pa.Table]",
+          batch_rows: int = BATCH_ROWS, progress: Callable[[int], None] | None = None) -> str:
+    """Normalize ``rows`` into records and rejects under a new staging key, on this thread's cursor
+    and outside the write lock, one transaction a batch; return the key. If it fails, what it
+    staged is deleted and the error raised.
 
-    ``normalize(relation)`` is the SELECT over a relation of source rows (``formats.select_sql``).
+    ``rows`` is a table (with ``__row``), cut into batches of ``batch_rows``, or batches already
+    cut (each with ``__row``, as ``sources.TableRows.batches`` gives them): only one is in memory at
+    a time. ``normalize(relation)`` is the SELECT over a relation of source rows
+    (``formats.select_sql``). ``progress(rows staged so far)`` is called after each batch. The
+    caller then writes the staged rows into the database file (``settle``) before the swap.
     """
+    if isinstance(rows, pa.Table):
+        table = rows
+        rows = (table.slice(start, batch_rows) for start in range(0, max(table.num_rows, 1), batch_rows))
     key = new_key()
+    done = 0
     try:
-        for start in range(0, max(table.num_rows, 1), batch_rows):
-            _stage_batch(db, normalize, table.slice(start, batch_rows), key)
+        for batch in rows:
+            _stage_batch(db, normalize, batch, key)
+            done += batch.num_rows
+            if progress is not None:
+                progress(done)
     except BaseException:
         discard(db, [key])
         raise
-    settle(db)
     return key
 
 
 def _stage_batch(db: Database, normalize: Callable[[str], str], table: pa.Table, key: str) -> None:
     token = uuid.uuid4().hex[:12]
     src, left_out = f"_ingest_src_{token}", f"_ingest_left_out_{token}"
+    first = table.column("__row")[0].as_py() if table.num_rows else 0
     cur = db.cursor()
     cur.register(src, table)
     try:
@@ -68,10 +80,10 @@ def _stage_batch(db: Database, normalize: Callable[[str], str], table: pa.Table,
                     FROM ({normalize(src)}) WHERE problem IS NULL""",
                 [key],
             )
-            # ... and a second one, over just the rows that did not land, keeps their reasons
+            # ... and a second one, over just the rows of this batch that did not land, keeps their reasons
             cur.execute(
                 f"CREATE TEMP VIEW {left_out} AS SELECT * FROM {src} WHERE __row NOT IN "
-                f"(SELECT row FROM records WHERE dataset = {formats.literal(key)})"
+                f"(SELECT row FROM records WHERE dataset = {formats.literal(key)} AND row >= {int(first)})"
             )
             cur.execute(
                 f"INSERT INTO rejects SELECT ?, row, problem, raw FROM ({normalize(left_out)}) ORDER BY row", [key])
