@@ -221,3 +221,20 @@ def test_agreement_panel_and_a_disagreement_opens_in_compare(server, page):
     expect(page.locator("#cmp-title")).to_contain_text(f"row {first} ")
     expect(page.locator("#cmp-title")).to_contain_text("Disagreements")
     expect(page.locator("#cmp-mine")).to_contain_text("ann-a:")
+
+
+def test_a_label_given_as_a_persona_records_it(app_server, page):
+    from components import personas
+
+    p = personas.personas(app_server.db)[0]
+    page.goto(app_server.url + "?tab=compare&dataset=demo-trl-standard&row=3")
+    expect(page.locator("#cmp-label-chosen")).to_be_visible(timeout=30_000)
+    page.locator("#cmp-annotator input, #cmp-annotator textarea").first.fill("ada")
+    page.locator("#cmp-persona input").first.click()
+    page.get_by_role("option", name=p.name, exact=True).click()
+    expect(page.locator("#cmp-persona-card")).to_contain_text(p.name)
+    page.locator("#cmp-label-rejected").click()
+    expect(page.locator("#cmp-status")).to_contain_text("Row 3", timeout=30_000)
+    options = json.loads(app_server.db.scalar(
+        "SELECT options::VARCHAR FROM label_events WHERE annotator = 'ada' AND row = 3"))
+    assert (options["persona"], options["persona_version"]) == (p.name, p.version)

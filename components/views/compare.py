@@ -176,7 +176,16 @@ def _wire_page(studio: Studio, tab: gr.Tab, inner: gr.Tabs, screen: LabelScreen)
     def select_tab(request: gr.Request):
         return gr.update(selected=TAB_ID) if query_params(request).get("tab") == TAB_ID else gr.update()
 
-    studio.on_load.append((select_tab, [studio.tabs]))
+    @requires("viewer", "opening the page")
+    def repaint(state, typed_name, with_diff, request: gr.Request, *, who=None):
+        """The pair drawn again once a deep link has shown the tab: values sent while the tab was still
+        being drawn for the first time can be lost by the page."""
+        if query_params(request).get("tab") != TAB_ID or not (state or {}).get("dataset"):
+            return [gr.update()] * len(screen.outputs)
+        return screen.render(state, name_or_none(typed_name, who), with_diff)
+
+    Context.root_block.load(select_tab, None, [studio.tabs]).then(
+        repaint, [c.state, c.annotator, c.diff_toggle], screen.outputs, show_progress="hidden")
 
     # a link to ?tab=compare clicked anywhere in the page (a search hit): opened here, no reload
     link = gr.Textbox(visible="hidden", elem_id="cmp-link")

@@ -12,7 +12,7 @@ from typing import Any
 
 import gradio as gr
 
-from .. import labels
+from .. import labels, personas
 from ..labels import LabelError
 from ..store import Database
 from .common import as_int, chatbot, escape, requires
@@ -52,6 +52,8 @@ class Controls:
     blind: gr.Checkbox
     start: gr.Button
     diff_toggle: gr.Checkbox | None = None  # set by the labeling screen
+    persona: gr.Dropdown | None = None  # the persona a label is given for (set by the labeling screen)
+    persona_card: gr.HTML | None = None
 
     @classmethod
     def build(cls, db: Database) -> "Controls":
@@ -215,6 +217,9 @@ def build(db: Database, controls: Controls) -> LabelScreen:
                 note = gr.Textbox(show_label=False, placeholder="Note: N to type, Esc to leave", lines=1, max_lines=4,
                                   elem_id="cmp-note")
                 controls.diff_toggle = gr.Checkbox(label="Word diff (D)", value=False, elem_id="cmp-diff-toggle")
+                controls.persona = gr.Dropdown(label="Label as persona (optional)", choices=persona_choices(db),
+                                               value="", elem_id="cmp-persona")
+                controls.persona_card = gr.HTML(elem_id="cmp-persona-card")
         gr.HTML(LEGEND, elem_id="cmp-legend")
         with gr.Accordion("Pair metadata", open=False):
             metadata = gr.JSON(show_label=False, elem_id="cmp-metadata")
@@ -223,6 +228,20 @@ def build(db: Database, controls: Controls) -> LabelScreen:
                          undo_btn, prev_btn, next_btn, g_box, guidelines)
     _wire(screen)
     return screen
+
+
+def persona_choices(db: Database) -> list[tuple[str, str]]:
+    return [("— yourself —", "")] + [(p.name, p.name) for p in personas.personas(db)]
+
+
+def persona_options(db: Database, name: str | None) -> dict:
+    """What a label given for persona ``name`` records (its name and version), or nothing."""
+    if not name:
+        return {}
+    p = personas.persona(db, name)
+    if p is None:
+        raise LabelError(f"no persona named {name!r}")
+    return {"persona": p.name, "persona_version": p.version}
 
 
 def _wire(screen: LabelScreen) -> None:
@@ -261,13 +280,19 @@ def _wire(screen: LabelScreen) -> None:
 
     c.blind.input(set_blind, [c.state, c.blind, c.annotator, c.diff_toggle], pair_and_form)
 
+    @requires("viewer", "reading a persona")
+    def show_persona(name):
+        return personas.card_html(personas.persona(db, name)) if name else ""
+
+    c.persona.change(show_persona, [c.persona], [c.persona_card], show_progress="hidden")
+
     def do_label(label: str):
         @requires("annotator", "labeling")
-        def handler(state, typed_name, confidence, note, tags, shown_row, with_diff, *, who=None):
+        def handler(state, typed_name, confidence, note, tags, shown_row, with_diff, persona, *, who=None):
             form = LabelForm(confidence, note, tags, as_int(shown_row, -1) if shown_row is not None else None)
             try:
                 name = annotator_for(typed_name, who)
-                state = label_current(db, state, label, name, form)
+                state = label_current(db, state, label, name, form, options=persona_options(db, persona))
             except LabelError as err:
                 state = dict(state) | {"message": f"⚠️ {escape(err)}"}
                 return screen.render(state, name_or_none(typed_name, who), with_diff) + [gr.update()] * 3
@@ -275,7 +300,8 @@ def _wire(screen: LabelScreen) -> None:
 
         return handler
 
-    label_inputs = [c.state, c.annotator, screen.confidence, screen.note, screen.tags, screen.row_shown, c.diff_toggle]
+    label_inputs = [c.state, c.annotator, screen.confidence, screen.note, screen.tags, screen.row_shown, c.diff_toggle,
+                    c.persona]
     for lab, button in screen.buttons.items():
         # queue=False: a label is one short transaction, answered on its own request (no queue round trips)
         button.click(do_label(lab), label_inputs, pair_and_form, trigger_mode="once", show_progress="hidden",
