@@ -30,6 +30,7 @@ import duckdb
 DEFAULT_DB = Path(__file__).resolve().parent.parent / "data" / "studio.duckdb"
 
 from .schema import MIGRATIONS
+from .text import sql_literal
 
 
 class DatabaseError(Exception):
@@ -103,6 +104,9 @@ class Database:
             if holder is not None:
                 raise DatabaseInUse(_in_use_message(self.path, holder)) from None
             raise DatabaseError(f"cannot open {self.path}: {err}") from None
+        # DuckDB keeps cached blocks up to 80% of the machine's memory by default: a 10M-row ingest
+        # peaked at 4.6 GB that way, at 1.9 GB with a 1 GB limit, in the same time
+        self._con.execute(f"SET memory_limit = {sql_literal(os.environ.get('STUDIO_DUCKDB_MEMORY', '2GB'))}")
         self._write_lock = threading.RLock()
         self.generation = 0  # bumped by every committed write (caches of what was read compare it)
         self._local = threading.local()
@@ -257,14 +261,19 @@ class Database:
         return rec
 
     def page(self, dataset: str, offset: int, limit: int) -> list[dict]:
-        """A page of records in source order: row, a preview of the prompt/text, and sizes."""
+        """A page of records in source order: row, a preview of the prompt/text, and sizes.
+
+        Record ``offset`` is never before source row ``offset`` (rows are source rows, some rejected):
+        the page is the first records from there on, after the few that fall before it, rather than
+        ``OFFSET offset`` over every row (the last page of 10M rows took 3.3 s that way)."""
+        before = self.scalar("SELECT count(*) FROM records WHERE dataset = ? AND row < ?", [dataset, offset])
         return self.dicts(
             """SELECT row,
                       coalesce(text, prompt[-1].content, chosen[1].content, '') AS preview,
                       len(prompt) + greatest(len(chosen), len(rejected)) AS turns,
                       score_chosen, score_rejected, source_id, length(text) AS characters
-               FROM records WHERE dataset = ? ORDER BY row LIMIT ? OFFSET ?""",
-            [dataset, limit, offset],
+               FROM records WHERE dataset = ? AND row >= ? ORDER BY row LIMIT ? OFFSET ?""",
+            [dataset, offset, limit, offset - before],
         )
 
     def rows_of(self, dataset: str, rows: Iterable[int]) -> list[dict]:

@@ -94,3 +94,18 @@ def test_read_only_refuses_writes(tmp_path):
     with pytest.raises(DatabaseError, match="read-only"):
         db.write(lambda cur: cur.execute("SELECT 1"))
     db.close()
+
+
+def test_a_page_of_records_skips_rejected_rows_exactly(db, tmp_path):
+    import json
+
+    from components.ingest import ingest
+
+    src = tmp_path / "p.jsonl"
+    src.write_text("".join(json.dumps({"prompt": f"q{i}", "chosen": f"a{i}",
+                                       "rejected": None if i % 7 == 3 else f"b{i}"}) + "\n" for i in range(100)))
+    ingest(db, str(src), name="p")
+    every = [r[0] for r in db.rows("SELECT row FROM records WHERE dataset = 'p' ORDER BY row")]
+    assert len(every) == 86
+    for offset in range(0, 90, 3):
+        assert [r["row"] for r in db.page("p", offset, 7)] == every[offset:offset + 7]

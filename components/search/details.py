@@ -66,18 +66,18 @@ def record_facts(db: Database, dataset: str, rows: Iterable[int], field_name: st
     if not rows:
         return {}
     out = {}
+    # joined to the page's rows: a lookup of each, whatever the size of the dataset
     for r in db.dicts(
-        """SELECT row, text, prompt, chosen, rejected, score_chosen, score_rejected FROM records
-           WHERE dataset = ? AND row BETWEEN ? AND ? AND list_contains(?, row)""",
-        [dataset, rows[0], rows[-1], rows],
+        """SELECT row, text, prompt, chosen, rejected, score_chosen, score_rejected
+           FROM records JOIN (SELECT unnest(?::BIGINT[]) AS row) USING (row) WHERE dataset = ?""",
+        [rows, dataset],
     ):
         out[r["row"]] = RecordFacts(segments(r, field_name), r["score_chosen"], r["score_rejected"])
     for row, label, n in db.rows(
-        f"""SELECT row, label, count(*) FROM current_labels
-            WHERE dataset = ? AND row BETWEEN ? AND ? AND list_contains(?, row)
-              AND label IN ({', '.join("'" + j + "'" for j in JUDGMENTS)})
+        f"""SELECT row, label, count(*) FROM current_labels JOIN (SELECT unnest(?::BIGINT[]) AS row) USING (row)
+            WHERE dataset = ? AND label IN ({', '.join("'" + j + "'" for j in JUDGMENTS)})
             GROUP BY row, label ORDER BY row, count(*) DESC, label""",
-        [dataset, rows[0], rows[-1], rows],
+        [rows, dataset],
     ):
         if row in out:
             out[row].labels[label] = n

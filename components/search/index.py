@@ -135,7 +135,7 @@ def documents(db: Database, dataset: str, metadata_fields: dict[str, str], batch
             'contents': contents, 'prompt': coalesce(p, ''), 'chosen': coalesce(c, ''),
             'rejected': coalesce(rj, ''), 'final': fin, 'source_id': source_id, {keys}
         }})::VARCHAR AS doc
-        FROM d ORDER BY row"""
+        FROM d"""  # in the table's order, which is row order; sorting 10M rows first cost 8 s and 5 GB
     cur = db.cursor().cursor()  # its own cursor: the stream stays open while the caller queries
     try:
         for batch in cur.sql(sql, params={"dataset": dataset}).to_arrow_reader(batch_rows):
@@ -280,6 +280,7 @@ def build_index(db: Database, dataset: str, k1: float = DEFAULT_K1, b: float = D
     final = index_folder(root, dataset)
     work = root / f".{dataset}.building-{os.getpid()}-{threading.get_ident()}"
     shutil.rmtree(work, ignore_errors=True)
+    _sweep(root)
     fields = [f for f in FIELDS if f != "contents"] + sorted(numeric.values())
     report(0.0, f"indexing {info.row_count:,} rows of {dataset}")
     with LOCK:
@@ -336,6 +337,20 @@ def _close_readers(path: str) -> None:
         _forget_searcher(key)
     for key in [k for k in _READERS if k[0] == path]:
         _close(_READERS.pop(key))
+
+
+def _sweep(root: Path) -> None:
+    """Remove the half-built and retired folders that processes no longer alive left in ``root``."""
+    for folder in root.glob(".*.*-*-*"):
+        match = re.fullmatch(r"\..+\.(?:building|old)-(\d+)-\d+", folder.name)
+        if match is None or not folder.is_dir():
+            continue
+        try:
+            os.kill(int(match.group(1)), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:
+            pass  # alive, someone else's
 
 
 def forget_index(db: Database, dataset: str) -> bool:

@@ -55,7 +55,9 @@ def _prepare_jvm() -> None:
         add_options.studio_filter = True
         jnius_config.add_options = add_options
     kept = [o for o in jnius_config.get_options() if "jdk.incubator.vector" not in o]
-    for option in ("--sun-misc-unsafe-memory-access=allow", "-Dlog4j2.level=WARN"):
+    # -Xrs: Ctrl-C reaches Python (a KeyboardInterrupt that cleans up an index build) instead of
+    # Java's own handler, which ended the process at once and left the half-built folder behind
+    for option in ("--sun-misc-unsafe-memory-access=allow", "-Dlog4j2.level=WARN", "-Xrs"):
         if option not in kept:
             kept.append(option)
     jnius_config.set_options(*kept)
