@@ -61,6 +61,10 @@ def test_length_histogram_bins_lead_to_exactly_their_rows(db, tmp_path):
         assert found.rows == expected and found.total == n == len(expected)
     margin = insights.rows_for(db, "p", "margin_nonpositive", limit=1000).rows
     assert margin == [i for i in range(120) if i % 5 - (i * 3) % 5 <= 0]
+    # a bar is also a labeling queue of exactly its pairs (the Statistics tab links to it)
+    from components import labels
+
+    assert sorted(labels.open_queue(db, "p", "bin", "margin_nonpositive").rows) == margin
 
 
 def test_planted_exact_and_near_duplicates_are_found(db, tmp_path):

@@ -18,7 +18,7 @@ from .agreement import disagreements
 from .events import LabelError, check_annotator, check_pairs, label_progress, labeled_rows
 
 QUEUES = {"unlabeled": "Unlabeled (shuffled)", "search": "Search hits", "disagreements": "Disagreements",
-          "empty_side": "Pairs with an empty side"}
+          "empty_side": "Pairs with an empty side", "bin": "A bar of the statistics"}
 SEARCH_LIMIT = 1000
 
 
@@ -73,6 +73,13 @@ def open_queue(db: Database, dataset: str, mode: str = "unlabeled", query: str |
         return search_pairs(db, dataset, query or "")
     if mode == "disagreements":
         return Queue([d["row"] for d in disagreements(db, dataset)])
+    if mode == "bin":  # the pairs behind one bar of the Statistics tab (its key)
+        from .. import insights  # insights reads labels: imported when asked, no cycle
+
+        try:
+            return Queue(insights.rows_for(db, check_pairs(db, dataset).name, query or "", limit=10**7).rows)
+        except insights.StatsError as err:
+            raise LabelError(str(err)) from None
     if mode == "empty_side":  # loaded and flagged at ingest: worth a look before training on them
         return Queue([r[0] for r in db.rows(f"SELECT row FROM records WHERE dataset = ? AND {EMPTY_SIDE_SQL} "
                                             "ORDER BY row", [check_pairs(db, dataset).name])])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from urllib.parse import urlencode
 
 import gradio as gr
 
@@ -145,12 +146,14 @@ PLOTS = ["lengths", "diff", "longer", "turns", "scores", "margin"] + [f"facet-{i
     ["annotators", "progress", "tags", "kappa"]
 
 
-def rows_html(db: Database, dataset: str, found: insights.BinRows) -> str:
+def rows_html(db: Database, dataset: str, found: insights.BinRows, key: str | None = None) -> str:
     if not found.rows:
         return f"<p>No rows: {escape(found.title)}.</p>"
     recs = {r["row"]: r for r in db.rows_of(dataset, found.rows)}
     more = f" (the first {len(found.rows):,})" if found.total > len(found.rows) else ""
-    out = [f"<p><b>{found.total:,} rows</b>: {escape(found.title)}{more}</p>",
+    queue = "?" + urlencode({"tab": "compare", "dataset": dataset, "queue": "bin", "q": key}) if key else ""
+    label = f" · <a class='stats-label' href='{escape(queue)}'>Label these {found.total:,} pairs →</a>" if key else ""
+    out = [f"<p><b>{found.total:,} rows</b>: {escape(found.title)}{more}{label}</p>",
            "<table><tr><th>row</th><th>prompt</th><th>chosen chars</th><th>rejected chars</th></tr>"]
     for row in found.rows:
         r = recs.get(row) or {}
@@ -253,7 +256,7 @@ def build(studio: Studio) -> None:
                 found = insights.rows_for(db, name, key, limit=ROWS_SHOWN)
             except insights.StatsError as err:
                 return f"<p>❌ {escape(err)}</p>"
-            return rows_html(db, name, found)
+            return rows_html(db, name, found, key)
 
         @requires("viewer", "reading statistics")
         def run_check(name, evals, nn, field, _threshold):
