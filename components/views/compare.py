@@ -176,16 +176,21 @@ def _wire_page(studio: Studio, tab: gr.Tab, inner: gr.Tabs, screen: LabelScreen)
     def select_tab(request: gr.Request):
         return gr.update(selected=TAB_ID) if query_params(request).get("tab") == TAB_ID else gr.update()
 
+    panes = [screen.prompt, screen.earlier, screen.left, screen.right]
+    at = [screen.outputs.index(p) for p in panes]
+
     @requires("viewer", "opening the page")
     def repaint(state, typed_name, with_diff, request: gr.Request, *, who=None):
-        """The pair drawn again once a deep link has shown the tab: values sent while the tab was still
-        being drawn for the first time can be lost by the page."""
+        """The pair's text sent again once a deep link has shown the tab: chat values sent while the
+        tab was being drawn for the first time can be lost by the page. Only the panes' text, and
+        answered at once (no queue), so it never stands in for anything the annotator did since."""
         if query_params(request).get("tab") != TAB_ID or not (state or {}).get("dataset"):
-            return [gr.update()] * len(screen.outputs)
-        return screen.render(state, name_or_none(typed_name, who), with_diff)
+            return [gr.update()] * len(panes)
+        drawn = screen.render(state, name_or_none(typed_name, who), with_diff)
+        return [drawn[i] for i in at]
 
     Context.root_block.load(select_tab, None, [studio.tabs]).then(
-        repaint, [c.state, c.annotator, c.diff_toggle], screen.outputs, show_progress="hidden")
+        repaint, [c.state, c.annotator, c.diff_toggle], panes, show_progress="hidden", queue=False)
 
     # a link to ?tab=compare clicked anywhere in the page (a search hit): opened here, no reload
     link = gr.Textbox(visible="hidden", elem_id="cmp-link")
