@@ -5,6 +5,7 @@ byte-level BPE tokenizer) that the revision tests and the benchmark build."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -12,9 +13,12 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import pytest
+
+if TYPE_CHECKING:
+    from components.store import Database
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -182,3 +186,43 @@ def fill_box(page, elem_id: str, text: str) -> None:
     box.fill(text)
     expect(box).to_have_value(text)
     box.press("Tab")
+
+
+# -- the Compare tab in a browser ----------------------------------------------------------------
+
+COMPARE_NAME_BOX = "#cmp-annotator textarea, #cmp-annotator input"
+
+
+def shown_row(page) -> int:
+    text = page.locator("#cmp-title").inner_text()
+    m = re.search(r"row (\d+)", text)
+    assert m, text
+    return int(m.group(1))
+
+
+def name_annotator(page, name: str) -> None:
+    from playwright.sync_api import expect
+
+    page.locator(COMPARE_NAME_BOX).fill(name)
+    page.keyboard.press("Escape")
+    expect(page.locator("#cmp-progress")).not_to_contain_text("enter your name")
+
+
+def open_compare(page, url: str, dataset: str, annotator: str, row: int | None = None) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(url + f"?tab=compare&dataset={dataset}" + (f"&row={row}" if row is not None else ""))
+    expect(page.locator("#cmp-title")).to_contain_text(f"{dataset} · row", timeout=20_000)
+    page.locator(COMPARE_NAME_BOX).fill(annotator)
+    page.keyboard.press("Escape")  # leave the box: the name is saved and keys label again
+    expect(page.locator("#cmp-progress")).to_contain_text("You: ", timeout=10_000)
+    expect(page.locator("#cmp-progress")).not_to_contain_text("enter your name")
+
+
+def press_and_wait(page, key: str) -> None:
+    """Press ``key`` and wait until another pair is on screen."""
+    before = shown_row(page)
+    page.keyboard.press(key)
+    page.wait_for_function(
+        "before => { const m = document.querySelector('#cmp-title').innerText.match(/row (\\d+)/);"
+        " return m && Number(m[1]) !== before; }", arg=before, timeout=10_000)

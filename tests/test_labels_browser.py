@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 from playwright.sync_api import expect
@@ -11,11 +10,10 @@ from playwright.sync_api import expect
 from components import labels
 from components.ingest import ingest
 
-from helpers import KAPPA_TABLE, AppServer, write_pairs
+from helpers import COMPARE_NAME_BOX, KAPPA_TABLE, AppServer, open_compare, press_and_wait, shown_row, write_pairs
 
 pytestmark = pytest.mark.browser
 
-ANNOTATOR_BOX = "#cmp-annotator textarea, #cmp-annotator input"
 
 
 @pytest.fixture
@@ -26,29 +24,7 @@ def server(db, tmp_path):
     s.close()
 
 
-def shown_row(page) -> int:
-    text = page.locator("#cmp-title").inner_text()
-    m = re.search(r"row (\d+)", text)
-    assert m, text
-    return int(m.group(1))
 
-
-def open_compare(page, url: str, dataset: str, annotator: str, row: int | None = None) -> None:
-    page.goto(url + f"?tab=compare&dataset={dataset}" + (f"&row={row}" if row is not None else ""))
-    expect(page.locator("#cmp-title")).to_contain_text(f"{dataset} · row", timeout=20_000)
-    page.locator(ANNOTATOR_BOX).fill(annotator)
-    page.keyboard.press("Escape")  # leave the box: the name is saved and keys label again
-    expect(page.locator("#cmp-progress")).to_contain_text("You: ", timeout=10_000)
-    expect(page.locator("#cmp-progress")).not_to_contain_text("enter your name")
-
-
-def press_and_wait(page, key: str) -> None:
-    """Press ``key`` and wait until another pair is on screen."""
-    before = shown_row(page)
-    page.keyboard.press(key)
-    page.wait_for_function(
-        "before => { const m = document.querySelector('#cmp-title').innerText.match(/row (\\d+)/);"
-        " return m && Number(m[1]) !== before; }", arg=before, timeout=10_000)
 
 
 def test_label_twenty_pairs_with_the_keyboard_alone(server, page):
@@ -89,7 +65,7 @@ def test_label_twenty_pairs_with_the_keyboard_alone(server, page):
 
     # the name is remembered by the browser
     page.reload()
-    expect(page.locator(ANNOTATOR_BOX)).to_have_value("keyboard-kate", timeout=20_000)
+    expect(page.locator(COMPARE_NAME_BOX)).to_have_value("keyboard-kate", timeout=20_000)
     expect(page.locator("#cmp-progress")).to_contain_text("You: 20 of 24")
     assert shown_row(page) == row  # resumes at the first pair not labeled yet
 

@@ -5,7 +5,6 @@ renames and deletes, Browse, and labels that always carry the signed-in user's n
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 from gradio_client import Client
@@ -14,11 +13,10 @@ from playwright.sync_api import expect
 from components import access, labels
 from components.ingest import ingest
 
-from helpers import AppServer, write_pairs
+from helpers import COMPARE_NAME_BOX, AppServer, name_annotator, press_and_wait, shown_row, write_pairs
 
 pytestmark = pytest.mark.browser
 
-NAME_BOX = "#cmp-annotator textarea, #cmp-annotator input"
 
 
 @pytest.fixture
@@ -37,24 +35,7 @@ def server(db, tmp_path):
     s.close()
 
 
-def shown_row(page) -> int:
-    m = re.search(r"row (\d+)", page.locator("#cmp-title").inner_text())
-    assert m
-    return int(m.group(1))
 
-
-def name_annotator(page, name: str) -> None:
-    page.locator(NAME_BOX).fill(name)
-    page.keyboard.press("Escape")
-    expect(page.locator("#cmp-progress")).not_to_contain_text("enter your name")
-
-
-def press_and_wait(page, key: str) -> None:
-    before = shown_row(page)
-    page.keyboard.press(key)
-    page.wait_for_function(
-        "before => { const m = document.querySelector('#cmp-title').innerText.match(/row (\\d+)/);"
-        " return m && Number(m[1]) !== before; }", arg=before, timeout=10_000)
 
 
 def test_a_deep_link_sets_the_one_current_dataset_and_a_missing_one_says_so(server, page):
@@ -223,7 +204,7 @@ def test_signed_in_labels_carry_the_callers_name(signed_in, page):
     page.keyboard.press("Enter")
     expect(page.locator("#cmp-title")).to_contain_text("kb · row 4 ", timeout=20_000)
     expect(page.locator("#cmp-annotator")).to_contain_text("Labelling as ada")
-    expect(page.locator(NAME_BOX)).to_be_disabled()
+    expect(page.locator(COMPARE_NAME_BOX)).to_be_disabled()
     press_and_wait(page, "1")
     assert labels.current_label(db, "kb", 4, "ada")["label"] == "chosen"
     assert {r[0] for r in db.rows("SELECT DISTINCT annotator FROM label_events")} == {"ada"}
