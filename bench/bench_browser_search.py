@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,7 +29,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from bench_search import documents, make_queries, pct  # noqa: E402
-from helpers import CHROMIUM, CHROMIUM_ARGS, free_port, wait_http  # noqa: E402
+from common import served  # noqa: E402
+from helpers import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 from components import search  # noqa: E402
 from components.ingest import ingest  # noqa: E402
@@ -111,19 +111,8 @@ def main() -> None:
     load_before = os.getloadavg()
     db_path, name, info = prepare(args.docs, OUT / f"n{args.docs}")
     queries = make_queries(info.pop("queries_from"), args.queries + args.warm, seed=7)
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "serve", "--db", str(db_path), "--port", str(port),
-                             "--no-demo"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        wait_http(url, timeout=180, proc=proc)
+    with served(db_path, timeout=180) as (url, _proc):
         samples = measure(url, name, queries, args.warm)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
     painted = [s["painted"] for s in samples]
     dom = [s["dom"] for s in samples]
     server = []

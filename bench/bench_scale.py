@@ -46,7 +46,6 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -55,6 +54,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from common import pct, peak_rss_mb, search_hits, served  # noqa: E402
 
 PACKAGES = Path("/work/.library/env/packages")
 SEED = 20261130
@@ -69,18 +70,8 @@ def say(*parts) -> None:
     print(time.strftime("%H:%M:%S"), *parts, file=sys.stderr, flush=True)
 
 
-def peak_rss_mb(pid: int | None = None) -> float:
-    if pid is None:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
-def pct(times: list[float], p: float) -> float:
-    s = sorted(times)
-    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
 
 
 def folder_mb(path: Path) -> float:
@@ -303,56 +294,27 @@ def step_measure(work: Path, size: int, n_queries: int) -> dict:
     return out
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def step_serve(work: Path, size: int, n_queries: int) -> dict:
-    import urllib.request
-
     from gradio_client import Client
 
     db_path, name = paths(work, size)
     queries = make_queries(n_queries, seed=2)
-    port = free_port()
     log = open(db_path.parent / "server.log", "w")
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "serve", "--db", str(db_path), "--port", str(port),
-                             "--no-demo"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
-        url = f"http://127.0.0.1:{port}/"
-        while True:
-            try:
-                with urllib.request.urlopen(url, timeout=5):
-                    break
-            except OSError:
-                if time.perf_counter() - started > 300 or proc.poll() is not None:
-                    raise RuntimeError(f"the server did not start (see {log.name})")
-                time.sleep(0.3)
-        out = {"start_s": time.perf_counter() - started, "rss_after_start_mb": peak_rss_mb(proc.pid)}
-        say(f"  server up in {out['start_s']:.1f} s, {out['rss_after_start_mb']:.0f} MB")
-        client = Client(url, verbose=False)
-
-        def ask(q):
-            error, summary, html, *_ = client.predict(q, [name], "contents", "words", "any", "30", "", "margin",
-                                                        "", "", "any", api_name="/search")
-            assert not error, error
-            return html.count('class="sr-hit"')
-
-        times, counts = timed(ask, queries, warm=10)
-        out |= {"p50": pct(times, 50), "p95": pct(times, 95), "queries": len(queries), "empty": counts.count(0),
-                "server_peak_rss_mb": peak_rss_mb(proc.pid)}
-        say(f"  server round trip p50 {out['p50']:.0f} ms, p95 {out['p95']:.0f} ms, "
-            f"server peak {out['server_peak_rss_mb']:.0f} MB")
-        return out
+        with served(db_path, log=log, timeout=300) as (url, proc):
+            out = {"start_s": time.perf_counter() - started, "rss_after_start_mb": peak_rss_mb(proc.pid)}
+            say(f"  server up in {out['start_s']:.1f} s, {out['rss_after_start_mb']:.0f} MB")
+            client = Client(url, verbose=False)
+            times, counts = timed(lambda q: search_hits(client, name, q), queries, warm=10)
+            out |= {"p50": pct(times, 50), "p95": pct(times, 95), "queries": len(queries), "empty": counts.count(0),
+                    "server_peak_rss_mb": peak_rss_mb(proc.pid)}
+            say(f"  server round trip p50 {out['p50']:.0f} ms, p95 {out['p95']:.0f} ms, "
+                f"server peak {out['server_peak_rss_mb']:.0f} MB")
+            return out
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
         log.close()
 
 

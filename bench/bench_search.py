@@ -31,11 +31,8 @@ import json
 import os
 import random
 import re
-import resource
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -43,6 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from common import pct, peak_rss_mb, search_hits, served  # noqa: E402
 from components import search  # noqa: E402
 from components.ingest import ingest  # noqa: E402
 from components.store import Database  # noqa: E402
@@ -96,9 +94,6 @@ def timed(fn, queries: list[str], warm: int = 100) -> tuple[list[float], list]:
     return times, out
 
 
-def pct(times: list[float], p: float) -> float:
-    s = sorted(times)
-    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
 
 
 def overlap(a: list[list], b: list[list]) -> float:
@@ -106,57 +101,18 @@ def overlap(a: list[list], b: list[list]) -> float:
     return statistics.mean(shares) if shares else float("nan")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def peak_rss_mb(pid: int | None = None) -> float:
-    if pid is None:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def server_round_trip(db_path: Path, name: str, queries: list[str]) -> dict:
-    import urllib.request
-
     from gradio_client import Client
 
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "serve", "--db", str(db_path), "--port", str(port),
-                             "--no-demo"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        deadline = time.time() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(url, timeout=2):
-                    break
-            except OSError:
-                if time.time() > deadline or proc.poll() is not None:
-                    raise RuntimeError("the server did not start")
-                time.sleep(0.3)
+    with served(db_path, timeout=180) as (url, proc):
         client = Client(url, verbose=False)
-
-        def ask(q):
-            error, summary, html, *_ = client.predict(q, [name], "contents", "words", "any", "30", "", "margin",
-                                                        "", "", "any", api_name="/search")
-            assert not error, error
-            return html.count('class="sr-hit"')
-
-        times, counts = timed(ask, queries, warm=10)
+        times, counts = timed(lambda q: search_hits(client, name, q), queries, warm=10)
         return {"p50": pct(times, 50), "p95": pct(times, 95), "queries": len(queries), "empty": counts.count(0),
                 "server_peak_rss_mb": peak_rss_mb(proc.pid)}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def run_size(n: int, docs: list[dict], queries: list[str], server_queries: int) -> dict:
