@@ -110,6 +110,8 @@ class Database:
         self._write_lock = threading.RLock()
         self.generation = 0  # bumped by every committed write (caches of what was read compare it)
         self._local = threading.local()
+        self._once: set = set()
+        self._once_lock = threading.RLock()
         if not read_only:
             self.migrate()
 
@@ -122,6 +124,15 @@ class Database:
             cur = self._con.cursor()
             self._local.cursor = cur
         return cur
+
+    def once(self, key: Any, fn: Callable[[], Any]) -> None:
+        """Run ``fn()`` the first time ``key`` is asked for on this open database (seeding a library
+        into it, say); later calls return at once. A failed ``fn`` runs again next time."""
+        with self._once_lock:
+            if key in self._once:
+                return
+            fn()
+            self._once.add(key)
 
     def close(self) -> None:
         self._con.close()

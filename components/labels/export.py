@@ -128,7 +128,7 @@ def _messages(ms: list[dict] | None) -> list[dict]:
     return [{"role": m.get("role"), "content": m.get("content")} for m in ms or []]
 
 
-def _write(rows: list[dict], out: Path, fmt: str, schema=None) -> None:
+def write_rows(rows: list[dict], out: Path, fmt: str, schema=None) -> None:
     """Write ``rows`` to ``out`` through ``out.part``: the file appears whole or not at all, and a
     path that cannot be written gives one line (no ``.part`` is left behind)."""
     import pyarrow as pa
@@ -224,7 +224,7 @@ def export_pairs(db: Database, dataset: str, out: str | os.PathLike, style: str 
             pair = {"prompt": prompt_text(pair["prompt"]), "chosen": _text(pair["chosen"]),
                     "rejected": _text(pair["rejected"])}
         rows.append(pair | {"source_row": rec["row"], "human_label": label})
-    _write(rows, out, fmt, _schema(style))
+    write_rows(rows, out, fmt, _schema(style))
     summary.rows = len(rows)
     summary.left_out = dict(left_out)
     summary.kept = dict(kept)
@@ -242,9 +242,9 @@ def export_log(db: Database, dataset: str, out: str | os.PathLike) -> ExportSumm
         for r in rows:
             r["created_at"] = r["created_at"].isoformat() if r["created_at"] else None
             r["options"] = json.loads(r["options"]) if r["options"] else {}
-        _write(rows, out, fmt)
+        write_rows(rows, out, fmt)
     else:
-        _write(rows, out, fmt, log.schema)
+        write_rows(rows, out, fmt, log.schema)
     return ExportSummary(dataset=info.name, out=str(out), file_format=fmt, style=None, source="label log",
                          rows=len(rows))
 

@@ -9,7 +9,6 @@ under different system messages, with different preferred answers.
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -139,28 +138,20 @@ def export_persona_pairs(db: Database, dataset: str, out: str | os.PathLike, nam
 
 
 def _write(rows: list[dict], out: Path, fmt: str, style: str) -> None:
-    """Write through ``out.part``: the file appears whole or not at all."""
+    """Write as the labels' export does (through ``out.part``), with this export's parquet schema."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    if out.is_dir():
-        raise PersonaError(f"cannot write {out}: it is a directory")
-    tmp = out.with_name(out.name + ".part")
+    from ..labels import LabelError
+    from ..labels.export import write_rows
+
+    schema = None
+    if fmt == "parquet":
+        msgs = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+        t = msgs if style == "conversational" else pa.string()
+        schema = pa.schema([("prompt", t), ("chosen", t), ("rejected", t), ("persona", pa.string()),
+                            ("persona_version", pa.int64()), ("source_row", pa.int64()),
+                            ("persona_label", pa.string())])
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if fmt == "parquet":
-            msgs = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
-            t = msgs if style == "conversational" else pa.string()
-            schema = pa.schema([("prompt", t), ("chosen", t), ("rejected", t), ("persona", pa.string()),
-                                ("persona_version", pa.int64()), ("source_row", pa.int64()),
-                                ("persona_label", pa.string())])
-            pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp)
-        else:
-            with open(tmp, "w", encoding="utf-8") as fh:
-                for r in rows:
-                    fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-        os.replace(tmp, out)
-    except OSError as err:
-        raise PersonaError(f"cannot write {out}: {err.strerror or err}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+        write_rows(rows, out, fmt, schema)
+    except LabelError as err:
+        raise PersonaError(str(err)) from None

@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import threading
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -215,19 +213,10 @@ def seed_personas(db: Database, items: list[dict]) -> int:
     return db.write(run)
 
 
-_seeded: "weakref.WeakKeyDictionary[Database, set[str]]" = weakref.WeakKeyDictionary()
-_seed_lock = threading.Lock()
-
-
 def ensure_personas(db: Database, path: str | os.PathLike = PERSONAS_FILE) -> None:
     """Copy the library's personas the database has never seen (once per open database)."""
-    with _seed_lock:
-        done = _seeded.setdefault(db, set())
-        if str(path) in done:
-            return
-        if not db.read_only:
-            seed_personas(db, read_personas(path))
-        done.add(str(path))
+    if not db.read_only:
+        db.once(("personas", str(path)), lambda: seed_personas(db, read_personas(path)))
 
 
 def personas(db: Database) -> list[Persona]:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import threading
-import weakref
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable
@@ -200,18 +198,9 @@ def principle_history(db: Database, pid: str | None = None, limit: int = 200) ->
 
 # -- the library as the app sees it ----------------------------------------------------------------
 
-_seeded: "weakref.WeakKeyDictionary[Database, set[str]]" = weakref.WeakKeyDictionary()
-_seed_lock = threading.Lock()
-
-
 def ensure_principles(db: Database, path: str | os.PathLike = PRINCIPLES_FILE) -> None:
     """Copy the library's principles the database has never seen (once per open database)."""
-    with _seed_lock:
-        done = _seeded.setdefault(db, set())
-        if str(path) in done:
-            return
-        seed_principles(db, load_library(path))
-        done.add(str(path))
+    db.once(("principles", str(path)), lambda: seed_principles(db, load_library(path)))
 
 
 def principles(db: Database) -> list[Principle]:
