@@ -32,6 +32,7 @@ class RecordFacts:
     score_chosen: float | None = None
     score_rejected: float | None = None
     labels: dict[str, int] = field(default_factory=dict)  # current judgments: {label: how many}
+    source_id: str | None = None  # the record's id in its source
 
 
 def segments(record: dict, field_name: str = "contents") -> list[Segment]:
@@ -68,11 +69,12 @@ def record_facts(db: Database, dataset: str, rows: Iterable[int], field_name: st
     out = {}
     # joined to the page's rows: a lookup of each, whatever the size of the dataset
     for r in db.dicts(
-        """SELECT row, text, prompt, chosen, rejected, score_chosen, score_rejected
+        """SELECT row, text, prompt, chosen, rejected, score_chosen, score_rejected, source_id
            FROM records JOIN (SELECT unnest(?::BIGINT[]) AS row) USING (row) WHERE dataset = ?""",
         [rows, dataset],
     ):
-        out[r["row"]] = RecordFacts(segments(r, field_name), r["score_chosen"], r["score_rejected"])
+        out[r["row"]] = RecordFacts(segments(r, field_name), r["score_chosen"], r["score_rejected"],
+                                  source_id=r["source_id"])
     for row, label, n in db.rows(
         f"""SELECT row, label, count(*) FROM current_labels JOIN (SELECT unnest(?::BIGINT[]) AS row) USING (row)
             WHERE dataset = ? AND label IN ({', '.join("'" + j + "'" for j in JUDGMENTS)})

@@ -4,7 +4,6 @@ ranked list has one set of term statistics), with filters, paging and highlighte
 from __future__ import annotations
 
 import html
-import json
 import math
 import os
 import time
@@ -18,6 +17,7 @@ from . import numbers
 from .background import describe_pending
 from .details import RecordFacts, record_facts
 from .errors import IndexNotReady, SearchError
+from . import total
 from .filters import Filters, combine, filter_clauses
 from .highlight import Marker, highlight, matched_fields_and_terms, stems
 from .index import IndexStatus, index_statuses, open_searcher
@@ -130,36 +130,56 @@ def searchable(db: Database, datasets: Sequence[str] | str, split: str | None = 
     return chosen
 
 
-_EXACT = 2**31 - 1  # a total-hits threshold no index reaches: count every match
+DENSE = 0.5
+"""A filter passing at least this share of the documents is applied after ranking (the best hits of
+the query alone, kept while they pass), not as a clause: a clause the ranking must check at every
+candidate made the page several times slower for filters that pass nearly everything."""
 
 
 @locked
-def ranked(searcher, query, offset: int, k: int, documents: bool = True,
-           exact_total: bool = True) -> tuple[int, list[tuple[str, int, float, object]]]:
-    """The number of matches and (dataset, row, score, stored document or None) of hits offset+1 ..
-    offset+k, by score, ties in source order (as Anserini breaks them: by the id, which holds the
-    zero-padded row). One pass over the matches collects both."""
+def ranked(searcher, query, offset: int, k: int) -> tuple[int, list[tuple[str, int, float, int]]]:
+    """(dataset, row, score, Lucene document number) of hits offset+1 .. offset+k of ``query`` by
+    score, ties in source order (as Anserini breaks them: by the id, which holds the zero-padded
+    row), and how many hits were collected (at least offset+k when there are that many). Lucene
+    skips what cannot reach the page; nothing is counted beyond it."""
     J = java()
-    collector = J.TopFieldCollector.create(J.sort, offset + k, _EXACT if exact_total else offset + k)
+    collector = J.TopFieldCollector.create(J.sort, offset + k, offset + k)
     searcher.search(query, J.cast("org.apache.lucene.search.Collector", collector))
-    total = collector.getTotalHits()
-    top = collector.topDocs(offset, k)
+    top = collector.topDocs(0, offset + k)
     found = top.scoreDocs
-    if not found:
-        return total, []
+    if len(found) <= offset:
+        return len(found), []
     J.TopFieldCollector.populateScores(found, searcher, query)
     out = []
-    if documents:  # stored documents too (for snippets): Anserini's arrays, a few Java calls in all
-        page = J.ScoredDocs.fromTopDocs(top, searcher)
-        for ident, score, doc in zip(page.docids, page.scores, page.lucene_documents):
-            dataset, _, row = ident.rpartition("/")
-            out.append((dataset, int(row), float(score), doc))
-        return total, out
-    for sd in found:  # the id from the sort values: no stored document is read
+    for sd in found[offset:]:  # the id from the sort values: no stored document is read
         ident = J.cast("org.apache.lucene.search.FieldDoc", sd).fields[1].utf8ToString()
         dataset, _, row = ident.rpartition("/")
-        out.append((dataset, int(row), float(sd.score), None))
-    return total, out
+        out.append((dataset, int(row), float(sd.score), sd.doc))
+    return len(found), out
+
+
+@locked
+def page(searcher, query, clauses: list[tuple[str, object]], offset: int, k: int
+         ) -> tuple[int, list[tuple[str, int, float, int]]]:
+    """The exact number of documents matching ``query`` and passing the filter ``clauses``, and
+    hits offset+1 .. offset+k of them (as ``ranked``)."""
+    count = total.exact_total(searcher, query, clauses)
+    if not count or offset >= count:
+        return count, []
+    passing = [1 - total.density(searcher, q) if occur == "MUST_NOT" else total.density(searcher, q)
+               for occur, q in clauses]
+    dense = [c for c, share in zip(clauses, passing) if share >= DENSE]
+    if not dense:
+        return count, ranked(searcher, combine(query, clauses), offset, k)[1]
+    ranking = combine(query, [c for c, share in zip(clauses, passing) if share < DENSE])
+    want = min(offset + k, count)
+    n = 2 * (offset + k) + 10
+    while True:  # the best n of the query, kept while they pass; more when too few passed
+        collected, hits = ranked(searcher, ranking, 0, n)
+        kept = [h for h, ok in zip(hits, total.passes(searcher, dense, [h[3] for h in hits])) if ok]
+        if len(kept) >= want or collected < n:
+            return count, kept[offset:offset + k]
+        n *= 4
 
 
 @locked
@@ -184,15 +204,14 @@ def search(db: Database, datasets: Sequence[str] | str, query: str, field: str =
         return Results([], 0, offset, k, time.perf_counter() - started, **done)
     _check_numbers(statuses, filters)
     searcher = open_searcher(statuses)
-    full = combine(parsed.lucene, filter_clauses(db, names, filters))
     try:
-        total, found = ranked(searcher, full, offset, k)
+        count, found = page(searcher, parsed.lucene, filter_clauses(db, names, filters), offset, k)
         hits = [Hit(offset + i + 1, d, row, score, query=query) for i, (d, row, score, _) in enumerate(found)]
         if snippets and hits:
-            _add_snippets(db, hits, [r[3] for r in found], searcher, parsed)
+            _add_snippets(db, hits, searcher, parsed)
     except J.JavaException as err:
         raise SearchError(f"the search failed: {java_message(err)}") from None
-    return Results(hits, total, offset, k, time.perf_counter() - started, **done)
+    return Results(hits, count, offset, k, time.perf_counter() - started, **done)
 
 
 def _check_numbers(statuses: list[IndexStatus], filters: Filters) -> None:
@@ -205,16 +224,7 @@ def _check_numbers(statuses: list[IndexStatus], filters: Filters) -> None:
                                   f"rebuild it to filter by {numbers.LABELS.get(name, name)}")
 
 
-_PARTS = {
-    "contents": ("contents", "prompt", "chosen", "rejected"),
-    "prompt": ("prompt",),
-    "chosen": ("chosen",),
-    "rejected": ("rejected",),
-    "final": ("final",),
-}
-
-
-def _add_snippets(db: Database, hits: list[Hit], docs: list, searcher, query: ParsedQuery) -> None:
+def _add_snippets(db: Database, hits: list[Hit], searcher, query: ParsedQuery) -> None:
     # Words matched in the searched field, and in any field a Lucene query names explicitly
     matched = {(f, t) for f, t in matched_fields_and_terms(searcher, query) if f in FIELDS}
     marker = Marker(t for _, t in matched)
@@ -230,17 +240,13 @@ def _add_snippets(db: Database, hits: list[Hit], docs: list, searcher, query: Pa
                 fact.segments = [s for s in fact.segments if s.side in sides]
             facts[(dataset, row)] = fact
     pages = []
-    for hit, doc in zip(hits, docs):
-        raw = json.loads(doc.get("raw"))
-        hit.source_id = raw.get("source_id")
+    for hit in hits:
         fact = facts.get((hit.dataset, hit.row))
-        if fact is not None and fact.segments:  # message by message: the snippet knows its speaker
+        parts = []
+        if fact is not None:  # message by message: the snippet knows its speaker
+            hit.source_id = fact.source_id
             hit.score_chosen, hit.score_rejected, hit.labels = fact.score_chosen, fact.score_rejected, fact.labels
             parts = [((s.side, s.speaker, s.turn), s.text) for s in fact.segments]
-        else:  # the stored document (a row changed since: the index is stale and not searched)
-            parts = [((p, "", None), raw.get(p) or "") for p in _PARTS[query.field] if raw.get(p)]
-            if query.field == "contents" and len(parts) > 1:
-                parts = parts[1:]  # the record's own parts, rather than their concatenation
         pages.append([(where, text, marker.candidates(text)) for where, text in parts])
     # the stems of every candidate word of the page in one go (one call to Java for the new ones)
     stems(w for parts in pages for _, _, found in parts for _, _, w in found)

@@ -104,6 +104,8 @@ class _Java:
         "QueryVisitor": "org.apache.lucene.search.QueryVisitor",
         "TopTermsRewrite": "org.apache.lucene.search.MultiTermQuery$TopTermsScoringBooleanQueryRewrite",
         "BytesRef": "org.apache.lucene.util.BytesRef",
+        "FixedBitSet": "org.apache.lucene.util.FixedBitSet",
+        "ScoreMode": "org.apache.lucene.search.ScoreMode",
         "Sort": "org.apache.lucene.search.Sort",
         "SortField": "org.apache.lucene.search.SortField",
         "SortFieldType": "org.apache.lucene.search.SortField$Type",

@@ -68,8 +68,7 @@ def batch_search(db: Database, datasets: Sequence[str] | str, topics: Sequence[t
             out[qid] = []
             continue
         try:
-            _, found = ranked(searcher, combine(query.lucene, clauses), 0, k, documents=False,
-                              exact_total=False)
+            _, found = ranked(searcher, combine(query.lucene, clauses), 0, k)
         except J.JavaException as err:
             raise SearchError(f"topic {qid}: the search failed: {java_message(err)}") from None
         out[qid] = [Hit(n + 1, d, row, score) for n, (d, row, score, _) in enumerate(found)]
