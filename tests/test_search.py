@@ -667,3 +667,29 @@ def test_pairs_with_an_empty_side_are_a_filter(tmp_path):
     cli = run_cli("search", "kettles", "kettle", "--label", "empty_side", "--json", "--db", str(db.path))
     assert cli.returncode == 0, cli.stderr
     assert sorted(json.loads(line)["row"] for line in cli.stdout.splitlines()) == [1, 4]
+
+
+def test_documents_are_read_ahead_and_leaving_early_closes_the_reader():
+    from components.search.index import _ahead
+
+    closed = []
+
+    def batches():
+        try:
+            for i in range(100):
+                yield [f"doc {i}"]
+        finally:
+            closed.append(True)
+
+    ahead = _ahead(batches())
+    assert [next(ahead), next(ahead)] == [["doc 0"], ["doc 1"]]
+    ahead.close()  # the build stopped (an error, Ctrl-C): the reader stops and its cursor closes
+    assert closed == [True]
+
+    def failing():
+        yield ["doc 0"]
+        raise ValueError("the database went away")
+
+    with pytest.raises(ValueError, match="went away"):
+        list(_ahead(failing()))
+    assert [b for b in _ahead(batches())] == [[f"doc {i}"] for i in range(100)]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import queue
 import re
 import shutil
 import threading
@@ -262,6 +263,48 @@ class BuildSummary:
         return asdict(self)
 
 
+def _ahead(batches: Iterator[list[str]], depth: int = 2) -> Iterator[list[str]]:
+    """``batches``, read ``depth`` ahead on a thread of its own: the database writes the next batch
+    of documents while Lucene indexes this one, so the indexing threads never wait for it. Leaving
+    the loop early stops the reader (and closes its cursor)."""
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def read() -> None:
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        ready.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    break
+        except BaseException as err:  # handed to the loop, raised there
+            ready.put(err)
+        finally:
+            batches.close()
+            ready.put(end)
+
+    reader = threading.Thread(target=read, name="index-documents", daemon=True)
+    reader.start()
+    try:
+        while (item := ready.get()) is not end:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while reader.is_alive():  # let it see the stop and finish its put
+            try:
+                ready.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        reader.join()
+
+
 def build_index(db: Database, dataset: str, k1: float = DEFAULT_K1, b: float = DEFAULT_B,
                 progress: Progress | None = None, batch_rows: int = 20_000, threads: int = 2) -> BuildSummary:
     """Build (or rebuild) the index of ``dataset`` from its rows in ``db``; record it in the database.
@@ -293,10 +336,10 @@ def build_index(db: Database, dataset: str, k1: float = DEFAULT_K1, b: float = D
         # positions (for phrases); no stored copy of the document: hits are read from the database
         indexer = J.LuceneIndexer(args=["-index", str(work), "-storePositions", "-fields", *fields],
                                   threads=threads)
-        _no_merging(J, indexer)
+        _bulk_settings(J, indexer)
     done = 0
     try:
-        for batch in documents(db, dataset, metadata, batch_rows):
+        for batch in _ahead(documents(db, dataset, metadata, batch_rows)):
             with LOCK:
                 indexer.add_batch_raw(batch)
             done += len(batch)
@@ -332,15 +375,21 @@ def build_index(db: Database, dataset: str, k1: float = DEFAULT_K1, b: float = D
     return summary
 
 
-def _no_merging(J, indexer) -> None:
-    """Leave the segments of a bulk build as they are flushed (a few, of millions of documents each,
-    with Anserini's 2 GB buffer): merging them while documents stream in rewrote the postings again
-    and took a fifth of a ten-million-document build. Pyserini keeps its IndexWriter private; the
-    merge policy is one of the settings Lucene lets a live writer change."""
+BUFFER_MB = int(os.environ.get("STUDIO_INDEX_BUFFER_MB", "512"))
+
+
+def _bulk_settings(J, indexer) -> None:
+    """Settings for a bulk build. No merging: the segments stay as they are flushed (millions of
+    documents each); merging them while documents stream in rewrote the postings again and took a
+    fifth of a ten-million-document build. A smaller buffer than Anserini's 2 GB: each indexing
+    thread flushes its segment while the other goes on adding, instead of one long flush at the end.
+    Pyserini keeps its IndexWriter private; both are settings Lucene lets a live writer change."""
     try:
         writer = J.cast("org.apache.lucene.index.IndexWriter", J.autoclass(
             "org.apache.commons.lang3.reflect.FieldUtils").readField(indexer.object, "writer", True))
-        writer.getConfig().setMergePolicy(J.autoclass("org.apache.lucene.index.NoMergePolicy").INSTANCE)
+        config = writer.getConfig()
+        config.setMergePolicy(J.autoclass("org.apache.lucene.index.NoMergePolicy").INSTANCE)
+        config.setRAMBufferSizeMB(float(BUFFER_MB))
     except J.JavaException:
         pass  # another Anserini: its own merging, slower but the same index
 

@@ -26,9 +26,10 @@ _BOOST = "org.apache.lucene.search.BoostQuery"
 _CLAUSE = "org.apache.lucene.search.BooleanClause"
 _LEAF = "org.apache.lucene.index.LeafReaderContext"
 
-_FILTERS: dict[tuple[int, int], tuple[object, object, list]] = {}
-"""(id(searcher), id(filter query)) -> (searcher, query, [FixedBitSet per segment]); the searcher and
-query are held so that their ids stay theirs while the entry lives."""
+_FILTERS: dict[tuple[int, int], tuple[object, object, list, float]] = {}
+"""(id(searcher), id(filter query)) -> (searcher, query, [FixedBitSet per segment], the share of the
+documents it matches); the searcher and query are held so that their ids stay theirs while the
+entry lives."""
 _LEAVES: dict[int, tuple[object, list, list[int]]] = {}
 """id(searcher) -> (searcher, its segments' contexts, their first document numbers)."""
 MAX_FILTERS = 64  # about 1.2 MB per filter per ten million documents
@@ -86,10 +87,20 @@ def _matches(J, weight, context, bits) -> None:
 @locked
 def filter_bits(searcher, query) -> list:
     """The documents ``query`` matches, a FixedBitSet per segment of ``searcher`` (kept)."""
+    return _filter(searcher, query)[2]
+
+
+@locked
+def density(searcher, query) -> float:
+    """The share of ``searcher``'s documents that filter ``query`` matches."""
+    return _filter(searcher, query)[3]
+
+
+def _filter(searcher, query) -> tuple[object, object, list, float]:
     key = (id(searcher), id(query))
     cached = _FILTERS.get(key)
     if cached is not None and cached[0] is searcher and cached[1] is query:
-        return cached[2]
+        return cached
     J = java()
     weight = searcher.createWeight(searcher.rewrite(query), J.ScoreMode.COMPLETE_NO_SCORES, 1.0)
     per_leaf = []
@@ -97,18 +108,12 @@ def filter_bits(searcher, query) -> list:
         bits = J.FixedBitSet(context.reader().maxDoc())
         _matches(J, weight, context, bits)
         per_leaf.append(bits)
+    docs = sum(b.length() for b in per_leaf)
+    share = sum(b.cardinality() for b in per_leaf) / docs if docs else 0.0
     if len(_FILTERS) >= MAX_FILTERS:
         del _FILTERS[next(iter(_FILTERS))]
-    _FILTERS[key] = (searcher, query, per_leaf)
-    return per_leaf
-
-
-@locked
-def density(searcher, query) -> float:
-    """The share of ``searcher``'s documents that filter ``query`` matches."""
-    bits = filter_bits(searcher, query)
-    docs = sum(b.length() for b in bits)
-    return sum(b.cardinality() for b in bits) / docs if docs else 0.0
+    _FILTERS[key] = cached = (searcher, query, per_leaf, share)
+    return cached
 
 
 @locked
