@@ -3,6 +3,7 @@ ranked list has one set of term statistics), with filters, paging and highlighte
 
 from __future__ import annotations
 
+import concurrent.futures
 import html
 import math
 import os
@@ -158,28 +159,37 @@ def ranked(searcher, query, offset: int, k: int) -> tuple[int, list[tuple[str, i
     return len(found), out
 
 
+POST_FILTER_MAX = 10_000
+"""Past this many best hits of the query alone, a dense filter is made a clause of the ranking after
+all (a query whose best hits mostly fail a filter that most documents pass)."""
+
+
 @locked
-def page(searcher, query, clauses: list[tuple[str, object]], offset: int, k: int
-         ) -> tuple[int, list[tuple[str, int, float, int]]]:
-    """The exact number of documents matching ``query`` and passing the filter ``clauses``, and
-    hits offset+1 .. offset+k of them (as ``ranked``)."""
-    count = total.exact_total(searcher, query, clauses)
-    if not count or offset >= count:
-        return count, []
+def top(searcher, query, clauses: list[tuple[str, object]], offset: int, k: int) -> list[tuple[str, int, float, int]]:
+    """Hits offset+1 .. offset+k (as ``ranked``) of the documents matching ``query`` and passing the
+    filter ``clauses``: a dense filter applied to the best hits of the rest, a sparse one as a clause."""
     passing = [1 - total.density(searcher, q) if occur == "MUST_NOT" else total.density(searcher, q)
                for occur, q in clauses]
     dense = [c for c, share in zip(clauses, passing) if share >= DENSE]
     if not dense:
-        return count, ranked(searcher, combine(query, clauses), offset, k)[1]
+        return ranked(searcher, combine(query, clauses), offset, k)[1]
     ranking = combine(query, [c for c, share in zip(clauses, passing) if share < DENSE])
-    want = min(offset + k, count)
     n = 2 * (offset + k) + 10
-    while True:  # the best n of the query, kept while they pass; more when too few passed
+    while n <= POST_FILTER_MAX:  # the best n of the query, kept while they pass; more when too few passed
         collected, hits = ranked(searcher, ranking, 0, n)
         kept = [h for h, ok in zip(hits, total.passes(searcher, dense, [h[3] for h in hits])) if ok]
-        if len(kept) >= want or collected < n:
-            return count, kept[offset:offset + k]
+        if len(kept) >= offset + k or collected < n:
+            return kept[offset:offset + k]
         n *= 4
+    return ranked(searcher, combine(query, clauses), offset, k)[1]
+
+
+@locked
+def page(searcher, query, clauses: list[tuple[str, object]], offset: int, k: int
+         ) -> tuple[int, list[tuple[str, int, float, int]]]:
+    """The exact number of documents matching ``query`` and passing the filter ``clauses``, and
+    hits offset+1 .. offset+k of them (``top``)."""
+    return total.exact_total(searcher, query, clauses), top(searcher, query, clauses, offset, k)
 
 
 @locked
@@ -205,10 +215,15 @@ def search(db: Database, datasets: Sequence[str] | str, query: str, field: str =
     _check_numbers(statuses, filters)
     searcher = open_searcher(statuses)
     try:
-        count, found = page(searcher, parsed.lucene, filter_clauses(db, names, filters), offset, k)
+        clauses = filter_clauses(db, names, filters)
+        found = top(searcher, parsed.lucene, clauses, offset, k)
         hits = [Hit(offset + i + 1, d, row, score, query=query) for i, (d, row, score, _) in enumerate(found)]
-        if snippets and hits:
-            _add_snippets(db, hits, searcher, parsed)
+        # the page's records are read from the database while Java counts the matches (a Java
+        # call lets go of the GIL): the two take about as long at ten million documents
+        pending = _read_records(db, hits, searcher, parsed) if snippets and hits else None
+        count = total.exact_total(searcher, parsed.lucene, clauses)
+        if pending is not None:
+            _add_snippets(hits, *pending)
     except J.JavaException as err:
         raise SearchError(f"the search failed: {java_message(err)}") from None
     return Results(hits, count, offset, k, time.perf_counter() - started, **done)
@@ -224,7 +239,12 @@ def _check_numbers(statuses: list[IndexStatus], filters: Filters) -> None:
                                   f"rebuild it to filter by {numbers.LABELS.get(name, name)}")
 
 
-def _add_snippets(db: Database, hits: list[Hit], searcher, query: ParsedQuery) -> None:
+_READERS = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="search-records")
+
+
+def _read_records(db: Database, hits: list[Hit], searcher, query: ParsedQuery):
+    """Start reading what the snippets of ``hits`` need from the database (on a worker thread); the
+    marker of the query's matched words and the future of {(dataset, row): RecordFacts}."""
     # Words matched in the searched field, and in any field a Lucene query names explicitly
     matched = {(f, t) for f, t in matched_fields_and_terms(searcher, query) if f in FIELDS}
     marker = Marker(t for _, t in matched)
@@ -232,13 +252,22 @@ def _add_snippets(db: Database, hits: list[Hit], searcher, query: ParsedQuery) -
     named = {f for f, _ in matched} or {query.field}
     looked = query.field if named <= {query.field} else "contents"
     sides = named & {"prompt", "chosen", "rejected"} if not named & {"contents", "final"} else set()
-    facts: dict[tuple[str, int], RecordFacts] = {}
-    for dataset in dict.fromkeys(h.dataset for h in hits):
-        rows = [h.row for h in hits if h.dataset == dataset]
-        for row, fact in record_facts(db, dataset, rows, looked).items():
-            if sides and any(s.side in sides for s in fact.segments):
-                fact.segments = [s for s in fact.segments if s.side in sides]
-            facts[(dataset, row)] = fact
+
+    def read() -> dict[tuple[str, int], RecordFacts]:
+        facts: dict[tuple[str, int], RecordFacts] = {}
+        for dataset in dict.fromkeys(h.dataset for h in hits):
+            rows = [h.row for h in hits if h.dataset == dataset]
+            for row, fact in record_facts(db, dataset, rows, looked).items():
+                if sides and any(s.side in sides for s in fact.segments):
+                    fact.segments = [s for s in fact.segments if s.side in sides]
+                facts[(dataset, row)] = fact
+        return facts
+
+    return marker, _READERS.submit(read)
+
+
+def _add_snippets(hits: list[Hit], marker: Marker, reading: "concurrent.futures.Future") -> None:
+    facts = reading.result()
     pages = []
     for hit in hits:
         fact = facts.get((hit.dataset, hit.row))
