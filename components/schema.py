@@ -302,4 +302,26 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        "0010_simulated_labels",
+        [
+            # current_labels also says whether a label is a model judge's (``simulated`` in its
+            # options): simulated labels are kept and compared, but never fill a pair's overlap slots.
+            """CREATE OR REPLACE VIEW current_labels AS
+               SELECT dataset, row, annotator, label, confidence, note, tags, created_at,
+                      coalesce(TRY_CAST(json_extract(options, '$.simulated') AS BOOLEAN), false) AS simulated
+               FROM (
+                   SELECT e.*, row_number() OVER (PARTITION BY e.dataset, e.row, e.annotator ORDER BY e.id DESC) AS _latest
+                   FROM label_events e
+                   WHERE e.label <> 'undo'
+                     AND e.id NOT IN (
+                         SELECT u.undoes FROM (
+                             SELECT TRY_CAST(json_extract_string(options, '$.undoes') AS BIGINT) AS undoes
+                             FROM label_events WHERE label = 'undo'
+                         ) u WHERE u.undoes IS NOT NULL
+                     )
+               )
+               WHERE _latest = 1""",
+        ],
+    ),
 ]

@@ -28,10 +28,10 @@ def pairs_db(db, tmp_path) -> Database:
 
 
 def test_migration_creates_log_and_view_with_the_agreed_columns(db):
-    assert "0003_labels" in db.migrations()
+    assert {"0003_labels", "0010_simulated_labels"} <= set(db.migrations())
     cols = [r[0] for r in db.rows("SELECT column_name FROM information_schema.columns "
                                   "WHERE table_name = 'current_labels' ORDER BY ordinal_position")]
-    assert cols == ["dataset", "row", "annotator", "label", "confidence", "note", "tags", "created_at"]
+    assert cols == ["dataset", "row", "annotator", "label", "confidence", "note", "tags", "created_at", "simulated"]
     assert db.scalar("SELECT table_type FROM information_schema.tables WHERE table_name = 'current_labels'") == "VIEW"
     log_cols = [r[0] for r in db.rows("SELECT column_name FROM information_schema.columns "
                                       "WHERE table_name = 'label_events' ORDER BY ordinal_position")]

@@ -106,6 +106,20 @@ def test_skips_leave_the_skippers_queue_but_fill_no_slot(pairs):
     assert labels.next_pair(db, "p", "bo") == row
 
 
+def test_a_model_judges_labels_fill_no_slot(pairs):
+    db = pairs
+    labels.set_setting(db, "p", "overlap", 1, "lead")
+    for row in range(10):  # a judge labelled every pair (as personas.judge records it)
+        labels.add_label(db, "p", row, "chosen", "sim-teacher@tiny", options={"persona": "teacher", "simulated": True})
+    assert labels.project_progress(db, "p")["complete"] == 0
+    row = labels.next_pair(db, "p", "ada")  # people still get every pair
+    labels.submit(db, "p", row, "rejected", "ada")
+    with pytest.raises(LabelError, match="already has the 1 annotator"):
+        labels.submit(db, "p", row, "chosen", "bo")
+    assert labels.project_progress(db, "p")["complete"] == 1
+    assert judged_per_row(db)[row] == 2  # the judge's label is kept beside the person's
+
+
 def test_time_per_label_is_recorded_from_the_hand_out(pairs):
     db = pairs
     labels.set_setting(db, "p", "overlap", 2, "lead")

@@ -8,7 +8,8 @@ by others), else in the dataset's stable shuffled order. Handing a pair out rese
 slots for ``RESERVATION_SECONDS``; a slot counts as taken by the current judgments and the unexpired
 reservations of other annotators. Reserving and labelling both run inside ``db.write`` (one
 transaction, the one write lock), so two annotators can never both be handed the last open slot,
-and a label that would exceed K is refused. A label releases its reservation and records the time
+and a label that would exceed K is refused. A model judge's labels (``simulated``, see
+personas.judge) take no slot: K counts people. A label releases its reservation and records the time
 from the hand-out to the key press (``seconds`` in its options).
 
 Gold pairs (``gold``) stay open to every annotator whatever K (each annotator's accuracy is measured
@@ -42,10 +43,12 @@ GOLD_SQL = """
 """The gold pairs of a dataset in effect: the latest mark of each pair, unless it was unmarked."""
 
 _JUDGED = "label IN ('chosen', 'rejected', 'tie', 'both_bad')"
+_HUMAN = "NOT simulated"
+"""A model judge's labels (personas.judge) are kept and compared but fill no overlap slot."""
 
 _PAIRS_SQL = f"""
-    WITH judged AS (SELECT row, count(*) AS n FROM current_labels WHERE dataset = $dataset AND {_JUDGED}
-                    GROUP BY row),
+    WITH judged AS (SELECT row, count(*) AS n FROM current_labels
+                    WHERE dataset = $dataset AND {_JUDGED} AND {_HUMAN} GROUP BY row),
     held AS (SELECT row, count(*) AS n FROM reservations
              WHERE dataset = $dataset AND annotator <> $annotator AND expires_at > $now GROUP BY row),
     gold AS ({GOLD_SQL})
@@ -218,7 +221,7 @@ def progress(db: Database, dataset: Any, now: datetime | None = None) -> dict:
         p["holding"] = holding.pop(p["annotator"], 0)
     people += [{"annotator": a, "judgments": 0, "skips": 0, "holding": n} for a, n in sorted(holding.items())]
     judgments, first, last = db.one(f"SELECT count(*), min(created_at), max(created_at) FROM current_labels "
-                                    f"WHERE dataset = ? AND {_JUDGED}", [info.name])
+                                    f"WHERE dataset = ? AND {_JUDGED} AND {_HUMAN}", [info.name])
     span = (last - first).total_seconds() if first is not None else None
     pairs = complete + in_progress + untouched
     return {"dataset": info.name, "overlap": k, "pairs": pairs, "complete": complete, "in_progress": in_progress,
