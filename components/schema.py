@@ -11,6 +11,21 @@ MESSAGE = "STRUCT(role VARCHAR, content VARCHAR)"
 MESSAGES = f"{MESSAGE}[]"
 
 
+_LATEST_LABELS = """FROM (
+                   SELECT e.*, row_number() OVER (PARTITION BY e.dataset, e.row, e.annotator ORDER BY e.id DESC) AS _latest
+                   FROM label_events e
+                   WHERE e.label <> 'undo'
+                     AND e.id NOT IN (
+                         SELECT u.undoes FROM (
+                             SELECT TRY_CAST(json_extract_string(options, '$.undoes') AS BIGINT) AS undoes
+                             FROM label_events WHERE label = 'undo'
+                         ) u WHERE u.undoes IS NOT NULL
+                     )
+               )
+               WHERE _latest = 1"""
+"""The current label of each (dataset, row, annotator): its latest event that is neither an undo nor
+undone by one (the body of the current_labels view, in every version of it)."""
+
 MIGRATIONS: list[tuple[str, list[str]]] = [
     (
         "0001_datasets_records",
@@ -87,18 +102,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             # undo nor undone by one. Events are never updated or deleted.
             """CREATE VIEW current_labels AS
                SELECT dataset, row, annotator, label, confidence, note, tags, created_at
-               FROM (
-                   SELECT e.*, row_number() OVER (PARTITION BY e.dataset, e.row, e.annotator ORDER BY e.id DESC) AS _latest
-                   FROM label_events e
-                   WHERE e.label <> 'undo'
-                     AND e.id NOT IN (
-                         SELECT u.undoes FROM (
-                             SELECT TRY_CAST(json_extract_string(options, '$.undoes') AS BIGINT) AS undoes
-                             FROM label_events WHERE label = 'undo'
-                         ) u WHERE u.undoes IS NOT NULL
-                     )
-               )
-               WHERE _latest = 1""",
+               """ + _LATEST_LABELS,
         ],
     ),
     (
@@ -310,18 +314,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             """CREATE OR REPLACE VIEW current_labels AS
                SELECT dataset, row, annotator, label, confidence, note, tags, created_at,
                       coalesce(TRY_CAST(json_extract(options, '$.simulated') AS BOOLEAN), false) AS simulated
-               FROM (
-                   SELECT e.*, row_number() OVER (PARTITION BY e.dataset, e.row, e.annotator ORDER BY e.id DESC) AS _latest
-                   FROM label_events e
-                   WHERE e.label <> 'undo'
-                     AND e.id NOT IN (
-                         SELECT u.undoes FROM (
-                             SELECT TRY_CAST(json_extract_string(options, '$.undoes') AS BIGINT) AS undoes
-                             FROM label_events WHERE label = 'undo'
-                         ) u WHERE u.undoes IS NOT NULL
-                     )
-               )
-               WHERE _latest = 1""",
+               """ + _LATEST_LABELS,
         ],
     ),
 ]
