@@ -33,6 +33,9 @@ from .schema import MIGRATIONS
 from .text import sql_literal
 
 
+_KIND_NAMES = {"pairs": "preference pairs"}  # how a refusal names a kind of dataset
+
+
 class DatabaseError(Exception):
     """A database problem explained in one line for the user."""
 
@@ -211,6 +214,17 @@ class Database:
     def dataset(self, name: str) -> DatasetInfo | None:
         r = self.dicts("SELECT * FROM datasets WHERE name = ?", [name])
         return self._info(r[0]) if r else None
+
+    def dataset_of(self, name: Any, error: type[Exception], kinds: Sequence[str], purpose: str) -> DatasetInfo:
+        """The catalogue entry of ``name``, which must exist and hold one of ``kinds``; else ``error``
+        saying which, and why (``purpose``)."""
+        info = self.dataset(str(name or ""))
+        if info is None:
+            raise error(f"no dataset named {str(name)[:100]!r}")
+        if info.kind not in kinds:
+            wanted = " or ".join(_KIND_NAMES.get(k, k) for k in kinds)
+            raise error(f"{info.name} holds {info.kind}, not {wanted}: {purpose}")
+        return info
 
     @staticmethod
     def _info(r: dict) -> DatasetInfo:

@@ -193,6 +193,24 @@ def fill_box(page, elem_id: str, text: str) -> None:
 COMPARE_NAME_BOX = "#cmp-annotator textarea, #cmp-annotator input"
 
 
+def sign_in(page, url: str, user: str, password: str, ready: str) -> None:
+    """Open ``url`` and sign in through Gradio's login form; wait for the selector ``ready``."""
+    page.goto(url)
+    page.get_by_label("username").fill(user)
+    page.get_by_label("password").fill(password)
+    page.get_by_role("button", name="Login").click()
+    page.wait_for_selector(ready, timeout=30_000)
+
+
+def data_tab_ingest(page, source: str, name: str | None = None) -> None:
+    """Load ``source`` (as ``name``, when given) from the Data tab: the box filled, the button pressed."""
+    page.get_by_role("tab", name="Data").click()
+    fill_box(page, "data-source", source)
+    if name is not None:
+        fill_box(page, "data-name", name)
+    page.locator("#data-ingest").click()
+
+
 def shown_row(page) -> int:
     text = page.locator("#cmp-title").inner_text()
     m = re.search(r"row (\d+)", text)

@@ -9,7 +9,7 @@ import pytest
 from gradio_client import Client
 
 from components import access
-from helpers import AppServer, fill_box, run_cli
+from helpers import AppServer, data_tab_ingest, run_cli, sign_in
 
 PASSWORD = {"ann": "annotator-pass", "vic": "viewer-pass1", "adm": "admin-passwd"}
 PAIRS = "demo-trl-standard"
@@ -59,20 +59,13 @@ def test_only_documented_endpoints_are_in_the_api(signed_in_app):
 
 
 def _sign_in(page, url, user):
-    page.goto(url)
-    page.get_by_label("username").fill(user)
-    page.get_by_label("password").fill(PASSWORD[user])
-    page.get_by_role("button", name="Login").click()
-    page.wait_for_selector("#app-title", timeout=30_000)
+    sign_in(page, url, user, PASSWORD[user], "#app-title")
 
 
 def _data_tab_ingest(page, source, name, answer):
     """Load ``source`` as ``name`` from the Data tab and wait for ``answer`` in the result or in a
     refusal's toast; returns what the page said."""
-    page.get_by_role("tab", name="Data").click()
-    fill_box(page, "data-source", source)
-    fill_box(page, "data-name", name)
-    page.locator("#data-ingest").click()
+    data_tab_ingest(page, source, name)
     said = page.locator("#data-result, .toast-body").filter(has_text=answer).first
     said.wait_for(timeout=60_000)
     text = said.inner_text()

@@ -7,7 +7,7 @@ import json
 import pytest
 from playwright.sync_api import expect
 
-from helpers import fill_box
+from helpers import data_tab_ingest
 
 pytestmark = pytest.mark.browser
 
@@ -39,9 +39,7 @@ def test_ingest_from_the_data_tab(app_server, page, tmp_path):
     src.write_text("".join(json.dumps({"prompt": f"q{i}", "chosen": "yes", "rejected": None if i == 2 else "no"}) + "\n"
                            for i in range(5)))
     page.goto(app_server.url)
-    page.get_by_role("tab", name="Data").click()
-    fill_box(page, "data-source", str(src))
-    page.locator("#data-ingest").click()
+    data_tab_ingest(page, str(src))
     expect(page.locator("#data-result")).to_contain_text("4 of 5 rows loaded", timeout=30_000)
     expect(page.locator("#data-result")).to_contain_text("missing rejected")
     assert app_server.db.dataset("mine").row_count == 4

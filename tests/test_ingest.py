@@ -25,7 +25,7 @@ from components import formats
 from components.formats import EMPTY_SIDE_SQL, split_transcript
 from components.ingest import IngestError, default_name, empty_side_counts, ingest, stage
 from components.store import Database
-from helpers import ROOT, fill_box, shared_file
+from helpers import ROOT, data_tab_ingest, shared_file
 
 HH = ("hh-rlhf-harmless-base-test", "test.jsonl.gz")
 UF = ("ultrafeedback-binarized-sample", "train_clean.jsonl")
@@ -535,9 +535,7 @@ def test_served_app_survives_a_deeply_nested_file_sent_through_the_data_tab(app_
     good = json.dumps({"prompt": "p", "chosen": "c", "rejected": "r"})
     src.write_text("\n".join([good, deep(10_000), good]) + "\n")
     page.goto(app_server.url)
-    page.get_by_role("tab", name="Data").click()
-    fill_box(page, "data-source", str(src))
-    page.locator("#data-ingest").click()
+    data_tab_ingest(page, str(src))
     expect(page.locator("#data-result")).to_contain_text("2 of 3 rows loaded", timeout=30_000)
     expect(page.locator("#data-result")).to_contain_text("nested too deep")
     assert app_server.db.dataset("deep").rejected_reasons == {"nested too deep": 1}
@@ -545,9 +543,6 @@ def test_served_app_survives_a_deeply_nested_file_sent_through_the_data_tab(app_
     with urllib.request.urlopen(app_server.url, timeout=10) as r:
         assert r.status == 200
     page.reload()
-    page.get_by_role("tab", name="Data").click()
-    fill_box(page, "data-source", str(src))
-    fill_box(page, "data-name", "deep-again")
-    page.locator("#data-ingest").click()
+    data_tab_ingest(page, str(src), "deep-again")
     expect(page.locator("#data-result")).to_contain_text("2 of 3 rows loaded", timeout=30_000)
     expect(page.locator("#data-table")).to_contain_text("deep-again")

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from helpers import AppServer, free_port, run_cli
+from helpers import AppServer, free_port, run_cli, sign_in
 
 from components import access, revise as rv  # noqa: E402
 from components.revise.backends import zerogpu  # noqa: E402
@@ -234,11 +234,7 @@ def test_viewers_cannot_revise_and_admins_add_models(served, tiny_model):
 
 
 def _sign_in(page, url, user):
-    page.goto(url + "?tab=revise")
-    page.get_by_label("username").fill(user)
-    page.get_by_label("password").fill(PASSWORD[user])
-    page.get_by_role("button", name="Login").click()
-    page.wait_for_selector("#revise-model-pick", timeout=30_000)
+    sign_in(page, url + "?tab=revise", user, PASSWORD[user], "#revise-model-pick")
 
 
 @pytest.mark.browser

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from components import access, labels
 from components.ingest import ingest
 
-from helpers import AppServer, write_pairs
+from helpers import AppServer, sign_in, write_pairs
 
 pytestmark = pytest.mark.browser
 
@@ -75,10 +75,7 @@ def reviewed(db, tmp_path):
 
 def test_a_reviewer_resolves_a_disagreement(reviewed, page):
     db = reviewed.db
-    page.goto(reviewed.url + "?tab=compare&dataset=p")
-    page.get_by_label("username").fill("rev")
-    page.get_by_label("password").fill("rev-password")
-    page.get_by_role("button", name="Login").click()
+    sign_in(page, reviewed.url + "?tab=compare&dataset=p", "rev", "rev-password", "#cmp-title")
     expect(page.locator("#cmp-title")).to_contain_text("p · row", timeout=30_000)
     page.get_by_role("tab", name="Review").click()
     expect(page.locator("#rev-summary")).to_contain_text("1 disagreement · 0 resolved")

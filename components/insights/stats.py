@@ -78,12 +78,7 @@ ORDER BY row
 
 def check_pairs(db: Database, name: Any):
     """The catalogue entry of dataset ``name``, which must hold pairs."""
-    info = db.dataset(str(name or ""))
-    if info is None:
-        raise StatsError(f"no dataset named {name!r}")
-    if info.kind != "pairs":
-        raise StatsError(f"{info.name} holds {info.kind}, not preference pairs: statistics are for pairs")
-    return info
+    return db.dataset_of(name, StatsError, ("pairs",), "statistics are for pairs")
 
 
 def measures(db: Database, name: str) -> tuple[Any, Measures]:

@@ -80,12 +80,7 @@ def check_label(label: Any) -> str:
 
 def check_pairs(db: Database, dataset: Any) -> DatasetInfo:
     """The catalogue entry of ``dataset``, which must exist and hold preference pairs."""
-    info = db.dataset(str(dataset or ""))
-    if info is None:
-        raise LabelError(f"no dataset named {str(dataset)[:100]!r}")
-    if info.kind != "pairs":
-        raise LabelError(f"dataset {info.name!r} holds {info.kind}, not preference pairs: there is nothing to compare")
-    return info
+    return db.dataset_of(dataset, LabelError, ("pairs",), "there is nothing to compare")
 
 
 def check_row(db: Database, dataset: str, row: Any) -> int:

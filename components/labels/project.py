@@ -23,7 +23,7 @@ judgments. Without ``overlap``, the queue is what it always was: every annotator
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, Sequence
+from typing import Any
 
 from ..store import Database
 from ..text import utc_now

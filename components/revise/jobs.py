@@ -53,11 +53,7 @@ def select_rows(db: Database, dataset: str, rows=None, query: str | None = None,
                 notes: list[str] | None = None) -> list[int]:
     """The rows a batch revises: given rows (those that exist), a search's hits in rank order, or the
     dataset from its first row -- at most ``limit``. How a query was answered goes to ``notes``."""
-    info = db.dataset(dataset)
-    if info is None:
-        raise RevisionError(f"no dataset named {dataset!r}")
-    if info.kind == "documents":
-        raise RevisionError(f"{dataset} holds documents, not conversations: nothing to revise")
+    info = db.dataset_of(dataset, RevisionError, ("pairs", "conversations"), "nothing to revise")
     if limit is not None and limit < 1:
         raise RevisionError("limit must be at least 1")
     rows = parse_rows(rows)

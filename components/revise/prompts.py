@@ -28,11 +28,7 @@ class Source:
 
 def conversation(db: Database, dataset: str, row: int, side: str = "chosen") -> Source:
     """Row ``row`` of ``dataset`` as a conversation ending in an assistant turn (``side`` of a pair)."""
-    info = db.dataset(dataset)
-    if info is None:
-        raise RevisionError(f"no dataset named {dataset!r}")
-    if info.kind == "documents":
-        raise RevisionError(f"{dataset} holds documents, not conversations: nothing to revise")
+    info = db.dataset_of(dataset, RevisionError, ("pairs", "conversations"), "nothing to revise")
     if side not in SIDES:
         raise RevisionError(f"side must be chosen or rejected, not {side!r}")
     if side == "rejected" and info.kind != "pairs":

@@ -221,7 +221,7 @@ def search(db: Database, datasets: Sequence[str] | str, query: str, field: str =
         # on a large index the page's records are read from the database while Java counts the
         # matches (a Java call lets go of the GIL): at ten million documents the two take about as
         # long. On a small one the count is short and handing the GIL back and forth costs more.
-        aside = searcher.getIndexReader().maxDoc() >= READ_WHILE_COUNTING
+        aside = total.size(searcher) >= READ_WHILE_COUNTING
         documents = {st.dataset for st in statuses if st.kind == "documents"}
         pending = _read_records(db, hits, searcher, parsed, aside, documents) if snippets and hits else None
         count = total.exact_total(searcher, parsed.lucene, clauses)

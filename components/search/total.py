@@ -30,8 +30,8 @@ _FILTERS: dict[tuple[int, int], tuple[object, object, list, float]] = {}
 """(id(searcher), id(filter query)) -> (searcher, query, [FixedBitSet per segment], the share of the
 documents it matches); the searcher and query are held so that their ids stay theirs while the
 entry lives."""
-_LEAVES: dict[int, tuple[object, list, list[int]]] = {}
-"""id(searcher) -> (searcher, its segments' contexts, their first document numbers)."""
+_LEAVES: dict[int, tuple[object, list, list[int], int]] = {}
+"""id(searcher) -> (searcher, its segments' contexts, their first document numbers, its documents)."""
 MAX_FILTERS = 64  # about 1.2 MB per filter per ten million documents
 
 
@@ -40,9 +40,16 @@ def leaves(searcher) -> tuple[list, list[int]]:
     cached = _LEAVES.get(id(searcher))
     if cached is None or cached[0] is not searcher:
         J = java()
-        contexts = [J.cast(_LEAF, c) for c in searcher.getIndexReader().leaves().toArray()]
-        cached = _LEAVES[id(searcher)] = (searcher, contexts, [c.docBase for c in contexts])
+        reader = searcher.getIndexReader()
+        contexts = [J.cast(_LEAF, c) for c in reader.leaves().toArray()]
+        cached = _LEAVES[id(searcher)] = (searcher, contexts, [c.docBase for c in contexts], reader.maxDoc())
     return cached[1], cached[2]
+
+
+def size(searcher) -> int:
+    """How many documents ``searcher`` holds (deleted ones included)."""
+    leaves(searcher)
+    return _LEAVES[id(searcher)][3]
 
 
 def forget(searcher) -> None:

@@ -117,5 +117,3 @@ def write_run(results: dict[str, list[Hit]], path: str | os.PathLike, tag: str =
         raise SearchError(f"cannot write the run {path}: {err.strerror or err}") from None
     return len(lines)
 
-
-from .find import Found, find_rows  # noqa: E402
