@@ -161,7 +161,13 @@ class Database:
         return None if r is None else r[0]
 
     def arrow(self, sql: str, params: Sequence | dict | None = None):
-        return self.cursor().sql(sql, params=params or None).to_arrow_table()
+        """A query's result as Arrow, read on a cursor of its own (a result the thread's cursor is still
+        streaming is left alone, and DuckDB reads it without the copy a DB-API result costs)."""
+        cur = self.cursor().cursor()
+        try:
+            return cur.sql(sql, params=params or None).to_arrow_table()
+        finally:
+            cur.close()
 
     def write(self, fn: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
         """Run ``fn(cursor)`` in one transaction, serialized with every other write."""

@@ -217,20 +217,10 @@ def undo_last_label(db: Database, dataset: str, annotator: str, options: dict | 
 # -- reading ----------------------------------------------------------------------------------------
 
 
-def read_arrow(db: Database, sql: str, params: list | None = None):
-    """A query's result as Arrow, read on a connection of its own (a half-read result on the thread's
-    cursor cannot block it, and DuckDB reads it without the copy a DB-API result costs)."""
-    cur = db.cursor().cursor()
-    try:
-        return cur.sql(sql, params=params).to_arrow_table()
-    finally:
-        cur.close()
-
-
 def label_log(db: Database, dataset: str | None = None):
     """The raw event log (undo events included) in the order it was written, as Arrow."""
     where = "WHERE dataset = ?" if dataset else ""
-    return read_arrow(db, 
+    return db.arrow(
         f"""SELECT id, dataset, row, annotator, label, confidence, note, tags, options::VARCHAR AS options,
                    created_at
             FROM label_events {where} ORDER BY id""",

@@ -18,8 +18,8 @@ from ..store import Database
 from ..text import first_line
 from .gold import gold_labels
 from .review import reviewed_labels
-from .events import (LabelError, check_annotator, check_pairs, current_labels, label_log, labeled_rows, majority_labels,
-                     read_arrow)
+from .events import (LabelError, check_annotator, check_pairs, current_labels, label_log, labeled_rows,
+                     majority_labels)
 
 STYLES = ("conversational", "standard")
 FILE_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
@@ -166,7 +166,7 @@ def _schema(style: str):
 
 def _pairs(db: Database, dataset: str):
     """Every pair of ``dataset`` in source order (row, prompt, chosen, rejected), as Arrow."""
-    return read_arrow(db, "SELECT row, prompt, chosen, rejected FROM records "
+    return db.arrow("SELECT row, prompt, chosen, rejected FROM records "
                           "WHERE dataset = ? AND rejected IS NOT NULL ORDER BY row", [dataset])
 
 
