@@ -3,8 +3,10 @@
 Every label is an event appended to DuckDB's ``label_events``; the ``current_labels`` view gives the
 latest event of each (pair, annotator) that was not undone (``events``). ``queues`` says which pair an
 annotator sees next, ``agreement`` how far annotators agree, ``export`` writes what they decided;
-``settings`` holds a dataset's project settings (blind labeling, overlap, guidelines) and ``datasets``
-renames and deletes. A team's project: ``project`` (the overlap queue with its reservations, labels
+``settings`` holds a dataset's project settings (blind labeling, overlap, guidelines, the label
+schema) and ``datasets`` renames and deletes. ``label_schema`` says what a label holds (binary or a
+5/7-point scale, aspects, reasons, a rationale; ``ordinal`` grades them), ``ranking`` ranks the
+responses of an N-response pair, ``binarize`` turns ratings and rankings into pairs. A team's project: ``project`` (the overlap queue with its reservations, labels
 checked against free slots, progress), ``gold`` (pairs with a known answer, accuracy), ``review``
 (final labels of disagreements) and ``team`` (per-annotator figures).
 
@@ -27,9 +29,11 @@ from .project import progress as project_progress
 from .review import resolve, review_queue, reviewed, reviewed_labels
 from .team import annotator_figures, pairwise_agreement
 from .datasets import delete_dataset, rename_dataset
+from .events import EXTRA_COLUMNS, graded_labels
+from .label_schema import BINARY, check_graded, clean_schema, is_graded, label_schema, scale_keys
 from .queues import QUEUES, Queue, next_row, next_unlabeled, open_queue, progress, search_pairs, shuffled_rows
 from .settings import (SETTINGS, blind_title, clean_setting, guidelines_version, is_blind, set_setting, setting,
-                       setting_history, swapped, unblind)
+                       setting_history, setting_version, swapped, unblind)
 from .settings import settings as project_settings
 
 __all__ = [
@@ -47,7 +51,8 @@ __all__ = [
     "project_progress", "resolve", "review_queue", "reviewed", "reviewed_labels", "annotator_figures",
     "pairwise_agreement",
     "QUEUES", "Queue", "next_row", "next_unlabeled", "open_queue", "progress", "search_pairs", "shuffled_rows",
-    "delete_dataset", "rename_dataset",
+    "delete_dataset", "rename_dataset", "EXTRA_COLUMNS", "graded_labels",
+    "BINARY", "check_graded", "clean_schema", "is_graded", "label_schema", "scale_keys",
     "SETTINGS", "blind_title", "clean_setting", "guidelines_version", "is_blind", "set_setting", "setting",
-    "setting_history", "project_settings", "swapped", "unblind",
+    "setting_history", "setting_version", "project_settings", "swapped", "unblind",
 ]

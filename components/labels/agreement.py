@@ -2,6 +2,9 @@
 raw agreement, confusion tables and the pairs annotators disagree on.
 
 Only judgments count (chosen, rejected, tie, both bad); a skip is a missing value, not a category.
+On a dataset whose label schema is a 5- or 7-point scale (``label_schema``) the grades are compared
+too, at the ordinal level (``ordinal``): weighted kappa for two annotators (scikit-learn) and
+Krippendorff's alpha (``krippendorff``, level ordinal) for two or more.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Iterable, Sequence
 
 from ..store import Database
-from .events import JUDGMENTS, check_pairs, current_labels, majority_labels
+from .events import JUDGMENTS, check_pairs, current_labels, graded_labels, majority_labels
 
 MAX_PAIRWISE = 20
 """Pairwise kappas (the heatmap) are computed among this many annotators with the most judgments."""
@@ -41,6 +44,10 @@ class Agreement:
     pairwise: list[dict] = field(default_factory=list)  # {a, b, n, kappa, raw}, among the busiest MAX_PAIRWISE
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # annotator -> label -> n
     disagreements: list[dict] = field(default_factory=list)
+    points: int | None = None  # the label schema's scale (None: binary)
+    weighted_kappa: float | None = None  # quadratic-weighted kappa of the grades (exactly two annotators)
+    ordinal_alpha: float | None = None  # Krippendorff's alpha of the grades, ordinal level
+    graded_items: int = 0  # pairs graded by two or more of the annotators
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -129,13 +136,43 @@ def agreement(db: Database, dataset: str, annotators: Sequence[str] | None = Non
     shared = {r: v for r, v in table.items() if len(v) >= 2}
     raw, unanimous = _raw_agreement(shared)
     pairwise = _pairwise(names, table)
+    ordinal = _ordinal(db, info.name, names)
     return Agreement(
         dataset=info.name, annotators=names, items=len(shared), judged=len(table),
         kappa=pairwise[0]["kappa"] if len(names) == 2 else None,
         alpha=krippendorff_alpha(table, names), raw=raw, unanimous=unanimous, pairwise=pairwise,
         counts={a: dict(Counter(v[a] for v in table.values() if a in v)) for a in names},
-        disagreements=_disagreements(db, info.name, table, annotators),
+        disagreements=_disagreements(db, info.name, table, annotators), **ordinal,
     )
+
+
+def grade_table(db: Database, dataset: str, annotators: Sequence[str] | None = None) -> dict[int, dict[str, int]]:
+    """{row: {annotator: grade}} of the current graded labels of ``dataset``."""
+    keep = set(annotators) if annotators else None
+    out: dict[int, dict[str, int]] = {}
+    for r in graded_labels(db, dataset):
+        if r["grade"] is not None and (keep is None or r["annotator"] in keep):
+            out.setdefault(r["row"], {})[r["annotator"]] = r["grade"]
+    return out
+
+
+def _ordinal(db: Database, dataset: str, names: list[str]) -> dict:
+    """The ordinal figures of a graded dataset (nothing for a binary one)."""
+    from .label_schema import label_schema
+    from .ordinal import ordinal_alpha, weighted_kappa
+
+    points = label_schema(db, dataset).get("points")
+    if not points:
+        return {}
+    grades = grade_table(db, dataset, names)
+    graders = sorted({a for v in grades.values() for a in v})
+    kappa = None
+    if len(graders) == 2:
+        a, b = graders
+        both = sorted(r for r, v in grades.items() if a in v and b in v)
+        kappa = weighted_kappa([grades[r][a] for r in both], [grades[r][b] for r in both], points)
+    return {"points": points, "weighted_kappa": kappa, "ordinal_alpha": ordinal_alpha(grades, graders),
+            "graded_items": sum(1 for v in grades.values() if len(v) >= 2)}
 
 
 def _disagreements(db: Database, dataset: str, table: dict[int, dict[str, str]],

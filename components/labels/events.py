@@ -45,6 +45,8 @@ DEFAULT_TAGS = ["factuality", "helpfulness", "harmlessness", "instruction follow
                 "verbosity", "refusal", "formatting", "code"]
 MAX_NOTE = 2000
 MAX_TAGS = 20
+EXTRA_COLUMNS = ("schema_version", "grade", "aspects", "reasons", "rationale", "ranking")
+"""What a label carries under a label schema (``label_schema``), in columns of their own."""
 _ANNOTATOR = re.compile(r"[^\W_][\w .@+\-]{0,63}")
 
 
@@ -131,10 +133,12 @@ def clean_confidence(confidence: Any) -> int | None:
 
 
 def add_label(db: Database, dataset: Any, row: Any, label: Any, annotator: Any, confidence: Any = None,
-              note: Any = None, tags: Any = None, options: dict | None = None, within=None) -> dict:
+              note: Any = None, tags: Any = None, options: dict | None = None, within=None,
+              extra: dict | None = None) -> dict:
     """Record ``annotator``'s ``label`` of pair ``row`` of ``dataset`` (every argument is checked).
     ``within(cur, dataset, row, annotator, label)`` runs first inside the label's transaction (the
-    overlap queue checks the pair's free slots there) and may raise LabelError to refuse it."""
+    overlap queue checks the pair's free slots there) and may raise LabelError to refuse it.
+    ``extra``: the label schema's columns (``label_schema.check_graded`` checks them)."""
     info = check_pairs(db, dataset)
     row = check_row(db, info.name, row)
     label = check_label(label)
@@ -144,7 +148,7 @@ def add_label(db: Database, dataset: Any, row: Any, label: Any, annotator: Any, 
         raise LabelError(f"the note is {len(note):,} characters; keep it under {MAX_NOTE:,}")
     opts = {"dataset_version": info.version} | (options or {})
     return add_label_event(db, info.name, row, annotator, label, clean_confidence(confidence), note,
-                           clean_tags(tags), opts, within=within)
+                           clean_tags(tags), opts, within=within, extra=extra)
 
 
 def undo(db: Database, dataset: Any, annotator: Any, options: dict | None = None) -> dict | None:
@@ -155,12 +159,18 @@ def undo(db: Database, dataset: Any, annotator: Any, options: dict | None = None
 
 def add_label_event(db: Database, dataset: str, row: int, annotator: str, label: str,
                     confidence: int | None = None, note: str | None = None,
-                    tags: Sequence[str] | None = None, options: dict | None = None, within=None) -> dict:
+                    tags: Sequence[str] | None = None, options: dict | None = None, within=None,
+                    extra: dict | None = None) -> dict:
     """Append one label event as given (unchecked: ``add_label`` checks); return it with its id.
 
     In the same transaction the annotator's reservation of the pair (``labels.project``) is released;
-    when the options give no ``seconds``, the time from the pair's hand-out to this label is recorded."""
+    when the options give no ``seconds``, the time from the pair's hand-out to this label is recorded.
+    ``extra`` gives the label schema's columns (``EXTRA_COLUMNS``; None or missing ones stay NULL)."""
     created = utc_now()
+    more = {k: v for k, v in (extra or {}).items() if k in EXTRA_COLUMNS and v is not None}
+    more = {k: json.dumps(v) if k == "aspects" else v for k, v in more.items()}
+    names = "".join(f", {k}" for k in more)
+    marks = ", ?" * len(more)
 
     def run(cur):
         if within is not None:
@@ -171,16 +181,19 @@ def add_label_event(db: Database, dataset: str, row: int, annotator: str, label:
         if handed and opts.get("seconds") is None:
             opts["seconds"] = round(max(0.0, (created - max(h[0] for h in handed)).total_seconds()), 3)
         event_id = cur.execute(
-            """INSERT INTO label_events (dataset, row, annotator, label, confidence, note, tags, options, created_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id""",
-            [dataset, row, annotator, label, confidence, note, list(tags or []), json.dumps(opts), created],
+            f"""INSERT INTO label_events (dataset, row, annotator, label, confidence, note, tags, options,
+                                          created_at{names})
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?{marks}) RETURNING id""",
+            [dataset, row, annotator, label, confidence, note, list(tags or []), json.dumps(opts), created,
+             *more.values()],
         ).fetchone()[0]
         return event_id, opts
 
     event_id, opts = db.write(run)
     return {"id": event_id, "dataset": dataset, "row": row, "annotator": annotator, "label": label,
             "confidence": confidence, "note": note, "tags": list(tags or []), "created_at": created,
-            "seconds": opts.get("seconds"), "guidelines_version": opts.get("guidelines_version")}
+            "seconds": opts.get("seconds"), "guidelines_version": opts.get("guidelines_version")} | {
+                k: (extra or {}).get(k) for k in EXTRA_COLUMNS}
 
 
 _UNDONE = ("SELECT TRY_CAST(json_extract_string(options, '$.undoes') AS BIGINT) AS id "
@@ -222,7 +235,7 @@ def label_log(db: Database, dataset: str | None = None):
     where = "WHERE dataset = ?" if dataset else ""
     return db.arrow(
         f"""SELECT id, dataset, row, annotator, label, confidence, note, tags, options::VARCHAR AS options,
-                   created_at
+                   created_at, schema_version, grade, aspects::VARCHAR AS aspects, reasons, rationale, ranking
             FROM label_events {where} ORDER BY id""",
         [dataset] if dataset else None,
     )
@@ -248,6 +261,18 @@ def pair_labels(db: Database, dataset: str, row: int) -> list[dict]:
         "WHERE dataset = ? AND row = ? ORDER BY annotator",
         [dataset, row],
     )
+
+
+def graded_labels(db: Database, dataset: str) -> list[dict]:
+    """Every current judgment of ``dataset`` with its grade, aspect choices ({aspect: label}) and
+    ranking, in (row, annotator) order."""
+    rows = db.dicts(
+        "SELECT row, annotator, label, grade, aspects::VARCHAR AS aspects, ranking, schema_version FROM current_labels "
+        "WHERE dataset = ? AND label IN ('chosen', 'rejected', 'tie', 'both_bad') ORDER BY row, annotator",
+        [dataset])
+    for r in rows:
+        r["aspects"] = json.loads(r["aspects"]) if r["aspects"] else {}
+    return rows
 
 
 def current_labels(db: Database, dataset: str) -> list[tuple[int, str, str]]:

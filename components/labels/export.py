@@ -1,6 +1,11 @@
 """Export: a dataset's pairs with their current preference applied, in TRL's preference format; the
 raw label log; and a push of an exported file to the Hugging Face Hub.
 
+With a reward model's stored scores (``components.scores.store.current_scores``) an export can carry
+``score_chosen``, ``score_rejected`` and ``margin`` columns, the margin being that of the pair as
+written (a flip swaps the scores and negates the margin): TRL's ``RewardTrainer`` reads ``margin``.
+A minimum margin keeps only the pairs the model prefers the written chosen side of by that much.
+
 >>> apply_preference({"prompt": [], "chosen": ["A"], "rejected": ["B"]}, "rejected")["chosen"]
 ['B']
 """
@@ -43,6 +48,7 @@ class ExportSummary:
     gold: int = 0  # pairs whose label is their gold answer
     kept: dict = field(default_factory=dict)  # no-preference labels written (keep_ties)
     left_out: dict = field(default_factory=dict)  # reason -> pairs left out
+    score_model: str | None = None  # the model whose scores were written or filtered on
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -55,6 +61,8 @@ class ExportSummary:
                 f"{self.flipped:,} flipped, {self.unlabeled:,} unlabeled")
         if self.reviewed or self.gold:
             text += f"; {self.reviewed:,} decided by a reviewer, {self.gold:,} by their gold answer"
+        if self.score_model:
+            text += f"; scores of {self.score_model}"
         if self.kept:
             text += "; kept " + ", ".join(f"{n:,} {k}" for k, n in self.kept.items())
         if self.left_out:
@@ -155,13 +163,28 @@ def write_rows(rows: list[dict], out: Path, fmt: str, schema=None) -> None:
             pass
 
 
-def _schema(style: str):
+SCORE_COLUMNS = ("score_chosen", "score_rejected", "margin")
+
+
+def _schema(style: str, with_scores: bool = False):
     import pyarrow as pa
 
     msgs = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
     t = msgs if style == "conversational" else pa.string()
     return pa.schema([("prompt", t), ("chosen", t), ("rejected", t), ("source_row", pa.int64()),
-                      ("human_label", pa.string())])
+                      ("human_label", pa.string())] + [(c, pa.float64()) for c in SCORE_COLUMNS if with_scores])
+
+
+def _scores(db: Database, dataset: str, model: str | None) -> tuple[str, dict[int, tuple[float, float, float]]]:
+    """(model, {row: (score_chosen, score_rejected, margin)}) of ``model``, or of the only model that
+    scored ``dataset``'s current version."""
+    from ..scores.store import current_scores
+    from .queues import pick_models
+
+    model, _ = pick_models(db, dataset, "uncertain", model)
+    t = current_scores(db, dataset, model)
+    return model, {r: (c, j, m) for r, c, j, m in zip(*(t[k].to_pylist() for k in ("row", *SCORE_COLUMNS)))
+                   if m is not None}
 
 
 def _pairs(db: Database, dataset: str):
@@ -171,7 +194,9 @@ def _pairs(db: Database, dataset: str):
 
 
 def export_pairs(db: Database, dataset: str, out: str | os.PathLike, style: str = "conversational",
-                 annotator: str | None = None, labeled_only: bool = False, keep_ties: bool = False) -> ExportSummary:
+                 annotator: str | None = None, labeled_only: bool = False, keep_ties: bool = False,
+                 with_scores: bool = False, score_model: str | None = None,
+                 min_margin: float | None = None) -> ExportSummary:
     """Write every pair of ``dataset`` in source order with its current preference, in TRL's format.
 
     ``style`` "conversational" writes ``prompt``/``chosen``/``rejected`` as message lists, "standard"
@@ -181,32 +206,52 @@ def export_pairs(db: Database, dataset: str, out: str | os.PathLike, style: str 
     left out unless ``keep_ties`` (then written as in the source); unlabeled pairs are written as in
     the source unless ``labeled_only``. Two extra columns say where each row came from:
     ``source_row`` and ``human_label``.
+
+    ``with_scores`` adds ``score_chosen``, ``score_rejected`` and ``margin`` from ``score_model``'s
+    stored scores (default: the only model that scored the dataset), for the pair as written;
+    ``min_margin`` keeps only pairs whose written margin is at least that. Either leaves out the
+    pairs the model has not scored.
     """
     info = check_pairs(db, dataset)
     if style not in STYLES:
         raise LabelError(f"unknown format {style!r}: use conversational or standard")
     out = Path(out)
     fmt = file_format(out)
+    if min_margin is not None and not isinstance(min_margin, (int, float)):
+        raise LabelError(f"the minimum margin must be a number, not {min_margin!r}")
+    use_scores = with_scores or min_margin is not None
+    score_model, scores = _scores(db, info.name, score_model) if use_scores else (None, {})
     decided = decisions(db, info.name, annotator)
     labels = {row: lab for row, (lab, _why) in decided.items()}
     table = _pairs(db, info.name)
     summary = ExportSummary(dataset=info.name, out=str(out), file_format=fmt, style=style,
                             source=f"annotator {check_annotator(annotator)}" if annotator else "majority",
-                            rows=0, pairs=table.num_rows)
+                            rows=0, pairs=table.num_rows, score_model=score_model)
     left_out: Counter = Counter()
     kept: Counter = Counter()
     rows = []
     for rec in table.to_pylist():
         label = labels.get(rec["row"])
-        if label is None:
-            if labeled_only:
-                left_out["unlabeled"] += 1
+        if label is None and labeled_only:
+            left_out["unlabeled"] += 1
+            continue
+        if label in NO_PREFERENCE and not keep_ties:
+            left_out[label] += 1
+            continue
+        score = None
+        if use_scores:
+            score = scores.get(rec["row"])
+            if score is None:
+                left_out["unscored"] += 1
                 continue
+            if label == "rejected":  # the scores follow their responses
+                score = (score[1], score[0], -score[2])
+            if min_margin is not None and score[2] < min_margin:
+                left_out["below_min_margin"] += 1
+                continue
+        if label is None:
             summary.unlabeled += 1
         elif label in NO_PREFERENCE:
-            if not keep_ties:
-                left_out[label] += 1
-                continue
             kept[label] += 1
         elif label == "rejected":
             summary.flipped += 1
@@ -223,8 +268,9 @@ def export_pairs(db: Database, dataset: str, out: str | os.PathLike, style: str 
         if style == "standard":
             pair = {"prompt": prompt_text(pair["prompt"]), "chosen": _text(pair["chosen"]),
                     "rejected": _text(pair["rejected"])}
-        rows.append(pair | {"source_row": rec["row"], "human_label": label})
-    write_rows(rows, out, fmt, _schema(style))
+        rows.append(pair | {"source_row": rec["row"], "human_label": label}
+                    | (dict(zip(SCORE_COLUMNS, score)) if with_scores else {}))
+    write_rows(rows, out, fmt, _schema(style, with_scores))
     summary.rows = len(rows)
     summary.left_out = dict(left_out)
     summary.kept = dict(kept)

@@ -27,7 +27,7 @@ from typing import Any
 
 from ..store import Database
 from ..text import utc_now
-from .events import JUDGMENTS, LabelError, add_label, check_annotator, check_pairs
+from .events import JUDGMENTS, LabelError, add_label, check_annotator, check_label, check_pairs
 from .queues import next_row
 from .settings import guidelines_version, setting
 
@@ -169,11 +169,29 @@ def slot_check(k: int, now: datetime | None = None):
 
 
 def submit(db: Database, dataset: Any, row: Any, label: Any, annotator: Any, confidence: Any = None,
-           note: Any = None, tags: Any = None, options: dict | None = None, seconds: float | None = None) -> dict:
+           note: Any = None, tags: Any = None, options: dict | None = None, seconds: float | None = None,
+           grade: Any = None, aspects: Any = None, reasons: Any = None, rationale: Any = None,
+           ranking: Any = None) -> dict:
     """Record a label as an annotator gives it in a project: checked against the pair's free slots
     when the dataset has an overlap, with the guidelines' version (when there are guidelines) and
-    ``seconds`` (the time from the pair shown to the key press; else the time since it was handed out)."""
+    ``seconds`` (the time from the pair shown to the key press; else the time since it was handed out).
+
+    Under the dataset's label schema (``label_schema``) the label also takes a ``grade``, ``aspects``,
+    ``reasons`` and a ``rationale``, checked there; it records the schema's version. A ``ranking``
+    of the responses of an N-response pair (``ranking``) gives the label itself."""
+    from .label_schema import check_graded, label_schema
+    from .ranking import check_ranking
+
     info = check_pairs(db, dataset)
+    schema = label_schema(db, info.name)
+    if ranking not in (None, "", []):
+        ranked, label = check_ranking(db, info.name, row, ranking)
+        grade = None
+    else:
+        ranked = None
+        label = "tie" if label in (None, "") and grade not in (None, "") else check_label(label)
+    label, extra = check_graded(schema, label, grade, aspects, reasons, rationale)
+    extra["ranking"] = ranked
     opts = dict(options or {})
     if setting(db, info.name, "guidelines"):
         opts["guidelines_version"] = guidelines_version(db, info.name)
@@ -181,7 +199,7 @@ def submit(db: Database, dataset: Any, row: Any, label: Any, annotator: Any, con
         opts["seconds"] = round(max(0.0, float(seconds)), 3)
     k = overlap(db, info.name)
     return add_label(db, info.name, row, label, annotator, confidence, note, tags, opts,
-                     within=slot_check(k) if k else None)
+                     within=slot_check(k) if k else None, extra=extra)
 
 
 # -- progress ---------------------------------------------------------------------------------------

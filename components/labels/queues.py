@@ -1,8 +1,18 @@
 """Labeling queues: which pairs an annotator sees, in which order, and how far along they are.
 
-Three queues: every pair in one stable shuffled order (the same for everyone, so each annotator
-resumes at their own first unlabeled pair), the pairs a search finds (``components.search.find_rows``:
-BM25 when the dataset has a ready index, else a text match), and the pairs annotators disagree on.
+Every pair in one stable shuffled order (the same for everyone, so each annotator resumes at their
+own first unlabeled pair), the pairs a search finds (``components.search.find_rows``: BM25 when the
+dataset has a ready index, else a text match), the pairs annotators disagree on, and four queues
+that read a reward model's stored scores (``components.scores.store.current_scores``; margin =
+score of the chosen side minus score of the rejected side):
+
+- ``model_flips``: the model prefers the rejected side (margin < 0), the most confident first;
+- ``model_vs_majority``: the model's side differs from the people's majority (``MAJORITY_SQL``; only
+  a majority for chosen or rejected counts, a zero margin takes no side), the largest |margin| first;
+- ``uncertain``: every scored pair, smallest |margin| first (the uncertainty order of active learning);
+- ``models_disagree``: two models prefer different sides (margins of opposite signs), the largest gap
+  between their margins first.
+Ties in any order go by row.
 """
 
 from __future__ import annotations
@@ -15,10 +25,14 @@ from .. import search
 from ..formats import EMPTY_SIDE_SQL
 from ..store import Database
 from .agreement import disagreements
-from .events import LabelError, check_annotator, check_pairs, label_progress, labeled_rows
+from .events import LabelError, check_annotator, check_pairs, label_progress, labeled_rows, majority_labels
 
 QUEUES = {"unlabeled": "Unlabeled (shuffled)", "search": "Search hits", "disagreements": "Disagreements",
-          "empty_side": "Pairs with an empty side", "bin": "A bar of the statistics"}
+          "empty_side": "Pairs with an empty side", "bin": "A bar of the statistics",
+          "model_flips": "Model prefers the rejected side", "model_vs_majority": "Model disagrees with the majority",
+          "uncertain": "Model least sure first (smallest margin)", "models_disagree": "Two models disagree"}
+SCORE_QUEUES = ("model_flips", "model_vs_majority", "uncertain", "models_disagree")
+"""The queues that need a model's scores (``model``; ``models_disagree`` also ``model2``)."""
 SEARCH_LIMIT = 1000
 
 
@@ -65,8 +79,74 @@ def search_pairs(db: Database, dataset: str, query: str, limit: int = SEARCH_LIM
     return Queue(found.rows, found.engine, found.note)
 
 
-def open_queue(db: Database, dataset: str, mode: str = "unlabeled", query: str | None = None) -> Queue:
-    """The rows of queue ``mode`` (one of ``QUEUES``) of ``dataset``."""
+def pick_models(db: Database, dataset: str, mode: str, model: str | None = None,
+                model2: str | None = None) -> tuple[str, str | None]:
+    """The model (and for ``models_disagree`` the second model) a score queue reads: as given, or the
+    only model that scored the dataset's current version; a one-line error when that is unclear."""
+    from ..scores.store import scoring_models  # scores are read only by the queues that need them
+
+    scored = scoring_models(db, dataset)
+    if not scored:
+        raise LabelError(f"no model has scored {dataset} (its current version) yet: "
+                         f"python app.py score {dataset} --model PATH_OR_HUB_ID")
+    for m in (model, model2):
+        if m and m not in scored:
+            raise LabelError(f"{m!r} has not scored {dataset}; scored by: {', '.join(scored)}")
+    if mode != "models_disagree":
+        if not model and len(scored) > 1:
+            raise LabelError(f"several models scored {dataset}: pick one of {', '.join(scored)}")
+        return model or scored[0], None
+    if len(scored) < 2:
+        raise LabelError(f"only {scored[0]} scored {dataset}: two models disagreeing needs a second one")
+    given = [m for m in (model, model2) if m]
+    if len(given) < 2:
+        if len(scored) != 2:
+            raise LabelError(f"pick the two models to compare: {', '.join(scored)}")
+        given += [m for m in scored if m not in given][: 2 - len(given)]
+    if given[0] == given[1]:
+        raise LabelError("pick two different models")
+    return given[0], given[1]
+
+
+_SCORE_SQL = {
+    "model_flips": "SELECT row FROM s WHERE margin < 0 ORDER BY margin, row",
+    "model_vs_majority": "SELECT s.row FROM s JOIN h USING (row) WHERE (h.majority = 'chosen' AND s.margin < 0) "
+                         "OR (h.majority = 'rejected' AND s.margin > 0) ORDER BY abs(s.margin) DESC, s.row",
+    "uncertain": "SELECT row FROM s WHERE margin IS NOT NULL ORDER BY abs(margin), row",
+    "models_disagree": "SELECT s.row FROM s JOIN t USING (row) WHERE s.margin * t.margin < 0 "
+                       "ORDER BY abs(s.margin - t.margin) DESC, s.row",
+}
+
+
+def score_rows(db: Database, dataset: str, mode: str, model: str | None = None, model2: str | None = None) -> list[int]:
+    """The rows of score queue ``mode`` (one of ``SCORE_QUEUES``) of ``dataset``, in the queue's order."""
+    import duckdb
+    import pyarrow as pa
+
+    from ..scores.store import current_scores
+
+    name = check_pairs(db, dataset).name
+    model, model2 = pick_models(db, name, mode, model, model2)
+    con = duckdb.connect()
+    try:
+        con.register("s", current_scores(db, name, model))
+        if mode == "model_vs_majority":
+            majority = majority_labels(db, name)
+            con.register("h", pa.table({"row": pa.array(list(majority), pa.int64()),
+                                        "majority": pa.array(list(majority.values()), pa.string())}))
+        if mode == "models_disagree":
+            con.register("t", current_scores(db, name, model2))
+        return [r[0] for r in con.execute(_SCORE_SQL[mode]).fetchall()]
+    finally:
+        con.close()
+
+
+def open_queue(db: Database, dataset: str, mode: str = "unlabeled", query: str | None = None,
+               model: str | None = None, model2: str | None = None) -> Queue:
+    """The rows of queue ``mode`` (one of ``QUEUES``) of ``dataset``; score queues read ``model``
+    (and ``model2``), by default the only model that scored the dataset."""
+    if mode in SCORE_QUEUES:
+        return Queue(score_rows(db, dataset, mode, model, model2))
     if mode == "unlabeled":
         return Queue(shuffled_rows(db, dataset))
     if mode == "search":
@@ -105,6 +185,16 @@ def next_row(db: Database, dataset: Any, annotator: Any) -> int | None:
     info = check_pairs(db, dataset)
     annotator = check_annotator(annotator)
     rows = shuffled_rows(db, info.name)
+    pos = next_unlabeled(rows, labeled_rows(db, info.name, annotator))
+    return None if pos is None else rows[pos]
+
+
+def next_in_queue(db: Database, dataset: Any, annotator: Any, mode: str, query: str | None = None,
+                  model: str | None = None, model2: str | None = None) -> int | None:
+    """The first pair of queue ``mode`` that ``annotator`` has not labeled (None when none is left)."""
+    info = check_pairs(db, dataset)
+    annotator = check_annotator(annotator)
+    rows = open_queue(db, info.name, mode, query, model, model2).rows
     pos = next_unlabeled(rows, labeled_rows(db, info.name, annotator))
     return None if pos is None else rows[pos]
 

@@ -8,7 +8,9 @@ keys and their defaults:
 * ``overlap`` -- how many annotators each pair needs (``labels.project``); None: everyone labels
   every pair, in one shuffled order;
 * ``guidelines`` -- Markdown shown beside the pair. Its version is the number of times it was set,
-  and every label records the version it was given under.
+  and every label records the version it was given under;
+* ``label_schema`` -- what a label says (``label_schema``: binary or a 5/7-point scale, aspects,
+  reasons, a rationale); versioned the same way, and every label records its version.
 
 Blind labeling (``blind``): the two responses are shown as A and B, in an order drawn per pair (the
 same for everyone, every time), and a label given as "A is better" is stored as the source side it
@@ -27,8 +29,9 @@ from typing import Any
 from ..store import Database
 from ..text import utc_now
 from .events import BY_NAME, LabelError, check_pairs
+from .label_schema import clean_schema
 
-SETTINGS: dict[str, Any] = {"blind": False, "overlap": None, "guidelines": ""}
+SETTINGS: dict[str, Any] = {"blind": False, "overlap": None, "guidelines": "", "label_schema": None}
 """The settings a dataset has, with their defaults."""
 MAX_OVERLAP = 100
 MAX_GUIDELINES = 50_000
@@ -59,6 +62,11 @@ def clean_setting(key: str, value: Any) -> Any:
             raise LabelError(f"overlap must be a whole number of annotators from 1 to {MAX_OVERLAP} "
                              f"(0 or none: everyone labels every pair), not {value!r}") from None
         return k
+    if key == "label_schema":
+        schema = clean_schema(value)
+        return None if schema["points"] is None and not (schema["aspects"] or schema["reasons"]
+                                                         or schema["rationale"] != "off") else \
+            {k: schema[k] for k in ("overall", "points", "aspects", "reasons", "rationale")}
     text = str(value or "").strip()
     if len(text) > MAX_GUIDELINES:
         raise LabelError(f"the guidelines are {len(text):,} characters; keep them under {MAX_GUIDELINES:,}")
@@ -96,12 +104,18 @@ def setting_history(db: Database, dataset: str, key: str | None = None) -> list[
 def settings(db: Database, dataset: str) -> dict:
     """Every setting of ``dataset`` now in effect, with the guidelines' version."""
     return {key: setting(db, dataset, key) for key in SETTINGS} | {
-        "guidelines_version": guidelines_version(db, dataset)}
+        "guidelines_version": guidelines_version(db, dataset),
+        "label_schema_version": setting_version(db, dataset, "label_schema")}
+
+
+def setting_version(db: Database, dataset: str, key: str) -> int:
+    """How many times ``key`` of ``dataset`` was set (0: never): the version labels record."""
+    return db.scalar("SELECT count(*) FROM dataset_settings WHERE dataset = ? AND key = ?", [dataset, key])
 
 
 def guidelines_version(db: Database, dataset: str) -> int:
     """How many times ``dataset``'s guidelines were set (0: never): the version labels record."""
-    return db.scalar("SELECT count(*) FROM dataset_settings WHERE dataset = ? AND key = 'guidelines'", [dataset])
+    return setting_version(db, dataset, "guidelines")
 
 
 def is_blind(db: Database, dataset: str | None) -> bool:

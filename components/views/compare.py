@@ -7,11 +7,17 @@ pairs, progress and per-annotator figures) and ``views.export``. The keys are ha
 ``static/compare.js``, passed to the page in ``HEAD``.
 
 Deep links: ``?tab=compare&dataset=NAME&row=N`` opens a pair (``&q=WORDS`` starts a queue of search
-hits, its words marked; ``&queue=disagreements`` the disagreements). A click on such a link anywhere in
+hits, its words marked; ``&queue=disagreements`` the disagreements; ``&queue=uncertain&model=M`` a
+queue ordered by a reward model's stored scores, ``&model2=M2`` the second model of ``models_disagree``). A click on such a link anywhere in
 the page (a search hit) opens it here without reloading the page (``static/compare.js`` hands it to a
 hidden button). Scripting API on the running server: ``/label`` (dataset, row, label, annotator; when
 people sign in, the annotator is always the caller) and ``/next_pair`` (dataset, annotator), which in
-a project with an overlap reserves the pair it gives (``labels.project``).
+a project with an overlap reserves the pair it gives (``labels.project``); given a ``queue`` (and
+``model``), the first pair of that queue the annotator has not labeled.
+
+A reward model's stored scores of the pair on screen show beside it as a suggestion (which side the
+model prefers, by how much), accepted with ``A``; blind labeling hides them, and viewers see the
+scores without the suggestion.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import gradio as gr
 
 from .. import labels
 from ..labels import LabelError
+from ..labels.queues import next_in_queue
 from . import agreement, export, project, review
 from . import label as label_screen
 from .common import READONLY_CSS, Studio, as_int, escape, query_params, requires, resolve_dataset
@@ -81,6 +88,22 @@ CSS = READONLY_CSS + """
 #cmp-guidelines { max-height: 260px; overflow: auto; font-size: 0.9em; }
 #cmp-guidelines h1, #cmp-guidelines h2, #cmp-guidelines h3 { font-size: 1em; margin: 4px 0; }
 .cmp-len p { margin: 0; font-size: 0.8em; color: var(--body-text-color-subdued); }
+#cmp-suggestion .cmp-suggest { font-size: 0.9em; padding: 6px 8px; border-radius: 6px;
+  border: 1px dashed var(--border-color-primary); background: var(--background-fill-secondary); }
+#cmp-suggestion kbd { border: 1px solid var(--border-color-primary); border-radius: 4px; padding: 0 4px; }
+#cmp-graded-panel { font-size: 0.9em; display: flex; flex-direction: column; gap: 4px; }
+#cmp-graded-panel kbd { border: 1px solid var(--border-color-primary); border-radius: 4px; padding: 0 4px; }
+#cmp-graded-panel .cmp-graded-help { color: var(--body-text-color-subdued); }
+#cmp-graded-panel .cmp-overall, #cmp-graded-panel .cmp-aspect { padding: 3px 6px; border-radius: 6px;
+  border: 1px solid transparent; display: flex; flex-wrap: wrap; gap: 6px; align-items: center; }
+#cmp-graded-panel .cmp-row-active { border-color: var(--color-accent); background: var(--background-fill-secondary); }
+#cmp-graded-panel .cmp-aspect-name { min-width: 110px; font-weight: 600; }
+#cmp-graded-panel .cmp-picked { background: var(--color-accent); color: white; border-radius: 4px; padding: 0 4px; }
+#cmp-graded-panel .cmp-resps { display: grid; grid-template-columns: repeat(auto-fit, minmax(260px, 1fr)); gap: 8px; }
+#cmp-graded-panel .cmp-resp { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 6px 8px; }
+#cmp-graded-panel .cmp-resp.cmp-ranked { border-color: var(--color-accent); }
+#cmp-graded-panel .cmp-resp-head { font-weight: 600; margin-bottom: 4px; }
+#cmp-graded-panel .cmp-resp-text { white-space: pre-wrap; overflow-wrap: anywhere; max-height: 260px; overflow: auto; }
 """
 
 
@@ -116,7 +139,8 @@ def open_params(db, params: dict, stored_name: str | None, who, ours: bool = Tru
     mode = (params.get("queue") if ours else None) or ("search" if query else "unlabeled")
     mode = mode if mode in labels.QUEUES else "unlabeled"
     row = as_int(params.get("row"), -1) if ours and "row" in params else -1
-    state = new_queue(db, dataset, mode, query, name, row if row >= 0 else None)
+    state = new_queue(db, dataset, mode, query, name, row if row >= 0 else None,
+                      model=params.get("model") if ours else None, model2=params.get("model2") if ours else None)
     if note:
         state["message"] = note
     return state, name
@@ -250,14 +274,21 @@ def _api(db, mode: str) -> None:
         return event | {"created_at": event["created_at"].isoformat()}
 
     @requires("viewer", "reading the labeling queue")
-    def next_pair(dataset: str, annotator: str, request: gr.Request) -> int | None:
+    def next_pair(dataset: str, annotator: str, request: gr.Request, queue: str = "unlabeled", model: str = "",
+                  model2: str = "", query: str = "") -> int | None:
         """The next pair (0-based source row) ANNOTATOR should label in DATASET; None when nothing is left
         for them. When people sign in, the annotator is the caller. With an overlap set, the pair is held
-        for the annotator (their slot) until they label it or the hold expires."""
+        for the annotator (their slot) until they label it or the hold expires. QUEUE picks another
+        queue (model_flips, model_vs_majority, uncertain, models_disagree, disagreements, search with
+        QUERY, ...): its first pair the annotator has not labeled, by MODEL's scores (and MODEL2's)."""
         who = caller(db, mode, request)
         try:
             name = annotator_for(annotator, who) if who.can("annotator") else labels.check_annotator(
                 who.name or annotator)
+            if (queue or "unlabeled") != "unlabeled":
+                if queue not in labels.QUEUES:
+                    raise LabelError(f"unknown queue {queue!r}: use one of {', '.join(labels.QUEUES)}")
+                return next_in_queue(db, dataset, name, queue, query or None, model or None, model2 or None)
             return labels.next_pair(db, dataset, name, reserve=who.can("annotator"))
         except LabelError as err:
             raise gr.Error(str(err)) from None

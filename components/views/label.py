@@ -16,20 +16,23 @@ from .. import labels, personas
 from ..labels import LabelError
 from ..store import Database
 from .common import as_int, chatbot, escape, requires
-from .label_state import (SIDES, LabelForm, annotator_for, current_row, form_values, label_current, move,  # noqa: F401
-                          mine_markdown, name_or_none, new_queue, pair_datasets, pair_view, progress_markdown, resume,
-                          signed_in, title_markdown, undo_last)
+from .label_state import (SIDES, LabelForm, annotator_for, current_row, form_values, graded_html,  # noqa: F401
+                          label_current, move, mine_markdown, name_or_none, new_queue, pair_datasets, pair_view,
+                          progress_markdown, resume, signed_in, suggestion_html, title_markdown, undo_last,
+                          with_suggestion)
 
 CONFIDENCE_CHOICES = [("–", 0), ("1", 1), ("2", 2), ("3", 3)]
 """Confidence: 1 unsure, 2 fairly sure, 3 certain (the radio's title says which key is which)."""
 BUTTON_KEYS = {lab.key.lower(): f"cmp-label-{lab.name}" for lab in labels.VOCABULARY} | {
-    "u": "cmp-undo", "arrowright": "cmp-next", "j": "cmp-next", "arrowleft": "cmp-prev", "k": "cmp-prev"}
+    "u": "cmp-undo", "arrowright": "cmp-next", "j": "cmp-next", "arrowleft": "cmp-prev", "k": "cmp-prev",
+    "a": "cmp-accept"}
 """Key (KeyboardEvent.key, lower case) -> the elem_id of the button it clicks (static/compare.js)."""
-LABEL_KEYS = [lab.key.lower() for lab in labels.VOCABULARY] + ["u"]
+LABEL_KEYS = [lab.key.lower() for lab in labels.VOCABULARY] + ["u", "a"]
 SIDE_TITLES = {"chosen": "left is better", "rejected": "right is better"}
 LEGEND = (
     '<div class="cmp-legend">'
     + " · ".join(f"<kbd>{lab.key}</kbd> {SIDE_TITLES.get(lab.name, lab.title)}" for lab in labels.VOCABULARY)
+    + " · <kbd>A</kbd> accept the model's suggestion"
     + " · <kbd>U</kbd> undo · <kbd>←</kbd>/<kbd>→</kbd> previous/next · <kbd>Q</kbd><kbd>W</kbd><kbd>E</kbd> "
     "confidence 1-3 · <kbd>D</kbd> word diff · <kbd>N</kbd> note (<kbd>Esc</kbd> leaves a text box; keys do "
     "nothing while you type)</div>"
@@ -51,6 +54,8 @@ class Controls:
     query: gr.Textbox
     blind: gr.Checkbox
     start: gr.Button
+    model: gr.Dropdown  # the reward model whose suggestions are shown and whose scores order a score queue
+    model2: gr.Dropdown  # the second model of "two models disagree"
     diff_toggle: gr.Checkbox | None = None  # set by the labeling screen
     persona: gr.Dropdown | None = None  # the persona a label is given for (set by the labeling screen)
     persona_card: gr.HTML | None = None
@@ -68,9 +73,13 @@ class Controls:
                                 scale=2, elem_id="cmp-queue")
             query = gr.Textbox(label="Search words", placeholder="label the pairs that contain these words",
                                visible=False, scale=2, elem_id="cmp-query", max_lines=1)
+            model = gr.Dropdown(label="Model (scores)", choices=[], value=None, visible=False, scale=2,
+                                elem_id="cmp-model")
+            model2 = gr.Dropdown(label="Second model", choices=[], value=None, visible=False, scale=2,
+                                 elem_id="cmp-model2")
             blind = gr.Checkbox(label="Blind (A / B)", value=False, scale=1, min_width=110, elem_id="cmp-blind")
             start = gr.Button("Start / resume", scale=1, size="sm", elem_id="cmp-start", min_width=110)
-        return cls(state, dataset, annotator, queue, query, blind, start)
+        return cls(state, dataset, annotator, queue, query, blind, start, model, model2)
 
 
 @dataclass
@@ -103,6 +112,11 @@ class LabelScreen:
     next: Any
     guidelines_box: Any
     guidelines: Any
+    suggestion: Any
+    accept: Any
+    graded: Any = None  # the keyboard panel of a graded schema or an N-response pair
+    graded_value: Any = None  # what the panel's keys gave (JSON), read by the hidden button's event
+    graded_button: Any = None
 
     @property
     def outputs(self) -> list:
@@ -111,7 +125,8 @@ class LabelScreen:
         return [c.state, c.dataset, c.blind, self.title, self.progress, self.row_shown, self.prompt, self.earlier_box,
                 self.earlier, self.panes, self.left, self.right, self.left_len, self.right_len, self.diff_box,
                 self.metadata, self.mine, self.status, self.buttons["chosen"], self.buttons["rejected"],
-                self.guidelines_box, self.guidelines]
+                self.guidelines_box, self.guidelines, c.model, c.model2, self.suggestion, self.accept, self.graded,
+                self.buttons["tie"], self.buttons["both_bad"]]
 
     @property
     def form(self) -> list:
@@ -126,12 +141,19 @@ class LabelScreen:
         row = current_row(state)
         if state.get("shown_row") != row:  # the clock of the time per label starts as the pair is drawn
             state = dict(state) | {"shown_row": row, "shown_at": time.time()}
+        state = with_suggestion(self.db, state)  # the one lookup of the model's scores of this pair
+        suggested = suggestion_html(state, annotator is not None)
+        models = state.get("models") or []
         blind = bool(state.get("blind"))
         query = state.get("query") if state.get("mode") == "search" else None
         v = pair_view(self.db, state.get("dataset"), row, with_diff, blind, query)
         first, second = SIDES[blind]
         message = state.get("message") or ""
-        show_diff = bool(with_diff and v["found"])
+        schema = state.get("schema") or {}
+        ranked = bool(v["responses"] and len(v["responses"]) > 2)
+        graded = bool(schema.get("points")) and not ranked
+        panel = graded_html(schema, v["responses"], blind) if v["found"] else ""
+        show_diff = bool(with_diff and v["found"]) and not ranked
         dataset = gr.update(value=state.get("dataset"), choices=choices) if choices is not None else \
             gr.update(value=state.get("dataset"))
         out = [
@@ -144,10 +166,14 @@ class LabelScreen:
             gr.update(value=v["prompt"], label="Prompt (final turn)" if v["earlier"] else "Prompt"),
             gr.update(visible=bool(v["earlier"]), open=v["open_earlier"], label=f"Earlier turns ({len(v['earlier'])})"),
             v["earlier"],
-            gr.update(visible=not show_diff),
-            gr.update(value=v["left"], label=(f"{first} · key 1 if better" if blind else
+            gr.update(visible=not show_diff and not ranked),
+            gr.update(value=v["left"], label=("A · on the scale below" if graded and blind else
+                                              "A · chosen in the source" if graded else
+                                              f"{first} · key 1 if better" if blind else
                                               "Chosen (in the source) · key 1 if better")),
-            gr.update(value=v["right"], label=(f"{second} · key 2 if better" if blind else
+            gr.update(value=v["right"], label=("B · on the scale below" if graded and blind else
+                                               "B · rejected in the source" if graded else
+                                               f"{second} · key 2 if better" if blind else
                                                "Rejected (in the source) · key 2 if better")),
             v["left_len"],
             v["right_len"],
@@ -155,11 +181,33 @@ class LabelScreen:
             v["metadata"],
             mine_markdown(self.db, state, annotator),
             f"<small>{time.strftime('%H:%M:%S')}</small> {message}" if message else "",
-            gr.update(value=f"1 · {'A is better' if blind else 'Chosen is better'}"),
-            gr.update(value=f"2 · {'B is better' if blind else 'Rejected is better'}"),
+            gr.update(value=f"1 · {'A is better' if blind else 'Chosen is better'}", visible=not (graded or ranked)),
+            gr.update(value=f"2 · {'B is better' if blind else 'Rejected is better'}", visible=not (graded or ranked)),
             *guidelines_updates(self.db, state.get("dataset")),
+            gr.update(choices=models, value=state.get("model"), visible=bool(models)),
+            gr.update(choices=models, value=state.get("model2"), visible=state.get("mode") == "models_disagree"),
+            gr.update(value=suggested, visible=bool(suggested)),
+            gr.update(visible=bool(suggested) and annotator is not None),
+            gr.update(value=panel, visible=bool(panel)),
+            # the keys 3 and 4 are the scale's or the responses' on a graded or ranked pair
+            gr.update(visible=not (graded or ranked)),
+            gr.update(visible=not (graded or ranked)),
         ]
-        return out + (form_values(self.db, state, annotator) if reset else [])
+        return out + (form_updates(schema, form_values(self.db, state, annotator)) if reset else [])
+
+
+def form_updates(schema: dict, values: list) -> list:
+    """The form's values for a new pair, with the tags box holding the schema's reasons and the note
+    box asking for the rationale when the label schema has them."""
+    confidence, note, tags = values
+    reasons = schema.get("reasons") or []
+    rationale = schema.get("rationale") or "off"
+    return [confidence,
+            gr.update(value=note, placeholder=("Rationale (required)" if rationale == "required" else
+                                               "Rationale" if rationale == "optional" else "Note")
+                      + ": N to type, Esc to leave"),
+            gr.update(value=tags, choices=reasons or labels.DEFAULT_TAGS, allow_custom_value=not reasons,
+                      label="Reasons" if reasons else "Tags")]
 
 
 def guidelines_updates(db: Database, dataset: str | None) -> list:
@@ -195,6 +243,8 @@ def build(db: Database, controls: Controls) -> LabelScreen:
                                         layout="panel", elem_classes="cmp-pane")
                         right_len = gr.Markdown(elem_id="cmp-rejected-len", elem_classes="cmp-len")
                 diff_box = gr.HTML(visible=False, elem_id="cmp-diff")
+                # the keyboard panel of a graded schema or an N-response pair, right under the pair
+                graded = gr.HTML(visible=False, elem_id="cmp-graded")
                 with gr.Row(elem_id="cmp-labels"):
                     buttons = {
                         lab.name: gr.Button(f"{lab.key} · {lab.title}", elem_id=f"cmp-label-{lab.name}", size="sm",
@@ -208,6 +258,8 @@ def build(db: Database, controls: Controls) -> LabelScreen:
             with gr.Column(scale=1, min_width=250, elem_id="cmp-side"):
                 with gr.Accordion("Guidelines", open=True, visible=False, elem_id="cmp-guidelines-box") as g_box:
                     guidelines = gr.Markdown(elem_id="cmp-guidelines")
+                suggestion = gr.HTML(visible=False, elem_id="cmp-suggestion")
+                accept_btn = gr.Button("A · Accept the suggestion", size="sm", visible=False, elem_id="cmp-accept")
                 status = gr.Markdown(elem_id="cmp-status")
                 mine = gr.Markdown(elem_id="cmp-mine")
                 confidence = gr.Radio(label="Confidence (Q W E)", choices=CONFIDENCE_CHOICES, value=0,
@@ -220,13 +272,22 @@ def build(db: Database, controls: Controls) -> LabelScreen:
                 controls.persona = gr.Dropdown(label="Label as persona (optional)", choices=persona_choices(db),
                                                value="", elem_id="cmp-persona")
                 controls.persona_card = gr.HTML(elem_id="cmp-persona-card")
+                with gr.Accordion("Label schema (admins)", open=False, elem_id="cmp-schema-box"):
+                    schema_text = gr.Textbox(show_label=False, lines=3, elem_id="cmp-schema",
+                                             placeholder='{"overall": 7, "aspects": ["helpfulness", "safety"], '
+                                                         '"reasons": ["wrong facts"], "rationale": "optional"}')
+                    schema_save = gr.Button("Save the label schema", size="sm", elem_id="cmp-schema-save")
+        graded_value = gr.Textbox(visible="hidden", elem_id="cmp-graded-value")
+        graded_button = gr.Button("graded", visible="hidden", elem_id="cmp-label-graded")
         gr.HTML(LEGEND, elem_id="cmp-legend")
         with gr.Accordion("Pair metadata", open=False):
             metadata = gr.JSON(show_label=False, elem_id="cmp-metadata")
     screen = LabelScreen(db, controls, title, progress, row_shown, prompt, earlier_box, earlier, panes, left, right,
                          left_len, right_len, diff_box, metadata, mine, status, confidence, tags, note, buttons,
-                         undo_btn, prev_btn, next_btn, g_box, guidelines)
+                         undo_btn, prev_btn, next_btn, g_box, guidelines, suggestion, accept_btn, graded, graded_value,
+                         graded_button)
     _wire(screen)
+    _wire_schema(screen, schema_text, schema_save)
     return screen
 
 
@@ -249,21 +310,24 @@ def _wire(screen: LabelScreen) -> None:
     pair_and_form = screen.outputs + screen.form
 
     @requires("viewer", "opening a labeling queue")
-    def start_queue(dataset, mode, query, typed_name, with_diff, *, who=None):
+    def start_queue(dataset, mode, query, typed_name, with_diff, model=None, model2=None, *, who=None):
         name = name_or_none(typed_name, who)
-        state = new_queue(db, dataset, mode, query if mode == "search" else None, name)
+        state = new_queue(db, dataset, mode, query if mode == "search" else None, name, model=model, model2=model2)
         return screen.render(state, name, with_diff, reset=True)
 
-    start_inputs = [c.dataset, c.queue, c.query, c.annotator, c.diff_toggle]
+    start_inputs = [c.dataset, c.queue, c.query, c.annotator, c.diff_toggle, c.model, c.model2]
     c.dataset.input(start_queue, start_inputs, pair_and_form)
     c.start.click(start_queue, start_inputs, pair_and_form)
     c.query.submit(start_queue, start_inputs, pair_and_form)
+    c.model.input(start_queue, start_inputs, pair_and_form)
+    c.model2.input(start_queue, start_inputs, pair_and_form)
 
     @requires("viewer", "opening a labeling queue")
-    def pick_queue(dataset, mode, query, typed_name, with_diff, *, who=None):
+    def pick_queue(dataset, mode, query, typed_name, with_diff, model=None, model2=None, *, who=None):
         if mode == "search" and not (query or "").strip():  # wait for the words
             return [gr.update(visible=True), *[gr.update()] * len(pair_and_form)]
-        return [gr.update(visible=mode == "search"), *start_queue(dataset, mode, query, typed_name, with_diff, who=who)]
+        return [gr.update(visible=mode == "search"),
+                *start_queue(dataset, mode, query, typed_name, with_diff, model, model2, who=who)]
 
     c.queue.input(pick_queue, start_inputs, [c.query, *pair_and_form])
 
@@ -286,13 +350,25 @@ def _wire(screen: LabelScreen) -> None:
 
     c.persona.change(show_persona, [c.persona], [c.persona_card], show_progress="hidden")
 
-    def do_label(label: str):
+    def do_label(label: str | None, keyed: bool = False):
+        """The handler of a label button; ``None``: the button that accepts the model's suggestion;
+        ``keyed``: the hidden button the graded panel's keys press (``graded`` then holds their JSON)."""
         @requires("annotator", "labeling")
-        def handler(state, typed_name, confidence, note, tags, shown_row, with_diff, persona, *, who=None):
+        def handler(state, typed_name, confidence, note, tags, shown_row, with_diff, persona, graded=None, *,
+                    who=None):
+            schema = state.get("schema") or {}
+            extra = {}
+            if schema.get("reasons"):
+                extra["reasons"], tags = tags, None
+            if (schema.get("rationale") or "off") != "off":
+                extra["rationale"], note = note, None
             form = LabelForm(confidence, note, tags, as_int(shown_row, -1) if shown_row is not None else None)
             try:
                 name = annotator_for(typed_name, who)
-                state = label_current(db, state, label, name, form, options=persona_options(db, persona))
+                if keyed:
+                    extra |= parse_graded(graded)
+                state = label_current(db, state, label, name, form, options=persona_options(db, persona),
+                                      accept=label is None and not keyed, graded=extra)
             except LabelError as err:
                 state = dict(state) | {"message": f"⚠️ {escape(err)}"}
                 return screen.render(state, name_or_none(typed_name, who), with_diff) + [gr.update()] * 3
@@ -302,10 +378,14 @@ def _wire(screen: LabelScreen) -> None:
 
     label_inputs = [c.state, c.annotator, screen.confidence, screen.note, screen.tags, screen.row_shown, c.diff_toggle,
                     c.persona]
-    for lab, button in screen.buttons.items():
+    for lab, button in [*screen.buttons.items(), (None, screen.accept)]:
         # queue=False: a label is one short transaction, answered on its own request (no queue round trips)
         button.click(do_label(lab), label_inputs, pair_and_form, trigger_mode="once", show_progress="hidden",
                      queue=False)
+    # the graded panel's keys (static/compare.js) leave what they gave in window.__studioGraded
+    screen.graded_button.click(do_label(None, keyed=True), [*label_inputs, screen.graded_value], pair_and_form,
+                               js="(...a) => { a[a.length - 1] = window.__studioGraded || ''; return a; }",
+                               trigger_mode="once", show_progress="hidden", queue=False)
 
     @requires("annotator", "undoing a label")
     def do_undo(state, typed_name, with_diff, *, who=None):
@@ -341,3 +421,41 @@ def _wire(screen: LabelScreen) -> None:
 
     c.diff_toggle.change(toggle_diff, [c.state, c.diff_toggle], [screen.diff_box, screen.panes],
                          show_progress="hidden")
+
+
+def parse_graded(text: str | None) -> dict:
+    """What the graded panel's keys gave: ``{"grade": -3..3, "aspects": {name: chosen|rejected|tie}}``
+    or ``{"ranking": [indexes, best first]}``, from its JSON.
+
+    >>> parse_graded('{"grade": 2, "aspects": {"safety": "tie"}, "evil": 1}')
+    {'grade': 2, 'aspects': {'safety': 'tie'}}
+    """
+    import json
+
+    try:
+        value = json.loads(text or "{}")
+    except json.JSONDecodeError:
+        raise LabelError("the keys gave no grade or ranking: press them again") from None
+    if not isinstance(value, dict):
+        raise LabelError("the keys gave no grade or ranking: press them again")
+    return {k: value[k] for k in ("grade", "aspects", "ranking") if value.get(k) not in (None, "", {}, [])}
+
+
+def _wire_schema(screen: LabelScreen, text: Any, save: Any) -> None:
+    """The label schema editor: admins set the dataset's schema (a new version of the setting)."""
+    db, c = screen.db, screen.controls
+
+    @requires("admin", "changing a dataset's label schema")
+    def save_schema(state, value, typed_name, with_diff, *, who=None):
+        name = name_or_none(typed_name, who)
+        try:
+            labels.set_setting(db, state.get("dataset"), "label_schema", value, getattr(who, "name", None))
+            schema = labels.label_schema(db, state.get("dataset"))
+        except LabelError as err:
+            return screen.render(dict(state) | {"message": f"⚠️ {escape(err)}"}, name, with_diff, reset=True)
+        state = dict(state) | {"schema": schema, "message": f"Label schema version {schema['version']} saved: "
+                                                             f"{escape(schema['overall'])}"
+                               + (", aspects " + escape(", ".join(schema["aspects"])) if schema["aspects"] else "")}
+        return screen.render(state, name, with_diff, reset=True)
+
+    save.click(save_schema, [c.state, text, c.annotator, c.diff_toggle], screen.outputs + screen.form)

@@ -10,6 +10,10 @@ from typing import Any
 
 from .. import diff, labels
 from ..labels import LabelError
+from ..labels import suggestions
+from ..labels.queues import SCORE_QUEUES
+from ..labels.label_schema import flip_choice, flip_grade, label_schema, scale_keys
+from ..labels.ranking import record_responses
 from ..labels.settings import blind_title, is_blind, swapped, unblind
 from ..search.find import terms
 from ..store import Database
@@ -91,7 +95,7 @@ def pair_view(db: Database, dataset: str | None, row: int | None, with_diff: boo
     sides are A and B in the pair's drawn order, and the scores that would tell them apart are left
     out; with ``query``, its words are marked and ``open_earlier`` says whether they are in an earlier turn."""
     empty = {"found": False, "prompt": [], "earlier": [], "left": [], "right": [], "left_len": "", "right_len": "",
-             "diff": "", "metadata": {}, "swapped": False, "open_earlier": False}
+             "diff": "", "metadata": {}, "swapped": False, "open_earlier": False, "responses": None}
     if not dataset or row is None:
         return empty
     rec = db.record(dataset, int(row))
@@ -105,7 +109,9 @@ def pair_view(db: Database, dataset: str | None, row: int | None, with_diff: boo
     hidden = ("score_chosen", "score_rejected") if blind else ()
     meta = {key: rec[key] for key in ("score_chosen", "score_rejected", "source_id")
             if rec.get(key) is not None and key not in hidden}
-    meta |= {k: v for k, v in (rec.get("metadata") or {}).items() if not (blind and ("chosen" in k or "rejected" in k))}
+    responses = record_responses(rec.get("metadata"))
+    meta |= {k: v for k, v in (rec.get("metadata") or {}).items()
+             if not (blind and ("chosen" in k or "rejected" in k)) and k != "responses"}
     meta["word_overlap"] = round(diff.similarity(left_text, right_text), 3)
     mark = marker(terms(query)) if query else None
     earlier = prompt[:last] if prompt else []
@@ -121,20 +127,34 @@ def pair_view(db: Database, dataset: str | None, row: int | None, with_diff: boo
         "metadata": meta,
         "swapped": flip,
         "open_earlier": bool(mark and any(mark.search(m.get("content") or "") for m in earlier)),
+        "responses": responses,
     }
 
 
 def new_queue(db: Database, dataset: str | None, mode: str = "unlabeled", query: str | None = None,
-              annotator: str | None = None, row: int | None = None) -> dict:
-    """A labeling queue positioned at ``row`` if given, else where ``annotator`` left off."""
+              annotator: str | None = None, row: int | None = None, model: str | None = None,
+              model2: str | None = None) -> dict:
+    """A labeling queue positioned at ``row`` if given, else where ``annotator`` left off. ``model``
+    (default: the first model that scored the dataset) gives the suggestions and orders the score
+    queues; ``model2`` is the second model of "two models disagree"."""
+    info = db.dataset(dataset) if dataset else None
     state = {"dataset": dataset, "mode": mode, "query": query or "", "rows": [], "pos": None, "auto": row is None,
-             "engine": None, "message": "", "blind": is_blind(db, dataset) if dataset and db.dataset(dataset) else False,
-             "overlap": labels.overlap(db, dataset) if dataset and db.dataset(dataset) else None}
+             "engine": None, "message": "", "blind": is_blind(db, dataset) if info else False,
+             "overlap": labels.overlap(db, dataset) if info else None, "models": [], "model": None, "model2": None,
+             "suggest": None, "schema": label_schema(db, dataset) if info else None}
+    if info is not None and info.kind == "pairs":
+        from ..scores.store import scoring_models
+
+        models = state["models"] = scoring_models(db, info.name)
+        state["model"] = model if model in models else (models[0] if models else None)
+        others = [m for m in models if m != state["model"]]
+        state["model2"] = model2 if model2 in others else (others[0] if others else None)
+        state["suggest"] = suggestions.source(db, info.name, info.version, state["model"])
     if not dataset:
         state["message"] = "Pick a dataset of preference pairs."
         return state
     try:
-        queue = labels.open_queue(db, dataset, mode, query)
+        queue = labels.open_queue(db, dataset, mode, query, state["model"], state["model2"])
     except LabelError as err:
         state["message"] = f"⚠️ {escape(err)}"
         return state
@@ -153,7 +173,8 @@ def new_queue(db: Database, dataset: str | None, mode: str = "unlabeled", query:
     if not rows:
         state["message"] = {"search": "No pair matches that search.",
                             "disagreements": "No disagreements: no pair has two annotators with different labels."
-                            }.get(mode, "This dataset has no pairs.")
+                            }.get(mode, "No pair in this queue." if mode in labels.QUEUES and mode != "unlabeled"
+                                  else "This dataset has no pairs.")
     return state
 
 
@@ -205,9 +226,13 @@ def current_row(state: dict | None) -> int | None:
     return state["rows"][state["pos"]]
 
 
-def label_current(db: Database, state: dict, label: str, annotator: str, form: LabelForm | None = None,
-                  options: dict | None = None) -> dict:
-    """Label the pair on screen and move to the next one; returns the new state (message set)."""
+def label_current(db: Database, state: dict, label: str | None, annotator: str, form: LabelForm | None = None,
+                  options: dict | None = None, accept: bool = False, graded: dict | None = None) -> dict:
+    """Label the pair on screen and move to the next one; returns the new state (message set). With
+    ``accept``, the label is the model's suggestion shown for the pair; every label given beside a
+    suggestion records it (``labels.suggestions.label_options``). ``graded`` holds what the label
+    schema adds (``grade`` and ``aspects`` as given on the A/B screen, ``reasons``, ``rationale``)
+    or a ``ranking`` of an N-response pair."""
     form = form or LabelForm()
     state = dict(state)
     row = form.shown_row if form.shown_row is not None else current_row(state)
@@ -217,14 +242,34 @@ def label_current(db: Database, state: dict, label: str, annotator: str, form: L
     blind = bool(state.get("blind"))
     flip = blind and swapped(state["dataset"], row)
     shown = state.get("shown_at") if state.get("shown_row") == row else None
-    event = labels.submit(db, state["dataset"], row, unblind(label, flip), annotator, form.confidence, form.note,
-                          form.tags, options=(options or {}) | {"queue": state["mode"], "query": state["query"] or None,
-                                                                "via": "ui"} | ({"blind": True} if blind else {}),
-                          seconds=time.time() - shown if shown else None)
+    suggestion = state.get("suggestion")
+    suggestion = suggestion if suggestion and suggestion.get("row") == row and not blind else None
+    if accept and blind:
+        raise LabelError("blind labeling shows no suggestions")
+    extra = suggestions.label_options(suggestion, accept)
+    if accept:
+        label, flip = suggestion["label"], False
+    g = dict(graded or {})
+    if g.get("aspects"):
+        g["aspects"] = {k: flip_choice(v, flip) for k, v in g["aspects"].items() if v}
+    grade = g.get("grade")
+    if flip and grade not in (None, ""):
+        try:
+            grade = flip_grade(int(grade), True)
+        except (TypeError, ValueError):
+            raise LabelError(f"a grade is a whole number, not {grade!r}") from None
+    event = labels.submit(db, state["dataset"], row, unblind(label, flip) if label else label, annotator,
+                          form.confidence, form.note, form.tags,
+                          options=(options or {}) | {"queue": state["mode"], "query": state["query"] or None,
+                                                     "via": "ui"} | ({"blind": True} if blind else {})
+                          | extra, seconds=time.time() - shown if shown else None,
+                          grade=grade, aspects=g.get("aspects"), reasons=g.get("reasons"),
+                          rationale=g.get("rationale"), ranking=g.get("ranking"))
     pos = state["rows"].index(row) if row in state["rows"] else state["pos"] or 0
     state["pos"] = resume(db, state, event["annotator"], pos + 1)
     state["auto"] = False
     state["message"] = (f"Row {row}: **{title_of(event['label'], state, row)}**"
+                        + (" (the model's suggestion)" if accept else "")
                         + (f" (confidence {event['confidence']})" if event["confidence"] else "")
                         + " · <kbd>U</kbd> undoes it." + (" " + state["message"] if state["pos"] is None else ""))
     return state
@@ -263,6 +308,9 @@ def title_markdown(state: dict) -> str:
     queue = labels.QUEUES.get(state["mode"], state["mode"])
     if state["mode"] == "search":
         queue += f" for “{escape(state['query'])}” ({state.get('engine') or 'text match'})"
+    elif state["mode"] in SCORE_QUEUES:
+        models = [state.get("model"), state.get("model2") if state["mode"] == "models_disagree" else None]
+        queue += " by " + " and ".join(escape(m) for m in models if m)
     return (f"**{escape(state['dataset'])}** · row **{row}** · pair {state['pos'] + 1:,} of {len(state['rows']):,} "
             f"in *{queue}*")
 
@@ -311,3 +359,67 @@ def form_values(db: Database, state: dict, annotator: str | None) -> list:
     if not mine or mine["label"] == "skip" and not (mine["note"] or mine["tags"]):
         return [0, "", []]
     return [mine["confidence"] or 0, mine["note"] or "", list(mine["tags"] or [])]
+
+
+def with_suggestion(db: Database, state: dict) -> dict:
+    """``state`` with the suggestion for the pair on screen (one lookup; none when blind)."""
+    row = current_row(state)
+    found = None if state.get("blind") or row is None else suggestions.lookup(db, state["dataset"], row,
+                                                                              state.get("suggest"))
+    return state if state.get("suggestion") == found else dict(state) | {"suggestion": found}
+
+
+def suggestion_html(state: dict, can_label: bool) -> str:
+    """The model's suggestion beside the pair: which side it prefers and by how much; read-only scores
+    for whoever cannot label. Empty when blind or when the model did not score the pair."""
+    s = state.get("suggestion")
+    if not s or state.get("blind"):
+        return ""
+    model = escape(s["model"])
+    scores = (f"chosen {s['score_chosen']:.3f} · rejected {s['score_rejected']:.3f} · "
+              f"margin <b>{s['margin']:+.3f}</b>")
+    if not can_label:
+        return f"<div class='cmp-suggest'>Model scores ({model}): {scores}</div>"
+    side = {"chosen": "the <b>chosen</b> side (left)", "rejected": "the <b>rejected</b> side (right)",
+            "tie": "neither side (a tie)"}[s["label"]]
+    return (f"<div class='cmp-suggest'>Suggestion: <b>{model}</b> prefers {side} by {abs(s['margin']):.3f} "
+            f"<small>({scores})</small> · <kbd>A</kbd> accepts it</div>")
+
+
+def graded_html(schema: dict | None, responses: list[dict] | None, blind: bool = False) -> str:
+    """The keyboard panel of a graded schema or of an N-response pair (``static/compare.js`` reads
+    its data attributes and keeps what is pressed until the label is sent); empty for a binary pair.
+
+    Ranking: the numbered responses, then the order pressed. Graded: the scale's keys, then a row per
+    aspect (Tab moves to it, 1 / 2 / 3 choose A, B or the same)."""
+    import json
+
+    if responses and len(responses) > 2:
+        cards = "".join(
+            f'<div class="cmp-resp" data-index="{i}"><div class="cmp-resp-head"><kbd>{i + 1}</kbd> Response {i + 1}'
+            f'<span class="cmp-rank-place"></span></div><div class="cmp-resp-text">{escape(r["content"])}</div></div>'
+            for i, r in enumerate(responses[:9]))
+        return (f'<div id="cmp-graded-panel" data-mode="rank" data-n="{min(len(responses), 9)}">'
+                f'<div class="cmp-graded-help">Rank the responses: press their numbers, best first '
+                f'(<kbd>Backspace</kbd> takes the last one back). The last number sends the ranking.</div>'
+                f'<div class="cmp-rank-order">Ranking: <b class="cmp-rank-now">none yet</b></div>'
+                f'<div class="cmp-resps">{cards}</div></div>')
+    if not schema or not schema.get("points"):
+        return ""
+    points = schema["points"]
+    scale = "".join(f'<span class="cmp-point" data-grade="{g}"><kbd>{k}</kbd> {escape(t)}</span>'
+                    for k, g, t in scale_keys(points))
+    aspects = schema.get("aspects") or []
+    rows = "".join(
+        f'<div class="cmp-aspect" data-aspect="{escape(a)}" data-index="{i}"><span class="cmp-aspect-name">'
+        f'{escape(a)}</span> <span class="cmp-choice" data-choice="chosen"><kbd>1</kbd> A</span>'
+        f'<span class="cmp-choice" data-choice="rejected"><kbd>2</kbd> B</span>'
+        f'<span class="cmp-choice" data-choice="tie"><kbd>3</kbd> same</span></div>' for i, a in enumerate(aspects))
+    help_ = ("<kbd>Tab</kbd> picks an aspect (then <kbd>1</kbd> A · <kbd>2</kbd> B · <kbd>3</kbd> the same); "
+             if aspects else "")
+    sides = "A is the left response, B the right" + (" (blind)" if blind else "")
+    return (f'<div id="cmp-graded-panel" data-mode="grade" data-points="{points}" '
+            f'data-aspects="{escape(json.dumps(aspects))}">'
+            f'<div class="cmp-graded-help">{help_}the overall grade <kbd>1</kbd>–<kbd>{points}</kbd> sends the '
+            f'label ({sides}).</div>'
+            f'<div class="cmp-overall cmp-row-active">Overall: {scale}</div>{rows}</div>')
