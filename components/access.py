@@ -5,7 +5,8 @@ Three ways to run the app, chosen from what is configured (``sign_in_mode``):
 * ``oauth`` -- on a Hugging Face Space with ``hf_oauth: true``: people sign in with their Hugging Face
   account. Admins are named in ``$STUDIO_ADMINS`` (default: the Space's owner), reviewers in
   ``$STUDIO_REVIEWERS``, annotators in ``$STUDIO_ANNOTATORS`` (names, or ``*`` for anyone signed in);
-  everyone else, signed in or not, is a viewer.
+  everyone else, signed in or not, is a viewer. A user stored in the database (``users add NAME
+  --no-password --role R``) has the stored role instead, so roles can change without a restart.
 * ``password`` -- self-hosted with users in the database (``python app.py users add NAME --role R``):
   Gradio's sign-in page checks the password (scrypt, from the standard library); the role is the user's.
 * ``open`` -- no users and not on a Space: the local single-user tool. The one person at the keyboard is
@@ -57,17 +58,21 @@ class Identity:
 
     name: str | None
     role: str
-    via: str  # local | password | oauth | anonymous
+    via: str  # local | password | oauth | anonymous | removed
 
     def can(self, role: str) -> bool:
-        return ROLES.index(self.role) >= ROLES.index(role)
+        return self.role in ROLES and ROLES.index(self.role) >= ROLES.index(role)
 
     def describe(self) -> str:
+        if self.via == "removed":
+            return "signed out (this user no longer exists: sign in again)"
         return f"{self.name} ({self.role})" if self.name else f"not signed in ({self.role})"
 
 
 LOCAL = Identity("local", "admin", "local")
 ANONYMOUS = Identity(None, "viewer", "anonymous")
+SIGNED_OUT = Identity(None, "none", "removed")
+"""A password-mode session whose user was removed (or never existed): it may do nothing at all."""
 
 
 def require(who: Identity, role: str, what: str) -> Identity:
@@ -181,9 +186,21 @@ def password_check(db: Database):
 
     def check(name: str, password: str) -> bool:
         found = user(db, name) if isinstance(name, str) and USERNAME.fullmatch(name or "") else None
-        return found is not None and verify_password(password, found["password_hash"])
+        if found is None or not found["password_hash"]:
+            verify_password(password, _dummy_hash())  # as slow as a real check: no hint that the name is unknown
+            return False
+        return verify_password(password, found["password_hash"])
 
     return check
+
+
+_DUMMY: list[str] = []
+
+
+def _dummy_hash() -> str:
+    if not _DUMMY:
+        _DUMMY.append(hash_password(secrets.token_hex(16)))
+    return _DUMMY[0]
 
 
 # -- modes and identities -----------------------------------------------------------------------------
@@ -237,8 +254,15 @@ def identify(db: Database, username: str | None = None, oauth_username: str | No
     if mode == "oauth":
         if not oauth_username or not USERNAME.fullmatch(oauth_username):
             return ANONYMOUS
-        return Identity(oauth_username, oauth_role(oauth_username, env), "oauth")
+        stored = stored_role(db, oauth_username)  # `users add NAME --no-password --role R` on a Space
+        return Identity(oauth_username, stored or oauth_role(oauth_username, env), "oauth")
     found = user(db, username) if username and USERNAME.fullmatch(username) else None
     if found is None:
-        return ANONYMOUS
+        return SIGNED_OUT  # password mode signs everyone in: a name not in the table was removed
     return Identity(found["name"], found["role"], "password")
+
+
+def stored_role(db: Database, name: str) -> str | None:
+    """The role the users table gives ``name`` (Hugging Face names match case-insensitively)."""
+    return db.scalar("SELECT role FROM users WHERE lower(name) = lower(?) ORDER BY name = ? DESC LIMIT 1",
+                     [name, name])

@@ -4,7 +4,15 @@ DuckDB lets one process own a database file. While ``app.py serve`` holds ``stud
 ``app.py datasets`` (or search, export, ingest, index, users ...) cannot open it; instead the command is
 sent to the server, which runs it on its own open database (so there is still one writer) and streams
 the command's output back. The socket is a file beside the database (``studio.duckdb.sock``) readable
-and writable by its owner only: whoever may open the database file may run commands, nobody else.
+and writable by its owner only, or -- when that path is too long for a Unix socket -- in a folder
+that only its owner may enter (``$XDG_RUNTIME_DIR/studio-UID`` or ``/tmp/studio-UID``, mode 0700,
+refused when someone else made it). Both ends also ask the kernel who is at the other end
+(``SO_PEERCRED``) before a byte of a command goes over: the server answers only its own user (or
+root), the CLI talks only to a server of its own user or of the database file's owner.
+
+Ctrl-C on the CLI half-closes the socket; the server then stops the command as Ctrl-C would
+(``KeyboardInterrupt`` in the thread running it), so it keeps what it finished and says how to go on,
+and the CLI prints that and exits with 130.
 
 The protocol is JSON lines: the client sends ``{"argv": [...], "cwd": "...", "stdin": "..."}``; the
 server answers with ``{"out": text}`` and ``{"err": text}`` lines as the command prints, then
@@ -13,12 +21,15 @@ server answers with ``{"out": text}`` and ``{"err": text}`` lines as the command
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import io
 import json
 import os
 import socket
 import socketserver
+import stat
+import struct
 import sys
 import tempfile
 import threading
@@ -32,9 +43,13 @@ FORWARDED = ("datasets", "ingest", "export", "search", "index", "revise", "users
 MAX_REQUEST = 1 << 20  # bytes of one request line (argv and stdin)
 
 
+class ControlError(Exception):
+    """The control socket cannot be used safely; one line for the user."""
+
+
 def socket_path(db_path: str | os.PathLike) -> Path:
-    """Where the server of ``db_path`` listens: beside the file, or in the temp folder when that path
-    would be too long for a Unix socket (about 100 bytes).
+    """Where the server of ``db_path`` listens: beside the file, or in a folder of this user's alone
+    (``private_dir``) when that path would be too long for a Unix socket (about 100 bytes).
 
     >>> socket_path("/data/studio.duckdb")
     PosixPath('/data/studio.duckdb.sock')
@@ -44,7 +59,42 @@ def socket_path(db_path: str | os.PathLike) -> Path:
     if len(os.fsencode(beside)) < 100:
         return beside
     digest = hashlib.sha256(os.fsencode(db)).hexdigest()[:20]
-    return Path(tempfile.gettempdir()) / f"studio-{os.getuid()}-{digest}.sock"
+    return private_dir() / f"{digest}.sock"
+
+
+def private_dir() -> Path:
+    """``$XDG_RUNTIME_DIR/studio-UID`` (when that is this user's) or ``TMPDIR/studio-UID``, made mode
+    0700; raises ControlError when the folder exists and is not this user's alone (someone else made
+    it to listen there)."""
+    uid = os.getuid()
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    if not (base and _mine(Path(base))):
+        base = tempfile.gettempdir()
+    folder = Path(base) / f"studio-{uid}"
+    try:
+        os.mkdir(folder, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as err:
+        raise ControlError(f"cannot make the control folder {folder}: {err.strerror}") from None
+    if not _mine(folder):
+        raise ControlError(f"the control folder {folder} is not this user's alone (owner and mode 0700): "
+                           "someone else may have made it; remove it, or give --db a shorter path")
+    return folder
+
+
+def _mine(folder: Path) -> bool:
+    try:
+        st = os.lstat(folder)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077
+
+
+def peer_uid(sock: socket.socket) -> int:
+    """The user id of the process at the other end of a Unix socket, as the kernel tells it."""
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return struct.unpack("3i", creds)[1]
 
 
 # -- per-thread standard streams ----------------------------------------------------------------------
@@ -135,9 +185,14 @@ class ControlServer:
 
         class Handler(socketserver.StreamRequestHandler):
             def handle(self):
+                if peer_uid(self.connection) not in (os.getuid(), 0):
+                    return  # another user: not a byte back, and nothing run
                 outer._handle(self.connection, self.rfile)
 
         if self.path.exists() or self.path.is_symlink():
+            if os.lstat(self.path).st_uid != os.getuid():
+                raise ControlError(f"{self.path} belongs to another user: the CLI cannot be served beside this "
+                                   "database; remove that file")
             self.path.unlink()  # left by a server that died: this process owns the database now
         old = os.umask(0o177)
         try:
@@ -179,14 +234,24 @@ class ControlServer:
         out.route(_Lines(sock, "out", lock))
         err.route(_Lines(sock, "err", lock))
         inp.route(io.StringIO(stdin))
+        watch = _Watch(sock, threading.get_ident())
         try:
             rc = self._run(argv, cwd)
         except SystemExit as e:  # argparse's --help and usage errors
             rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+        except KeyboardInterrupt:  # the CLI's Ctrl-C, delivered while the command was not catching it
+            rc = 130
         except BaseException as e:  # the command failed: say so in one line, keep serving
-            print(f"error: {type(e).__name__}: {e}".splitlines()[0], file=sys.stderr)
+            try:
+                print(f"error: {type(e).__name__}: {e}".splitlines()[0], file=sys.stderr)
+            except OSError:
+                pass
             rc = 1
         finally:
+            try:
+                watch.stop()
+            except KeyboardInterrupt:
+                rc = 130
             out.route(None)
             err.route(None)
             inp.route(None)
@@ -194,6 +259,34 @@ class ControlServer:
             send(sock, {"rc": rc}, lock)
         except OSError:
             pass  # the client went away
+
+
+class _Watch:
+    """Waits for the CLI to half-close the socket (its Ctrl-C) while a command runs, and then raises
+    KeyboardInterrupt in the thread running the command, as Ctrl-C would in the CLI's own process."""
+
+    def __init__(self, sock: socket.socket, thread_id: int):
+        self._sock, self._thread_id = sock, thread_id
+        self._lock = threading.Lock()
+        self._running = True
+        threading.Thread(target=self._wait, name="studio-control-watch", daemon=True).start()
+
+    def _wait(self) -> None:
+        try:
+            while self._sock.recv(4096):
+                pass  # nothing more is sent after the request: b"" is the CLI's Ctrl-C or its end
+        except OSError:
+            pass
+        with self._lock:
+            if self._running:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread_id),
+                                                           ctypes.py_object(KeyboardInterrupt))
+
+    def stop(self) -> None:
+        with self._lock:
+            self._running = False
+        # a Ctrl-C that came as the command ended must not land in the server's own code
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread_id), None)
 
 
 # -- the client side ---------------------------------------------------------------------------------
@@ -212,10 +305,33 @@ def forward(db_path: str | os.PathLike, argv: list[str], stdin: str = "") -> int
         sock.close()
         return None
     with sock:
+        server = peer_uid(sock)
+        allowed = {os.getuid()}
+        try:
+            allowed.add(os.stat(db_path).st_uid)
+        except OSError:
+            pass
+        if server not in allowed:
+            raise ControlError(f"{path} is served by another user (uid {server}), not by the app that holds "
+                               f"{db_path}: nothing was sent")
         send(sock, {"argv": argv, "cwd": os.getcwd(), "stdin": stdin})
         rc = 1
+        stopping = False
         with sock.makefile("r", encoding="utf-8") as lines:
-            for line in lines:
+            while True:
+                try:
+                    line = lines.readline()
+                except KeyboardInterrupt:
+                    if stopping:  # a second Ctrl-C: leave without waiting for the server
+                        return 130
+                    stopping = True
+                    sock.shutdown(socket.SHUT_WR)  # the server stops the command (see _Watch)
+                    sock.settimeout(30)
+                    continue
+                except (OSError, socket.timeout):
+                    return 130 if stopping else 1
+                if not line:
+                    return 130 if stopping else rc
                 msg = json.loads(line)
                 if "out" in msg:
                     sys.stdout.write(msg["out"])

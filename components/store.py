@@ -8,6 +8,10 @@ and offers two ways in:
 * writes -- ``db.write(fn)`` runs ``fn(cursor)`` inside one transaction, one writer at a time
   (a process-wide lock), and rolls the whole transaction back if ``fn`` raises.
 
+Ctrl-C during a query reaches Python as DuckDB's ``RuntimeError("Query interrupted")``; every read
+and write here gives it back as ``KeyboardInterrupt`` (``interruptible``), so each command stops the
+same way wherever the signal lands.
+
 The schema of every table is one ordered list of migrations (``schema.py``). The SQL of each
 concept lives beside that concept (``labels/events.py``, ``revise/results.py``, ``search/index.py``
 ...) and runs through these generic methods; what stays here is the dataset catalogue and its
@@ -21,6 +25,7 @@ import json
 import os
 import struct
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -42,6 +47,31 @@ class DatabaseError(Exception):
 
 class DatabaseInUse(DatabaseError):
     """Another process holds the database file."""
+
+
+def interrupted(err: BaseException) -> bool:
+    """Whether ``err`` is DuckDB telling that Ctrl-C (SIGINT) stopped the query it was running.
+
+    DuckDB 2 catches the signal itself while a query runs and raises ``RuntimeError("Query
+    interrupted")`` (or its ``InterruptException``) instead of Python's ``KeyboardInterrupt``.
+
+    >>> interrupted(RuntimeError("Query interrupted")), interrupted(RuntimeError("other"))
+    (True, False)
+    """
+    return isinstance(err, duckdb.InterruptException) or (
+        isinstance(err, RuntimeError) and str(err).startswith("Query interrupted"))
+
+
+@contextmanager
+def interruptible():
+    """Turn DuckDB's "Query interrupted" back into ``KeyboardInterrupt``, the one thing every command
+    catches to stop cleanly (exit code 130 and how to resume)."""
+    try:
+        yield
+    except (RuntimeError, duckdb.Error) as err:
+        if interrupted(err):
+            raise KeyboardInterrupt("Query interrupted") from None
+        raise
 
 
 @dataclass
@@ -146,15 +176,18 @@ class Database:
             self.cursor().execute("CHECKPOINT")
 
     def rows(self, sql: str, params: Sequence | dict | None = None) -> list[tuple]:
-        return self.cursor().execute(sql, params or []).fetchall()
+        with interruptible():
+            return self.cursor().execute(sql, params or []).fetchall()
 
     def dicts(self, sql: str, params: Sequence | dict | None = None) -> list[dict]:
-        cur = self.cursor().execute(sql, params or [])
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, r)) for r in cur.fetchall()]
+        with interruptible():
+            cur = self.cursor().execute(sql, params or [])
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, r)) for r in cur.fetchall()]
 
     def one(self, sql: str, params: Sequence | dict | None = None) -> tuple | None:
-        return self.cursor().execute(sql, params or []).fetchone()
+        with interruptible():
+            return self.cursor().execute(sql, params or []).fetchone()
 
     def scalar(self, sql: str, params: Sequence | dict | None = None) -> Any:
         r = self.one(sql, params)
@@ -165,7 +198,8 @@ class Database:
         streaming is left alone, and DuckDB reads it without the copy a DB-API result costs)."""
         cur = self.cursor().cursor()
         try:
-            return cur.sql(sql, params=params or None).to_arrow_table()
+            with interruptible():
+                return cur.sql(sql, params=params or None).to_arrow_table()
         finally:
             cur.close()
 
@@ -173,7 +207,7 @@ class Database:
         """Run ``fn(cursor)`` in one transaction, serialized with every other write."""
         if self.read_only:
             raise DatabaseError(f"the database {self.path} is open read-only")
-        with self._write_lock:
+        with self._write_lock, interruptible():
             cur = self.cursor()
             cur.execute("BEGIN TRANSACTION")
             try:

@@ -109,3 +109,48 @@ def test_a_page_of_records_skips_rejected_rows_exactly(db, tmp_path):
     assert len(every) == 86
     for offset in range(0, 90, 3):
         assert [r["row"] for r in db.page("p", offset, 7)] == every[offset:offset + 7]
+
+
+INTERRUPTED_QUERY = """
+import sys
+from components.store import Database
+db = Database(sys.argv[1])
+print("ready", flush=True)
+try:
+    db.{method}("SELECT count(*) FROM range(100000000000) a WHERE a.range % 7 = 3")
+except KeyboardInterrupt:
+    print("KeyboardInterrupt", flush=True)
+    sys.exit(130)
+"""
+
+
+@pytest.mark.parametrize("method", ["rows", "scalar", "arrow"])
+def test_ctrl_c_inside_a_query_is_a_keyboard_interrupt(tmp_path, method):
+    """DuckDB turns SIGINT during a query into RuntimeError("Query interrupted"); the database layer
+    gives it back as KeyboardInterrupt, which every command stops on cleanly."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from helpers import ROOT
+
+    proc = subprocess.Popen([sys.executable, "-c", INTERRUPTED_QUERY.format(method=method), str(tmp_path / "q.duckdb")],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(1.0)  # the query is running: it takes minutes
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert (proc.returncode, out.strip()) == (130, "KeyboardInterrupt"), err
+
+
+def test_interrupted_is_told_apart_from_other_errors():
+    from components.store import interrupted, interruptible
+
+    with pytest.raises(KeyboardInterrupt):
+        with interruptible():
+            raise RuntimeError("Query interrupted")
+    with pytest.raises(RuntimeError, match="other"):
+        with interruptible():
+            raise RuntimeError("other")
+    assert not interrupted(ValueError("Query interrupted"))
