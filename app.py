@@ -5,6 +5,8 @@
     python app.py datasets             list what is loaded
     python app.py index NAME           build the search index of a dataset
     python app.py search NAME QUERY    BM25 search (--lucene for Lucene syntax; --topics for a TREC run)
+    python app.py embed NAME --model M vectors for semantic and hybrid search (search --mode semantic|hybrid)
+    python app.py similar NAME ROW     the rows most like a row (by embedding, else Lucene's MoreLikeThis)
     python app.py stats NAME           statistics of a dataset of pairs (length bias, duplicates, ...)
     python app.py contamination TRAIN --against EVAL    evaluation prompts found in training data
     python app.py export NAME --out F  write labeled pairs in TRL preference format
@@ -13,6 +15,8 @@
     python app.py personas             the persona library;  judge NAME --persona P: a model labels as P
     python app.py models               the models the page offers for revision
     python app.py users                who may sign in, and their roles
+    python app.py score NAME --model M  a reward model scores both sides of every pair (--ray to use a cluster)
+    python app.py jobs                 model jobs: running and finished, cancel
 
 While the app serves a database, these commands on the same database are carried out by the app.
 Run ``python app.py COMMAND --help`` for each command's options.
@@ -28,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-from components.store import DEFAULT_DB, Database, DatabaseError, DatabaseInUse
+from components.store import DEFAULT_DB, Database, DatabaseError, DatabaseInUse, interrupted
 
 
 ON_SPACE = bool(os.environ.get("SPACE_ID"))  # set by Hugging Face Spaces
@@ -100,7 +104,10 @@ def cmd_serve(args) -> int:
         except mirror.MirrorError as err:
             print(f"warning: {err}; labels are kept only in {db.path} until the mirror works", file=sys.stderr)
     # the CLI beside this server sends its commands here instead of opening the file
-    atexit.register(control.ControlServer(db.path, run_forwarded).start().close)
+    try:
+        atexit.register(control.ControlServer(db.path, run_forwarded).start().close)
+    except control.ControlError as err:
+        print(f"warning: {err}; the CLI cannot send its commands to this server", file=sys.stderr)
     if not db.datasets() and not args.no_demo:
         loaded = ingest.load_demo(db)
         for s in loaded:
@@ -159,6 +166,10 @@ def cmd_export(args) -> int:
         return _fail("--labels-log writes every event of every annotator: leave out --annotator and --majority")
     annotator = None if args.majority else args.annotator  # no --annotator: the majority as well
     by_persona = args.persona is not None or args.all_personas
+    if (args.with_scores or args.score_model or args.min_margin is not None) and (args.labels_log or args.persona
+                                                                               or args.all_personas):
+        return _fail("--with-scores, --score-model and --min-margin go with an export of pairs: leave out "
+                     "--labels-log, --persona and --all-personas")
     if by_persona and (args.labels_log or args.labeled_only or args.keep_ties):
         return _fail("--persona and --all-personas write each persona's labeled or revised pairs: leave out "
                      "--labels-log, --labeled-only and --keep-ties")
@@ -175,7 +186,9 @@ def cmd_export(args) -> int:
                 return _fail(err)
         else:
             summary = labels.export_pairs(db, args.name, args.out, style=args.format, annotator=annotator,
-                                          labeled_only=args.labeled_only, keep_ties=args.keep_ties)
+                                          labeled_only=args.labeled_only, keep_ties=args.keep_ties,
+                                          with_scores=args.with_scores, score_model=args.score_model,
+                                          min_margin=args.min_margin)
         result = summary.as_dict()
         if args.push_to_hub:
             result["hub_url"] = labels.push_to_hub(args.out, args.push_to_hub)
@@ -521,6 +534,18 @@ def cmd_contamination(args) -> int:
     return 0
 
 
+def cmd_embed(args) -> int:
+    from components.semantic.cli import embed_command
+
+    return embed_command(_open(args), args)
+
+
+def cmd_similar(args) -> int:
+    from components.semantic.cli import similar_command
+
+    return similar_command(_open(args), args)
+
+
 def cmd_search(args) -> int:
     from components import search
 
@@ -529,6 +554,8 @@ def cmd_search(args) -> int:
     try:
         filters = _search_filters(args)
         if args.topics:
+            if args.mode != "bm25":
+                return _fail("--topics runs BM25 only: leave out --mode")
             if args.query is not None:
                 return _fail("give either a QUERY or --topics FILE, not both")
             if not args.output:
@@ -541,8 +568,13 @@ def cmd_search(args) -> int:
             return 0
         if args.query is None:
             return _fail("give a QUERY to search for (or --topics FILE --output RUN)")
-        res = search.search(db, datasets, args.query, field=args.field, mode="lucene" if args.lucene else "words",
-                            k=args.k or 10, offset=args.offset, filters=filters)
+        if args.mode != "bm25":
+            from components.semantic.cli import semantic_results
+
+            res = semantic_results(db, args, datasets, filters)
+        else:
+            res = search.search(db, datasets, args.query, field=args.field, mode="lucene" if args.lucene else "words",
+                                k=args.k or 10, offset=args.offset, filters=filters)
     except search.SearchError as err:
         return _fail(err)
     try:
@@ -571,6 +603,18 @@ def _print_hits(res, as_json: bool) -> None:
         snippet = " ".join(h.plain_snippet().split())
         where = f"{h.part} ({h.speaker}): " if h.part and h.speaker else f"{h.part}: " if h.part else ""
         print(f"{h.rank:>5}  {docid:<{width}}  {h.score:8.4f}  {where}{snippet}")
+
+
+def cmd_score(args) -> int:
+    from components.scores.cli import score_command
+
+    return score_command(_open(args), args)
+
+
+def cmd_jobs(args) -> int:
+    from components.jobs.cli import jobs_command
+
+    return jobs_command(_open(args), args)
 
 
 def _fail(err: BaseException) -> int:
@@ -639,6 +683,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--keep-ties", action="store_true",
                    help="keep pairs labeled tie, both bad, skip or without a majority (as in the source)")
     s.add_argument("--labels-log", action="store_true", help="write the raw label log (every event) instead")
+    s.add_argument("--with-scores", action="store_true",
+                   help="add score_chosen, score_rejected and margin columns from a reward model's stored scores "
+                        "(TRL's RewardTrainer reads margin); pairs it has not scored are left out")
+    s.add_argument("--score-model", metavar="M", help="the model whose scores to use (default: the only one)")
+    s.add_argument("--min-margin", metavar="X", type=float,
+                   help="keep only pairs whose margin (score of the written chosen minus rejected) is at least X")
     s.add_argument("--push-to-hub", metavar="REPO", help="also push the file to this Hub dataset repo (needs HF_TOKEN)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(fn=cmd_export)
@@ -756,7 +806,19 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--output", metavar="RUN", help="batch mode: the TREC run file to write")
     s.add_argument("--tag", default="studio-bm25", help="run tag in the TREC run (batch mode)")
     s.add_argument("--json", action="store_true", help="print one JSON object per hit")
+    s.add_argument("--mode", choices=["bm25", "semantic", "hybrid"], default="bm25",
+                   help="bm25 (default), semantic (nearest by embedding) or hybrid (reciprocal rank fusion of both)")
+    s.add_argument("--model", help="semantic and hybrid: the embedding model (default: the dataset's newest vectors)")
     s.set_defaults(fn=cmd_search)
+
+    from components.semantic.cli import add_embed_arguments, add_similar_arguments
+
+    s = sub.add_parser("embed", parents=[common], help="embed a dataset's rows for semantic search (a job; --ray)")
+    add_embed_arguments(s)
+    s.set_defaults(fn=cmd_embed)
+    s = sub.add_parser("similar", parents=[common], help="the rows most like a row, with their similarity")
+    add_similar_arguments(s)
+    s.set_defaults(fn=cmd_similar)
 
     s = sub.add_parser("stats", parents=[common], help="statistics of a dataset of pairs (lengths, length bias, "
                                                          "ratings, duplicates, metadata, labels)")
@@ -777,6 +839,15 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", metavar="FILE", help="write the clean subset (rows below --threshold) as JSON lines")
     s.add_argument("--json", action="store_true", help="print the matches as a JSON list")
     s.set_defaults(fn=cmd_contamination)
+    from components.jobs.cli import add_jobs_arguments
+    from components.scores.cli import add_arguments as add_score_arguments
+
+    s = sub.add_parser("score", parents=[common], help="a reward model scores both sides of every pair (admin)")
+    add_score_arguments(s)
+    s.set_defaults(fn=cmd_score)
+    s = sub.add_parser("jobs", parents=[common], help="model jobs (score, ...): list, show ID, cancel ID")
+    add_jobs_arguments(s)
+    s.set_defaults(fn=cmd_jobs)
     return p
 
 
@@ -784,22 +855,37 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv = ["serve", *argv]
+    os.umask(0o077)  # the database, its WAL, indexes and exports: readable by their owner only
     args = parser().parse_args(argv)
     try:
         return args.fn(args)
     except DatabaseInUse as err:
-        from components import control
-
-        if args.command in control.FORWARDED:
-            stdin = sys.stdin.read() if "--password-stdin" in argv else ""
-            rc = control.forward(args.db, argv, stdin)
-            if rc is not None:
-                return rc
-        return _fail(err)
+        in_use = err
     except DatabaseError as err:
         return _fail(err)
     except KeyboardInterrupt:
         return 130
+    except Exception as err:
+        if interrupted(err):  # DuckDB's "Query interrupted" outside the Database's own methods
+            return 130
+        raise
+    return _forward(args, argv, in_use)
+
+
+def _forward(args, argv: list[str], in_use: DatabaseInUse) -> int:
+    """The command run by the server that holds the database, or why it cannot be."""
+    from components import control
+
+    if args.command not in control.FORWARDED:
+        return _fail(in_use)
+    try:
+        stdin = sys.stdin.read() if "--password-stdin" in argv else ""
+        rc = control.forward(args.db, argv, stdin)
+    except control.ControlError as err:
+        return _fail(err)
+    except KeyboardInterrupt:
+        return 130
+    return _fail(in_use) if rc is None else rc
 
 
 if __name__ == "__main__":

@@ -95,6 +95,7 @@ class Plan:
     checks: list[tuple[str, str]] = field(default_factory=list)
     used: set[str] = field(default_factory=set)
     mapping: dict | None = None
+    meta_extra: list[str] = field(default_factory=list)  # ``name := expr`` added to the metadata
 
 
 # -- small expression builders -------------------------------------------------------------------
@@ -430,8 +431,8 @@ def select_sql(plan: Plan, columns: dict[str, pa.DataType], source: str = "src")
     reader's ``__raw`` text where it has one).
     """
     meta = metadata_columns(columns, plan)
-    if meta:
-        meta_sql = "to_json(struct_pack(" + ", ".join(f"{q(c)} := {q(c)}" for c in meta) + "))"
+    if meta or plan.meta_extra:
+        meta_sql = "to_json(struct_pack(" + ", ".join([f"{q(c)} := {q(c)}" for c in meta] + plan.meta_extra) + "))"
     else:
         meta_sql = "NULL::JSON"
     raw_cols = [c for c in columns if not c.startswith("__")]

@@ -16,10 +16,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from datetime import date, datetime
 from pathlib import Path
 
-from .store import Database
+from .store import Database, DatabaseError
 from .text import first_line
 
 PARTS = {
@@ -84,12 +85,26 @@ def dump(db: Database, folder: str | os.PathLike) -> dict[str, int]:
     return written
 
 
-def _read(folder: Path, part: str) -> list[dict]:
+def _read(folder: Path, part: str, skipped: list[str] | None = None) -> list[dict]:
+    """The rows of a part's shards in order. A line that is not a JSON object (a shard cut short, a
+    bad edit) is skipped, and said in ``skipped`` as ``file line N: why``; the rest is read."""
     shards = sorted(((int(m.group(1)), p) for p in (folder / part).glob("*.jsonl") if (m := _SHARD.match(p.name))))
     rows = []
     for _, path in shards:
-        with open(path, encoding="utf-8") as f:
-            rows += [json.loads(line) for line in f if line.strip()]
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for n, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as err:
+                    row, why = None, f"not JSON ({err.msg} at column {err.colno})"
+                else:
+                    why = "not a JSON object"
+                if isinstance(row, dict):
+                    rows.append(row)
+                elif skipped is not None:
+                    skipped.append(f"{part}/{path.name} line {n}: {why}")
     return rows
 
 
@@ -128,20 +143,28 @@ def _restore_history(cur, rows: list[dict], history: str, key: str, columns: lis
     return len(rows)
 
 
-def restore(db: Database, folder: str | os.PathLike) -> dict[str, int]:
+def restore(db: Database, folder: str | os.PathLike, warn=None) -> dict[str, int]:
     """Fill an empty database's labels, principles and accepted revisions from the shards in ``folder``.
 
     Parts the database already has rows of are left alone, so a restart with persistent storage never
     doubles anything. Label events get new ids in their old order; an undo keeps pointing at the event
-    it undid.
+    it undid. Lines that cannot be read are skipped, each said through ``warn`` (standard error by
+    default), and counted in ``skipped``.
     """
+    warn = warn or (lambda line: print(line, file=sys.stderr))
     folder = Path(folder)
     restored = {part: 0 for part in PARTS}
+    skipped: list[str] = []
 
     def run(cur):
+        restored.update({part: 0 for part in PARTS})
+        del skipped[:]
         if not cur.execute("SELECT count(*) FROM label_events").fetchone()[0]:
             new_ids: dict[int, int] = {}
-            for e in _read(folder, "labels"):
+            for e in _read(folder, "labels", skipped):
+                if not all(e.get(k) is not None for k in ("id", "dataset", "row", "annotator", "label", "created_at")):
+                    skipped.append(f"labels: event {e.get('id')!r} lacks a dataset, row, annotator, label or time")
+                    continue
                 options = e.get("options")
                 options = json.loads(options) if isinstance(options, str) else options
                 if isinstance(options, dict) and options.get("undoes") is not None:
@@ -155,23 +178,26 @@ def restore(db: Database, folder: str | os.PathLike) -> dict[str, int]:
                 new_ids[int(e["id"])] = new
                 restored["labels"] += 1
         for part, spec in HISTORIES.items():
-            restored[part] = _restore_history(cur, _read(folder, part), *spec)
+            restored[part] = _restore_history(cur, _read(folder, part, skipped), *spec)
         for part, (table, columns) in LOGS.items():
             if not cur.execute(f"SELECT count(*) FROM {table}").fetchone()[0]:
-                for r in _read(folder, part):
+                for r in _read(folder, part, skipped):
                     cur.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
                                 [r.get(c) for c in columns])
                     restored[part] += 1
         if not cur.execute("SELECT count(*) FROM revisions").fetchone()[0]:
             columns = [r[0] for r in cur.execute("DESCRIBE revisions").fetchall()]
-            for r in _read(folder, "revisions"):
+            for r in _read(folder, "revisions", skipped):
                 values = [_json(r.get(c)) if isinstance(r.get(c), dict) else r.get(c) for c in columns]
                 cur.execute(f"INSERT INTO revisions ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
                             values)
                 restored["revisions"] += 1
         return restored
 
-    return db.write(run)
+    db.write(run)
+    for line in skipped:
+        warn(f"mirror: skipped {line}")
+    return restored | {"skipped": len(skipped)}
 
 
 def start(db: Database, repo_id: str, folder: str | os.PathLike, token: str | None = None, every: float = 5):
@@ -187,7 +213,10 @@ def start(db: Database, repo_id: str, folder: str | os.PathLike, token: str | No
                           allow_patterns=[f"{p}/*.jsonl" for p in PARTS])
     except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as err:
         raise MirrorError(f"cannot read the mirror {repo_id}: {first_line(err)}") from None
-    restore(db, folder)
+    try:
+        restore(db, folder)
+    except (DatabaseError, ValueError, TypeError) as err:  # the app still starts, on the database as it is
+        raise MirrorError(f"cannot restore from the mirror {repo_id}: {first_line(err)}") from None
 
     class Scheduler(CommitScheduler):
         def push_to_hub(self):

@@ -317,4 +317,88 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
                """ + _LATEST_LABELS,
         ],
     ),
+    (
+        "0011_jobs_and_scores",
+        [
+            # A job: one model step over a selection of a dataset's rows (components/jobs/runner.py).
+            """CREATE TABLE jobs (
+                id VARCHAR PRIMARY KEY,
+                kind VARCHAR NOT NULL,            -- score | judge | embed | revise
+                dataset VARCHAR NOT NULL,
+                dataset_version INTEGER NOT NULL,
+                settings JSON,                    -- the step's identity (model, revision, ...)
+                selection JSON,                   -- {rows: [...]} | {query: ...} | {queue: ...} | {}
+                status VARCHAR NOT NULL,          -- running | done | cancelled | failed | interrupted
+                where_run VARCHAR NOT NULL,       -- process | endpoint | ray
+                started_by VARCHAR,
+                started_at TIMESTAMP NOT NULL,
+                finished_at TIMESTAMP,
+                rows_total BIGINT,
+                rows_done BIGINT NOT NULL DEFAULT 0,
+                rows_failed BIGINT NOT NULL DEFAULT 0,
+                message VARCHAR
+            )""",
+            """CREATE TABLE job_errors (
+                job VARCHAR NOT NULL,
+                row BIGINT NOT NULL,
+                error VARCHAR NOT NULL,
+                "at" TIMESTAMP NOT NULL
+            )""",
+            # A model's scores of both sides of a pair, per dataset version, model and model revision.
+            """CREATE TABLE pair_scores (
+                dataset VARCHAR NOT NULL,
+                dataset_version INTEGER NOT NULL, -- datasets.version scored
+                row BIGINT NOT NULL,
+                model VARCHAR NOT NULL,           -- as the user named it: a path or a Hub id
+                model_revision VARCHAR NOT NULL,  -- Hub commit, or a hash of the local weights files
+                kind VARCHAR NOT NULL,            -- reward | judge
+                score_chosen DOUBLE,
+                score_rejected DOUBLE,
+                margin DOUBLE,                    -- score_chosen - score_rejected
+                job VARCHAR,                      -- jobs.id
+                scored_by VARCHAR,                -- identity name of who started the job
+                scored_at TIMESTAMP NOT NULL,
+                PRIMARY KEY (dataset, dataset_version, row, model, model_revision)
+            )""",
+        ],
+    ),
+    (
+        "0012_embeddings",
+        [
+            # One vector per (dataset version, row, field embedded, model, model revision), L2-normalized.
+            """CREATE TABLE embeddings (
+                dataset VARCHAR NOT NULL,
+                dataset_version INTEGER NOT NULL, -- datasets.version embedded
+                row BIGINT NOT NULL,
+                field VARCHAR NOT NULL,           -- prompt | chosen | rejected | text
+                model VARCHAR NOT NULL,           -- as the user named it: a path or a Hub id
+                model_revision VARCHAR NOT NULL,  -- Hub commit, or a hash of the local weights files
+                vector FLOAT[] NOT NULL,
+                job VARCHAR,                      -- jobs.id
+                embedded_by VARCHAR,
+                embedded_at TIMESTAMP NOT NULL,
+                PRIMARY KEY (dataset, dataset_version, row, field, model, model_revision)
+            )""",
+        ],
+    ),
+    (
+        "0013_graded_labels",
+        [
+            # What a label carries beyond its label under a dataset's label schema (labels/label_schema.py):
+            # the schema's version, a grade on the 5- or 7-point scale (negative: the source's chosen side
+            # better), each aspect's choice ({aspect: chosen | rejected | tie}), reasons from the schema's
+            # list, a rationale, and for a dataset of N responses the ranking (response indexes, best first).
+            "ALTER TABLE label_events ADD COLUMN schema_version INTEGER",
+            "ALTER TABLE label_events ADD COLUMN grade INTEGER",
+            "ALTER TABLE label_events ADD COLUMN aspects JSON",
+            "ALTER TABLE label_events ADD COLUMN reasons VARCHAR[]",
+            "ALTER TABLE label_events ADD COLUMN rationale VARCHAR",
+            "ALTER TABLE label_events ADD COLUMN ranking INTEGER[]",
+            """CREATE OR REPLACE VIEW current_labels AS
+               SELECT dataset, row, annotator, label, confidence, note, tags, created_at,
+                      coalesce(TRY_CAST(json_extract(options, '$.simulated') AS BOOLEAN), false) AS simulated,
+                      schema_version, grade, aspects, reasons, rationale, ranking
+               """ + _LATEST_LABELS,
+        ],
+    ),
 ]

@@ -59,7 +59,8 @@ def build_app(db: Database, mode: str | None = None, data_dir: str | None = None
     from .views import guard
 
     mode = mode or access.sign_in_mode(db)
-    with gr.Blocks(title="Preference Studio") as demo:
+    # uploads are removed an hour after they came (checked every ten minutes), used or not
+    with gr.Blocks(title="Preference Studio", delete_cache=(600, 3600)) as demo:
         with gr.Row(elem_id="app-header"):
             gr.Markdown("# Preference Studio\nSearch, compare, label and revise preference data.", elem_id="app-title")
             user_line = gr.Markdown(elem_id="app-user")
@@ -91,7 +92,16 @@ def launch_kwargs(db: Database | None = None, mode: str | None = None, max_uploa
     # included) into the browser's localStorage, which also slows each event down as the history grows
     kw = {"css": CSS + _from_views("CSS"), "head": HEAD + _from_views("HEAD"), "theme": gr.themes.Soft(),
           "run_history": False, "max_file_size": f"{max_upload_mb:g}mb"}
-    if db is not None and (mode or access.sign_in_mode(db)) == "password":
+    if db is None:
+        return kw
+    mode = mode or access.sign_in_mode(db)
+    from starlette.middleware import Middleware
+
+    from .signin import SessionGuard
+
+    # sign-in limits, removed users signed out, and uploads for those who may load data only
+    kw["app_kwargs"] = {"middleware": [Middleware(SessionGuard, db=db, mode=mode)]}
+    if mode == "password":
         kw["auth"] = access.password_check(db)
         kw["auth_message"] = "Sign in with the user name and password your admin gave you."
     return kw

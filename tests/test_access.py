@@ -38,7 +38,7 @@ def test_sign_in_mode_follows_users_and_space(db):
     access.add_user(db, "ada", "annotator", "password1")
     assert access.sign_in_mode(db, env={}) == "password"
     assert access.identify(db, username="ada", mode="password") == access.Identity("ada", "annotator", "password")
-    assert access.identify(db, username="mallory", mode="password") == access.ANONYMOUS
+    assert access.identify(db, username="mallory", mode="password") is access.SIGNED_OUT  # no such user: nothing at all
     space = {"SPACE_ID": "lab/studio", "OAUTH_CLIENT_ID": "x", "SPACE_AUTHOR_NAME": "lab",
              "STUDIO_ANNOTATORS": "ada", "STUDIO_REVIEWERS": "rev"}
     assert access.sign_in_mode(db, env=space) == "oauth"

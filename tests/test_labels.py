@@ -31,12 +31,13 @@ def test_migration_creates_log_and_view_with_the_agreed_columns(db):
     assert {"0003_labels", "0010_simulated_labels"} <= set(db.migrations())
     cols = [r[0] for r in db.rows("SELECT column_name FROM information_schema.columns "
                                   "WHERE table_name = 'current_labels' ORDER BY ordinal_position")]
-    assert cols == ["dataset", "row", "annotator", "label", "confidence", "note", "tags", "created_at", "simulated"]
+    assert cols == ["dataset", "row", "annotator", "label", "confidence", "note", "tags", "created_at", "simulated",
+                    "schema_version", "grade", "aspects", "reasons", "rationale", "ranking"]
     assert db.scalar("SELECT table_type FROM information_schema.tables WHERE table_name = 'current_labels'") == "VIEW"
     log_cols = [r[0] for r in db.rows("SELECT column_name FROM information_schema.columns "
                                       "WHERE table_name = 'label_events' ORDER BY ordinal_position")]
     assert log_cols == ["id", "dataset", "row", "annotator", "label", "confidence", "note", "tags", "options",
-                        "created_at"]
+                        "created_at", "schema_version", "grade", "aspects", "reasons", "rationale", "ranking"]
 
 
 def test_current_label_is_the_latest_event_and_nothing_is_overwritten(pairs_db):

@@ -83,3 +83,30 @@ def test_principle_and_persona_edits_survive_a_restart(db, tmp_path):
         assert len(revise.principles(fresh)) == len(revise.principles(db))
     finally:
         fresh.close()
+
+
+def test_a_truncated_shard_skips_its_bad_line_and_restores_the_rest(demo_db, tmp_path):
+    name = "demo-trl-standard"
+    for row in range(4):
+        labels.add_label(demo_db, name, row, "chosen", "ada")
+    folder = tmp_path / "mirror"
+    mirror.dump(demo_db, folder)
+    labels.add_label(demo_db, name, 4, "rejected", "bo")
+    labels.add_label(demo_db, name, 5, "rejected", "bo")
+    mirror.dump(demo_db, folder)
+    first, second = sorted((folder / "labels").iterdir())
+    lines = first.read_text().splitlines()
+    lines[1] = lines[1][: len(lines[1]) // 2]  # the second event cut off mid-line (an upload cut short)
+    first.write_text("\n".join(lines) + "\n[1, 2]\n")  # and a line that is JSON but not an event
+    said = []
+    fresh = Database(tmp_path / "fresh.duckdb")
+    try:
+        counts = mirror.restore(fresh, folder, warn=said.append)
+        assert counts["labels"] == 5 and counts["skipped"] == 2
+        assert sorted(r[:2] for r in fresh.rows("SELECT row, annotator FROM label_events")) == [
+            (0, "ada"), (2, "ada"), (3, "ada"), (4, "bo"), (5, "bo")]
+        assert len(said) == 2, said
+        assert said[0].startswith(f"mirror: skipped labels/{first.name} line 2: not JSON (")
+        assert said[1] == f"mirror: skipped labels/{first.name} line 5: not a JSON object"
+    finally:
+        fresh.close()

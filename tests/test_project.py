@@ -38,7 +38,8 @@ def judged_per_row(db, dataset="p") -> dict[int, int]:
 def test_settings_keep_their_history_and_guidelines_are_versioned(pairs):
     db = pairs
     assert labels.project_settings(db, "p") == {"blind": False, "overlap": None, "guidelines": "",
-                                                "guidelines_version": 0}
+                                                "guidelines_version": 0, "label_schema": None,
+                                                "label_schema_version": 0}
     labels.set_setting(db, "p", "overlap", "2", "lead")
     labels.set_setting(db, "p", "guidelines", "# Prefer facts\nA wrong sum loses.", "lead")
     labels.set_setting(db, "p", "guidelines", "# Prefer facts\nA wrong sum always loses.", "lead")

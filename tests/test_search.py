@@ -670,7 +670,7 @@ def test_pairs_with_an_empty_side_are_a_filter(tmp_path):
 
 
 def test_documents_are_read_ahead_and_leaving_early_closes_the_reader():
-    from components.search.index import _ahead
+    from components.search.feed import ahead as _ahead
 
     closed = []
 
@@ -693,3 +693,14 @@ def test_documents_are_read_ahead_and_leaving_early_closes_the_reader():
     with pytest.raises(ValueError, match="went away"):
         list(_ahead(failing()))
     assert [b for b in _ahead(batches())] == [[f"doc {i}"] for i in range(100)]
+
+
+def test_a_bound_beyond_any_number_is_one_line(sdb):
+    from components.semantic.filters import passing_rows
+
+    for bound in ("1e309", "-1e309", "5e12"):
+        with pytest.raises(search.SearchError) as err:
+            search.search(sdb, ["filters"], "apple", filters=search.Filters(ranges={"length": (bound, None)}))
+        assert str(err.value).startswith(f"the length bound {bound} is out of range"), err.value
+    with pytest.raises(search.SearchError, match="out of range"):  # the semantic filters read the same bounds
+        passing_rows(sdb, "filters", search.Filters(ranges={"length": (None, "1e309")}))

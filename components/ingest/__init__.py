@@ -2,7 +2,7 @@
 
 ``ingest(db, source)`` reads a local file or folder (jsonl, jsonl.gz, json, parquet, csv,
 ``save_to_disk``) or a Hub dataset id as Arrow (``sources``: parquet a batch at a time, JSON row by
-row in ``jsonrows``), detects its format (``formats.detect``), normalizes every row in DuckDB
+row in ``jsonrows``), detects its format (``formats_multi.detect_any``: ``formats.detect`` and the N-response formats), normalizes every row in DuckDB
 (``formats.select_sql``) into staging rows outside the app's write lock (``stage``), and swaps them
 in as the dataset in one short transaction (``Database.replace_dataset``). Rows that cannot be
 loaded are kept aside with their reason and raw text; pairs with an empty side are loaded and
@@ -22,7 +22,7 @@ from typing import Callable
 import duckdb
 import pyarrow as pa
 
-from .. import formats
+from .. import formats, formats_multi
 from ..names import InvalidName, check_dataset_name, slug
 from ..store import Database, DatasetInfo
 from ..text import first_line
@@ -179,7 +179,7 @@ def ingest(db: Database, source: str, name: str | None = None, split: str | None
         report(0.05, f"found {rows.num_rows:,} rows; detecting format")
         columns = {f.name: f.type for f in rows.schema}
         try:
-            plan = formats.detect(columns, _sample(rows.head(20)), mapping=mapping, max_chars=max_chars)
+            plan = formats_multi.detect_any(columns, _sample(rows.head(20)), mapping=mapping, max_chars=max_chars)
         except formats.FormatError as err:
             raise IngestError(f"{source}: {err}") from None
         columns |= {"__row": pa.int64()}

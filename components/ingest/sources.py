@@ -1,8 +1,8 @@
 """Sources -> Arrow rows: local files and folders, ``save_to_disk`` folders, Hub dataset ids.
 
-JSON Lines and JSON arrays are read row by row in bytes first (``jsonrows``), gzip is decompressed
-here so that a broken stream is reported with its place, parquet is read by Arrow a batch at a time
-(``ParquetRows``: only one batch is in memory, whatever the file's size), and CSV, ``save_to_disk``
+JSON Lines and JSON arrays are streamed (``jsonstream``: decompressed a few megabytes at a time, the
+size cap enforced on the way, parsed a batch at a time by ``jsonrows``), parquet is read by Arrow a
+batch at a time (``ParquetRows``: only one batch is in memory, whatever the file's size), and CSV, ``save_to_disk``
 folders and the Hub go through ``datasets``. Every source comes back as rows that give their
 schema, their count, their first rows and then batches numbered by ``__row`` (``TableRows`` for an
 Arrow table already in memory). Whatever must be written on the way
@@ -12,14 +12,11 @@ owner's process id, so that folders a killed process left behind are recognized 
 
 from __future__ import annotations
 
-import codecs
 import os
 import re
 import shutil
 import tempfile
 import time
-import zlib
-from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
@@ -27,14 +24,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..text import first_line
-from . import jsonrows
+from . import jsonrows, jsonstream
+from .jsonstream import nothing_loads  # noqa: F401  (part of this module's interface)
 
 EXTENSIONS = {
     ".jsonl": "json", ".json": "json", ".jsonl.gz": "json", ".json.gz": "json", ".ndjson": "json",
     ".parquet": "parquet", ".csv": "csv", ".csv.gz": "csv",
 }
-GZIP_MAGIC = b"\x1f\x8b"
-_NOT_SPACE = re.compile(rb"\S")
 SCRATCH_PREFIX = ".studio-ingest-"
 _SCRATCH = re.compile(r"\.?studio-ingest-(\d+)-\w+")
 _LEGACY = re.compile(r"studio-ingest-\w{8}")  # older versions' folders in /dev/shm, without a process id
@@ -71,41 +67,6 @@ def data_files(path: Path) -> tuple[str, list[Path]]:
     return readers.pop(), files
 
 
-# -- bytes ----------------------------------------------------------------------------------------
-
-
-def read_bytes(path: Path, chunk: int = 1 << 20) -> bytes:
-    """The file's bytes, gunzipped when they are gzip (by content, whatever the name says).
-
-    A truncated or corrupt gzip stream raises IngestError naming the file, the compressed byte where
-    it broke and how many lines came out before.
-    """
-    raw = path.read_bytes()
-    if not raw.startswith(GZIP_MAGIC):
-        return raw
-    out: list[bytes] = []
-    pos = 0
-    while pos < len(raw) and raw[pos:pos + 2] == GZIP_MAGIC:  # one gzip member after another
-        stream = zlib.decompressobj(wbits=31)
-        at = pos
-        try:
-            while at < len(raw) and not stream.eof:
-                out.append(stream.decompress(raw[at:at + chunk]))
-                at += chunk
-        except zlib.error as err:
-            raise _broken(path, at, len(raw), out, f"corrupt ({first_line(err)})") from None
-        if not stream.eof:
-            raise _broken(path, len(raw), len(raw), out, "truncated (the file ends inside the gzip stream)")
-        pos = len(raw) - len(stream.unused_data)
-    return b"".join(out)
-
-
-def _broken(path: Path, at: int, size: int, out: list[bytes], what: str) -> IngestError:
-    lines = sum(part.count(b"\n") for part in out)
-    return IngestError(f"{path}: the gzip data is {what} near byte {min(at, size):,} of {size:,}, "
-                       f"after {lines:,} complete lines")
-
-
 # -- readers --------------------------------------------------------------------------------------
 
 
@@ -115,51 +76,13 @@ def max_row_bytes(max_chars: int) -> int:
     return 8 * max_chars + (1 << 20)
 
 
-def read_json(files: list[Path], max_chars: int) -> pa.Table:
-    """JSON Lines or JSON array files as one table (rows in file order, bad rows marked)."""
-    items: list[bytes] = []
-    utf8, multiline = True, False
-    for f in files:
-        data = read_bytes(f)
-        if data.startswith(codecs.BOM_UTF8):  # written by some Windows tools; not part of the first row
-            data = data[len(codecs.BOM_UTF8):]
-        first = _NOT_SPACE.search(data)
-        if first is None:
-            if len(files) == 1:
-                raise IngestError(f"{f}: empty file")
-            continue
-        if data[first.start()] == ord("["):
-            try:
-                items += jsonrows.split_array(data)
-                multiline = True
-            except jsonrows.JsonSourceError as err:
-                raise IngestError(f"{f}: {err}") from None
-        else:
-            items += jsonrows.split_lines(data)
-        utf8 = utf8 and jsonrows.is_utf8(data)
-    if not items:
-        raise IngestError(f"{files[0] if len(files) == 1 else files[0].parent}: empty file")
+def read_json(files: list[Path], max_chars: int, scratch: Path) -> jsonstream.JsonRows:
+    """JSON Lines or JSON array files as rows (in file order, bad rows marked), read as a stream: the
+    size cap holds while decompressing, and only one batch is parsed in memory at a time."""
     try:
-        table = jsonrows.rows_table(items, max_bytes=max_row_bytes(max_chars), multiline=multiline, utf8=utf8)
+        return jsonstream.JsonRows(files, max_row_bytes(max_chars), scratch)
     except jsonrows.JsonSourceError as err:
-        raise IngestError(f"{files[0]}: {err}") from None
-    if "__problem" in table.column_names and table.column("__problem").null_count == 0:
-        reasons = Counter(table.column("__problem").to_pylist())
-        if jsonrows.not_json(reasons):
-            what = "no element of the array is" if multiline else "no line is"
-            raise IngestError(f"{files[0]}: not JSON lines ({what} a JSON object)")
-        raise IngestError(f"{files[0]}: {nothing_loads(table.num_rows, reasons)}")
-    return table
-
-
-def nothing_loads(rows: int, reasons: dict[str, int]) -> str:
-    """Why an ingest loads nothing, in one line.
-
-    >>> nothing_loads(3, {"nested too deep": 2, "too long": 1})
-    'none of the 3 rows can be loaded (2 nested too deep, 1 too long)'
-    """
-    counts = ", ".join(f"{n:,} {reason}" for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
-    return f"none of the {rows:,} rows can be loaded ({counts})"
+        raise IngestError(str(err)) from None
 
 
 BATCH_BYTES = 512 << 20
@@ -276,7 +199,7 @@ def load_source(source: str, split: str | None, config: str | None, max_chars: i
             return TableRows(table), split
         reader, files = data_files(path)
         if reader == "json":
-            return TableRows(read_json(files, max_chars)), split or "train"
+            return read_json(files, max_chars, scratch), split or "train"
         if reader == "parquet":
             return read_parquet(files), split or "train"
         return TableRows(_csv(path, files, scratch)), split or "train"

@@ -7,6 +7,7 @@ import concurrent.futures
 import html
 import math
 import os
+import threading
 import time
 import weakref
 from dataclasses import asdict, dataclass, field as dataclass_field, replace
@@ -16,14 +17,14 @@ from urllib.parse import urlencode
 from ..store import Database
 from . import numbers
 from .background import describe_pending
-from .details import RecordFacts, record_facts
+from .details import CARDS, RecordFacts, record_facts
 from .errors import IndexNotReady, SearchError
 from . import total
 from .filters import Filters, combine, filter_clauses
 from .highlight import Marker, highlight, matched_fields_and_terms, stems
-from .index import IndexStatus, index_statuses, open_searcher
-from .java import java, java_message, locked
-from .query import FIELDS, ParsedQuery, parse_query
+from .index import IndexStatus, exitable_searcher, index_statuses, open_searcher
+from .java import TOO_MANY_CLAUSES, TOO_MANY_TERMS, budget_ms, java, java_message, locked, over_budget
+from .query import FIELDS, ParsedQuery, costly_parts, parse_query
 
 
 @dataclass
@@ -192,14 +193,37 @@ def page(searcher, query, clauses: list[tuple[str, object]], offset: int, k: int
     return total.exact_total(searcher, query, clauses), top(searcher, query, clauses, offset, k)
 
 
-@locked
+COSTLY = threading.Semaphore(1)
+"""Held by the one search with wildcards, fuzzy words or regular expressions that may queue for Java
+at a time: a plain search waits behind at most one of them (at most its time budget), however many
+people send costly queries at once."""
+COSTLY_WAIT_S = 5.0
+
+
 def search(db: Database, datasets: Sequence[str] | str, query: str, field: str = "contents", mode: str = "words",
            k: int = 10, offset: int = 0, filters: Filters | None = None, snippets: bool = True,
            partial: bool = False) -> Results:
     """Search ``datasets`` for ``query``: the hits ranked offset+1 .. offset+k and the total that
     matches (both after ``filters``), with highlighted snippets, the side and speaker each comes
     from, and the record's ratings and judgments. With ``partial``, datasets whose index is not
-    ready are left out (``Results.skipped`` says why) as long as one is."""
+    ready are left out (``Results.skipped`` says why) as long as one is.
+
+    Every search has a time budget (``java.budget_ms``); a query with wildcards, fuzzy words or
+    regular expressions also waits for its turn among such queries (``COSTLY``)."""
+    if mode != "lucene" or not costly_parts(query):
+        return _search(db, datasets, query, field, mode, k, offset, filters, snippets, partial)
+    if not COSTLY.acquire(timeout=COSTLY_WAIT_S):
+        raise SearchError("the server is busy with other searches that use wildcards, fuzzy words or regular "
+                          "expressions: try again in a moment, or search plain words")
+    try:
+        return _search(db, datasets, query, field, mode, k, offset, filters, snippets, partial)
+    finally:
+        COSTLY.release()
+
+
+@locked
+def _search(db: Database, datasets: Sequence[str] | str, query: str, field: str, mode: str, k: int, offset: int,
+            filters: Filters | None, snippets: bool, partial: bool) -> Results:
     J = java()  # starting Java (the first search of a process) is not part of the search's time
     started = time.perf_counter()
     filters = filters or Filters()
@@ -214,6 +238,13 @@ def search(db: Database, datasets: Sequence[str] | str, query: str, field: str =
         return Results([], 0, offset, k, time.perf_counter() - started, **done)
     _check_numbers(statuses, filters)
     searcher = open_searcher(statuses)
+    warm = id(searcher) in _WARM  # else Lucene loads its classes and the index's files during this search
+    # the clock starts now: a stranger's query may not hold Java long
+    timeout = J.QueryTimeoutImpl(budget_ms() * (1 if warm else COLD_FACTOR))
+    cached = searcher
+    if parsed.expanding:
+        searcher = exitable_searcher(statuses, timeout)
+    searcher.setTimeout(timeout)
     try:
         clauses = filter_clauses(db, names, filters)
         found = top(searcher, parsed.lucene, clauses, offset, k)
@@ -223,13 +254,30 @@ def search(db: Database, datasets: Sequence[str] | str, query: str, field: str =
         # long. On a small one the count is short and handing the GIL back and forth costs more.
         aside = total.size(searcher) >= READ_WHILE_COUNTING
         documents = {st.dataset for st in statuses if st.kind == "documents"}
-        pending = _read_records(db, hits, searcher, parsed, aside, documents) if snippets and hits else None
+        copies = {st.dataset: os.path.join(st.path, CARDS) for st in statuses}
+        pending = _read_records(db, hits, searcher, parsed, aside, documents, copies) if snippets and hits else None
         count = total.exact_total(searcher, parsed.lucene, clauses)
+        if searcher.timedOut():  # Lucene stopped scoring at the budget: the page would be partial
+            raise SearchError(over_budget(parsed.expanding))
         if pending is not None:
             _add_snippets(hits, *pending)
     except J.JavaException as err:
-        raise SearchError(f"the search failed: {java_message(err)}") from None
+        message = java_message(err)
+        if message == TOO_MANY_CLAUSES and parsed.expanding:
+            message = TOO_MANY_TERMS
+        raise SearchError(message if message in (TOO_MANY_TERMS, TOO_MANY_CLAUSES, over_budget(True)) else
+                          f"the search failed: {message}") from None
+    finally:
+        searcher.setTimeout(None)  # the cached searcher serves other calls without a budget of this one
+    _WARM.add(id(cached))
     return Results(hits, count, offset, k, time.perf_counter() - started, **done)
+
+
+_WARM: set[int] = set()
+"""The searchers (by id) that have answered a search in this process."""
+COLD_FACTOR = 20
+"""The first search on a searcher gets this many times the budget: a cold JVM's first search spent
+most of a second loading Lucene's classes and the index's files (a 14-document index, a fresh CLI)."""
 
 
 def _check_numbers(statuses: list[IndexStatus], filters: Filters) -> None:
@@ -249,10 +297,11 @@ READ_WHILE_COUNTING = 2_000_000
 
 
 def _read_records(db: Database, hits: list[Hit], searcher, query: ParsedQuery, aside: bool,
-                  documents: set[str]):
-    """Start reading what the snippets of ``hits`` need from the database (on a worker thread when
-    ``aside``, else now); the marker of the query's matched words and the future of
-    {(dataset, row): RecordFacts}."""
+                  documents: set[str], cards: dict[str, str] | None = None):
+    """Start reading what the snippets of ``hits`` need (from the indexes' ``cards`` copies, {dataset:
+    path}, else the database; on a worker thread when ``aside``, else now); the marker of the query's
+    matched words and the future of {(dataset, row): RecordFacts}."""
+    cards = cards or {}
     # Words matched in the searched field, and in any field a Lucene query names explicitly
     matched = {(f, t) for f, t in matched_fields_and_terms(searcher, query) if f in FIELDS}
     marker = Marker(t for _, t in matched)
@@ -265,7 +314,8 @@ def _read_records(db: Database, hits: list[Hit], searcher, query: ParsedQuery, a
         facts: dict[tuple[str, int], RecordFacts] = {}
         for dataset in dict.fromkeys(h.dataset for h in hits):
             rows = [h.row for h in hits if h.dataset == dataset]
-            for row, fact in record_facts(db, dataset, rows, looked, dataset in documents).items():
+            for row, fact in record_facts(db, dataset, rows, looked, dataset in documents,
+                                          cards=cards.get(dataset)).items():
                 if sides and any(s.side in sides for s in fact.segments):
                     fact.segments = [s for s in fact.segments if s.side in sides]
                 facts[(dataset, row)] = fact

@@ -78,6 +78,9 @@ def _bound(name: str, v) -> float | None:
         raise SearchError(f"the {name} bound {v!r} is not a number") from None
     if math.isnan(x):
         raise SearchError(f"the {name} bound is not a number")
+    if math.isinf(x) or abs(x) > 4e12:  # 1e309 reads as infinity
+        raise SearchError(f"the {name} bound {v} is out of range: use a number between -4e12 and 4e12, "
+                          "or leave that end empty")
     return x
 
 

@@ -14,19 +14,20 @@ from __future__ import annotations
 import json
 import math
 import os
-import queue
 import re
 import shutil
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 from ..names import InvalidName, check_dataset_name
 from ..store import DEFAULT_DB, Database
 from ..text import utc_now
 from . import numbers, total
+from .details import CARDS, forget_cards, write_cards
+from .feed import ahead, documents
 from .errors import IndexNotReady, SearchError
 from .java import LOCK, java, java_message, locked
 from .query import FIELDS
@@ -105,50 +106,6 @@ def _save(db: Database, summary: "BuildSummary", built_at, numeric_fields: dict)
             summary.version, built_at, json.dumps(numeric_fields)])
 
     db.write(run)
-
-
-_EMPTY_FIELD = r',"(?:prompt|chosen|rejected|final|[nm]_[A-Za-z0-9_]+)":""'
-"""A field left empty (a document's sides, a number a row lacks) is left out of the JSON: indexing an
-empty field still costs the analyzer a pass (a fifth of the build of a documents dataset). Inside a
-JSON string every quote is escaped, so the pattern only ever meets a key."""
-
-
-def documents(db: Database, dataset: str, metadata_fields: dict[str, str], batch_rows: int = 20_000) -> Iterator[list[str]]:
-    """The rows of ``dataset`` as JSON documents for the indexer, ``batch_rows`` at a time.
-
-    Each document has the Lucene ``id`` ``DATASET/ROW`` (the row zero-padded, so that ties in
-    score sort in source order), the text fields ``contents`` (everything), ``prompt``,
-    ``chosen``, ``rejected`` and ``final`` (the last user turn and the last turn of each
-    response), and the range-filter fields
-    (``numbers.BUILTIN_SQL``, and one per entry of ``metadata_fields``: {field: metadata column}),
-    each holding its number as one sortable token (``numbers.number_sql``).
-    """
-    exprs = dict(numbers.BUILTIN_SQL) | {f: numbers.metadata_sql(c) for f, c in metadata_fields.items()}
-    keys = ", ".join(f"'{name}': {numbers.number_sql(expr)}" for name, expr in exprs.items())
-    sql = f"""
-        WITH r AS (
-            SELECT row, text, score_chosen, score_rejected, metadata,
-                   nullif(array_to_string(list_transform(prompt, lambda m: m.content), '\n\n'), '') AS p,
-                   nullif(array_to_string(list_transform(chosen, lambda m: m.content), '\n\n'), '') AS c,
-                   nullif(array_to_string(list_transform(rejected, lambda m: m.content), '\n\n'), '') AS rj,
-                   concat_ws('\n\n', list_filter(prompt, lambda m: m.role = 'user')[-1].content,
-                             chosen[-1].content, rejected[-1].content) AS fin
-            FROM records WHERE dataset = $dataset
-        ), d AS (
-            SELECT *, concat_ws('\n\n', nullif(text, ''), p, c, rj) AS contents FROM r
-        )
-        SELECT regexp_replace(to_json({{
-            'id': $dataset || '/' || lpad(row::VARCHAR, 12, '0'),
-            'contents': contents, 'prompt': coalesce(p, ''), 'chosen': coalesce(c, ''),
-            'rejected': coalesce(rj, ''), 'final': fin, {keys}
-        }})::VARCHAR, '{_EMPTY_FIELD}', '', 'g') AS doc
-        FROM d"""  # in the table's order, which is row order; sorting 10M rows first cost 8 s and 5 GB
-    cur = db.cursor().cursor()  # its own cursor: the stream stays open while the caller queries
-    try:
-        for batch in cur.sql(sql, params={"dataset": dataset}).to_arrow_reader(batch_rows):
-            yield batch.column(0).to_pylist()
-    finally:
-        cur.close()
 
 
 # -- statuses -------------------------------------------------------------------------------------
@@ -263,48 +220,6 @@ class BuildSummary:
         return asdict(self)
 
 
-def _ahead(batches: Iterator[list[str]], depth: int = 2) -> Iterator[list[str]]:
-    """``batches``, read ``depth`` ahead on a thread of its own: the database writes the next batch
-    of documents while Lucene indexes this one, so the indexing threads never wait for it. Leaving
-    the loop early stops the reader (and closes its cursor)."""
-    ready: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    end = object()
-
-    def read() -> None:
-        try:
-            for batch in batches:
-                while not stop.is_set():
-                    try:
-                        ready.put(batch, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    break
-        except BaseException as err:  # handed to the loop, raised there
-            ready.put(err)
-        finally:
-            batches.close()
-            ready.put(end)
-
-    reader = threading.Thread(target=read, name="index-documents", daemon=True)
-    reader.start()
-    try:
-        while (item := ready.get()) is not end:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while reader.is_alive():  # let it see the stop and finish its put
-            try:
-                ready.get(timeout=0.1)
-            except queue.Empty:
-                pass
-        reader.join()
-
-
 def build_index(db: Database, dataset: str, k1: float = DEFAULT_K1, b: float = DEFAULT_B,
                 progress: Progress | None = None, batch_rows: int = 20_000, threads: int = 2) -> BuildSummary:
     """Build (or rebuild) the index of ``dataset`` from its rows in ``db``; record it in the database.
@@ -339,7 +254,7 @@ def build_index(db: Database, dataset: str, k1: float = DEFAULT_K1, b: float = D
         _bulk_settings(J, indexer)
     done = 0
     try:
-        for batch in _ahead(documents(db, dataset, metadata, batch_rows)):
+        for batch in ahead(documents(db, dataset, metadata, batch_rows)):
             with LOCK:
                 indexer.add_batch_raw(batch)
             done += len(batch)
@@ -353,6 +268,12 @@ def build_index(db: Database, dataset: str, k1: float = DEFAULT_K1, b: float = D
         raise
     with LOCK:
         indexer.close()
+    try:
+        write_cards(db, dataset, work / CARDS)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    with LOCK:
         reader = J.DirectoryReader.open(J.FSDirectory.open(J.Paths.get(str(work))))
         count = reader.numDocs()
         reader.close()
@@ -402,7 +323,8 @@ _SEARCHERS: dict[tuple, object] = {}  # IndexSearchers by (their readers' keys, 
 
 
 def _close_readers(path: str) -> None:
-    """Close the readers of ``path`` and forget its searchers (before a rebuild replaces it)."""
+    """Close the readers of ``path`` and forget its searchers and card copy (before a rebuild replaces it)."""
+    forget_cards(path)
     for key in [k for k in _SEARCHERS if any(part[0] == path for part in k[0])]:
         _forget_searcher(key)
     for key in [k for k in _READERS if k[0] == path]:
@@ -483,4 +405,21 @@ def open_searcher(statuses: Sequence[IndexStatus]):
         if len(_SEARCHERS) > 32:
             _forget_searcher(next(iter(_SEARCHERS)))
         _SEARCHERS[key] = searcher
+    return searcher
+
+
+def exitable_searcher(statuses: Sequence[IndexStatus], timeout):
+    """A searcher like ``open_searcher``'s whose readers stop enumerating terms once ``timeout``
+    (a Lucene ``QueryTimeout``) says so: the rewrite of a wildcard, fuzzy word or regular expression
+    walks the term dictionary before any document is scored, which the searcher's own timeout does
+    not see. Made per search (a few Java calls); it shares the cached readers and query cache."""
+    J = java()
+    k1, b = statuses[0].k1, statuses[0].b
+    readers = [J.cast("org.apache.lucene.index.IndexReader", J.ExitableDirectoryReader.wrap(
+        J.cast("org.apache.lucene.index.DirectoryReader", _reader(s.path, s.built_at)), timeout)) for s in statuses]
+    top = readers[0] if len(readers) == 1 else J.cast("org.apache.lucene.index.IndexReader",
+                                                      J.MultiReader(readers, False))
+    searcher = J.IndexSearcher(top)
+    searcher.setSimilarity(J.BM25Similarity(float(k1), float(b)))
+    searcher.setQueryCache(J.query_cache)
     return searcher

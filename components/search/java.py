@@ -103,6 +103,9 @@ class _Java:
         "TermInSetQuery": "org.apache.lucene.search.TermInSetQuery",
         "QueryVisitor": "org.apache.lucene.search.QueryVisitor",
         "TopTermsRewrite": "org.apache.lucene.search.MultiTermQuery$TopTermsScoringBooleanQueryRewrite",
+        "MultiTermQuery": "org.apache.lucene.search.MultiTermQuery",
+        "QueryTimeoutImpl": "org.apache.lucene.index.QueryTimeoutImpl",
+        "ExitableDirectoryReader": "org.apache.lucene.index.ExitableDirectoryReader",
         "BytesRef": "org.apache.lucene.util.BytesRef",
         "FixedBitSet": "org.apache.lucene.util.FixedBitSet",
         "ScoreMode": "org.apache.lucene.search.ScoreMode",
@@ -178,7 +181,37 @@ def java() -> _Java:
 
 
 def java_message(err: BaseException) -> str:
-    """The first line of a Java exception's own message."""
+    """The first line of a Java exception's own message, or one line of ours for the limits a
+    stranger's query can run into (Lucene's clause limit, the search's time budget)."""
     text = getattr(err, "innermessage", None) or str(err)
     text = str(text).strip().splitlines()[0] if str(text).strip() else type(err).__name__
-    return text.removeprefix("JVM exception occurred: ")
+    text = text.removeprefix("JVM exception occurred: ")
+    said = f"{getattr(err, 'classname', '') or ''} {text}"
+    if any(m in said for m in ("TooManyClauses", "too many boolean clauses", "maxClauseCount is set to")):
+        return TOO_MANY_CLAUSES
+    if any(m in said for m in ("ExitingReaderException", "TimeExceeded", "took too long to iterate")):
+        return over_budget()
+    return text
+
+
+TOO_MANY_CLAUSES = ("the query has more than 1,024 words or terms, Lucene's limit: shorten it, or search "
+                    "fewer words at a time")
+BUDGET_ENV = "STUDIO_SEARCH_BUDGET_MS"
+DEFAULT_BUDGET_MS = 500
+TOO_MANY_TERMS = ("the query's wildcards, fuzzy words or regular expressions stand for more than 1,024 terms of "
+                  "the index, Lucene's limit: make them narrower")
+
+
+def budget_ms() -> int:
+    """The time one search may take (``$STUDIO_SEARCH_BUDGET_MS``, default 500 ms): every search
+    runs holding the Java lock, so this is also the longest one user's query can hold up another's."""
+    try:
+        return max(10, int(os.environ.get(BUDGET_ENV, DEFAULT_BUDGET_MS)))
+    except ValueError:
+        return DEFAULT_BUDGET_MS
+
+
+def over_budget(expanding: bool = True) -> str:
+    why = ("wildcards, fuzzy words or regular expressions that match this much of the index cost too much; "
+           "make them narrower") if expanding else "a query this broad costs too much; search fewer or rarer words"
+    return f"the search was stopped after {budget_ms() / 1000:g} s, its time budget: {why}"

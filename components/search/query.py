@@ -38,6 +38,7 @@ class ParsedQuery:
     field: str
     mode: str
     ignored: list[str] = field(default_factory=list)  # Lucene operators plain words took as words
+    expanding: bool = False  # has wildcards, prefixes, fuzzy words, regular expressions or ranges
 
     @locked
     def expanded(self, rewrite):
@@ -65,17 +66,47 @@ def parse_query(text: str, field_name: str = "contents", mode: str = "words", qu
     if not text:
         raise SearchError("type something to search for")
     if mode == "words":
-        return _plain_words(J, text, field_name, quotes_and_fields)
+        try:
+            return _plain_words(J, text, field_name, quotes_and_fields)
+        except J.JavaException as err:  # more words than Lucene's clause limit
+            raise QuerySyntaxError(java_message(err)) from None
+    costly = len(costly_parts(text))
+    if costly > MAX_COSTLY_PARTS:  # before the parser compiles each one
+        raise QuerySyntaxError(f"the query has {costly:,} wildcards, fuzzy words, ranges or regular "
+                               f"expressions; at most {MAX_COSTLY_PARTS} are searched at once")
     parser = J.QueryParser(field_name, J.analyzer)  # a parser is not thread-safe: one per query
+    # a wildcard, prefix, range or regular expression becomes one clause per term it matches, up to
+    # Lucene's limit of 1,024 clauses: past it the query is refused at once (TooManyClauses), without
+    # walking the rest of the term dictionary
+    parser.setMultiTermRewriteMethod(J.MultiTermQuery.CONSTANT_SCORE_BOOLEAN_REWRITE)
     try:
         query = parser.parse(text)
     except J.JavaException as err:
         raise QuerySyntaxError(java_message(err)) from None
-    unknown = sorted(fields_of(query) - set(FIELDS))
+    kinds: set[str] = set()
+    unknown = sorted(fields_of(query, kinds) - set(FIELDS))
     if unknown:
         raise QuerySyntaxError(f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
                                f"in {text!r} (fields: {', '.join(FIELDS)})")
-    return ParsedQuery(query, text, field_name, mode)
+    return ParsedQuery(query, text, field_name, mode, expanding=bool(kinds & EXPANDING))
+
+
+EXPANDING = {"WildcardQuery", "PrefixQuery", "RegexpQuery", "FuzzyQuery", "TermRangeQuery", "AutomatonQuery"}
+"""Queries that stand for many terms of the index: their term walk gets the search's time budget."""
+
+
+MAX_COSTLY_PARTS = 64
+_COSTLY = re.compile(r'/(?:[^/\\]|\\.)+/|[^\s()"]*(?<!\\)[*?][^\s()"]*|[^\s()"]+~[\d.]*|[\[{][^\]}]* TO [^\]}]*[\]}]')
+
+
+def costly_parts(text: str) -> list[str]:
+    """The parts of a Lucene query that stand for many terms (regular expressions, wildcards, fuzzy
+    words, ranges), found in its text before any parsing.
+
+    >>> costly_parts('pyth* AND /.*x.*/ roam~1 year:[2000 TO 2010] "a phrase" plain')
+    ['pyth*', '/.*x.*/', 'roam~1', '[2000 TO 2010]']
+    """
+    return _COSTLY.findall(text or "")
 
 
 # a piece of plain words: field:"a phrase", field:word, "a phrase" or a word
@@ -163,13 +194,16 @@ _NESTED = {  # queries that hold queries: how to reach them
 
 
 @locked
-def fields_of(query) -> set[str]:
-    """The fields a parsed Lucene query names (a ``field:`` prefix the parser takes as it is)."""
+def fields_of(query, kinds: set[str] | None = None) -> set[str]:
+    """The fields a parsed Lucene query names (a ``field:`` prefix the parser takes as it is); the
+    simple class names of its queries are added to ``kinds`` when given."""
     J = java()
     out: set[str] = set()
 
     def walk(q) -> None:
         name = q.getClass().getName()
+        if kinds is not None:
+            kinds.add(name.rpartition(".")[2])
         q = J.cast(name, q)
         nested = _NESTED.get(name.rpartition(".")[2])
         if nested:

@@ -67,7 +67,7 @@ def open_row(db: Database, name: str | None, row: int) -> dict:
              "metadata": {}, "link": ""}
     info = db.dataset(name) if name else None
     if info is None:
-        return empty | {"title": "Pick a dataset to browse."}
+        return empty | {"title": f"No dataset named **{escape(name)}**." if name else "Pick a dataset to browse."}
     rec = db.record(name, row)
     if rec is None:
         return empty | {"title": f"Row {row} is not in **{escape(name)}** (rejected at ingest, or past the end)."}
@@ -101,7 +101,7 @@ def build(studio: Studio) -> None:
     with gr.Tab("Browse", id=TAB_ID):
         with gr.Row():
             dataset = gr.Dropdown(label="Dataset", choices=dataset_choices(db), value=None, scale=3,
-                                  elem_id="browse-dataset")
+                                  allow_custom_value=True, elem_id="browse-dataset")  # the API: any loaded name
             refresh = gr.Button("↻ Refresh list", scale=0, size="sm")
         summary = gr.Markdown(elem_id="browse-summary")
         table = gr.Dataframe(headers=COLUMNS["pairs"][0], interactive=False, wrap=True, elem_id="browse-table",

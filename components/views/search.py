@@ -258,8 +258,10 @@ def build(studio: Studio) -> None:
             go = gr.Button("Search", variant="primary", scale=0, min_width=110, elem_id="search-go")
         error = gr.HTML(elem_id="search-error")
         with gr.Row():
+            # allow_custom_value: the API takes a dataset loaded after the page was built (the names
+            # are checked against the catalogue on every search)
             datasets = gr.Dropdown(label="Datasets", choices=everything, value=ready, multiselect=True, scale=4,
-                                   elem_id="search-datasets")
+                                   allow_custom_value=True, elem_id="search-datasets")
             studio.follow(datasets, lambda: searchable_choices(db)[0])
             field = gr.Dropdown(label="Field", choices=FIELD_CHOICES, value="contents", scale=1, elem_id="search-field")
             mode = gr.Radio(label="Mode", choices=MODE_CHOICES, value="words", scale=2, elem_id="search-mode")
