@@ -9,7 +9,8 @@ import pytest
 
 from helpers import run_cli, shared_file, write_pairs
 
-from components import insights, labels
+from components import insights, labels, triage
+from components.views import stats as stats_view
 from components.ingest import ingest
 
 
@@ -64,7 +65,7 @@ def test_length_histogram_bins_lead_to_exactly_their_rows(db, tmp_path):
     # a bar is also a labeling queue of exactly its pairs (the Statistics tab links to it)
     from components import labels
 
-    assert sorted(labels.open_queue(db, "p", "bin", "margin_nonpositive").rows) == margin
+    assert sorted(triage.open_queue(db, "p", "bin", "margin_nonpositive").rows) == margin
 
 
 def test_planted_exact_and_near_duplicates_are_found(db, tmp_path):
@@ -170,6 +171,18 @@ def test_contamination_finds_planted_prompts_above_template_overlaps(db, tmp_pat
     ingest(db, str(out), name="clean")
     kept = [db.record("clean", i)["prompt"][0]["content"] for i in range(4)]
     assert kept == [train[i]["prompt"][0]["content"] for i in (2, 3, 4, 5)]
+
+    # "Label the suspects": the queue holds exactly the rows at or above the threshold, copies first
+    q = insights.suspects_query(["ev"], 8, "prompt", 0.9)
+    assert triage.open_queue(db, "tr", "contamination", q).rows == [0, 1, 6]
+    assert sorted(triage.open_queue(db, "tr", "contamination", insights.suspects_query(["ev"], 8, "prompt", 0.0)).rows) \
+        == [0, 1, 2, 3, 4, 6]
+    labels.add_label(db, "tr", 0, "rejected", "ann")
+    assert triage.next_in_queue(db, "tr", "ann", "contamination", q) == 1
+    html = stats_view.contamination_html(db, result, 0.9, 1000)
+    assert "Label the 3 suspects at score ≥ 0.90" in html and "queue=contamination" in html
+    with pytest.raises(labels.LabelError, match="names its check"):
+        triage.open_queue(db, "tr", "contamination", "{not json")
 
 
 def test_contamination_rejects_bad_requests_in_one_line(demo_db):

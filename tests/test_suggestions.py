@@ -11,7 +11,8 @@ import pytest
 from components import labels
 from components.ingest import ingest
 from components.labels import LabelError
-from components.labels.queues import next_in_queue, open_queue, score_rows
+from components.labels.queues import open_queue, score_rows
+from components.triage import next_in_queue
 from components.store import Database
 
 from helpers import write_pairs

@@ -7,8 +7,12 @@
 the statistics as plotly figures.
 """
 
-from .contamination import ContaminationError, Match, Result, describe, export_clean, find_contamination, highlight
+from .contamination import (
+    ContaminationError, Match, Result, describe, export_clean, find_contamination, highlight, suspect_rows,
+    suspects_query,
+)
 from .stats import UNITS, BinRows, StatsError, dataset_stats, load_tokenizer, rows_for
 
 __all__ = ["ContaminationError", "Match", "Result", "describe", "export_clean", "find_contamination", "highlight",
+           "suspect_rows", "suspects_query",
            "UNITS", "BinRows", "StatsError", "dataset_stats", "load_tokenizer", "rows_for"]

@@ -19,6 +19,7 @@ every row with every row), but they count in the score of a candidate found othe
 from __future__ import annotations
 
 import html
+import json
 import time
 import unicodedata
 from dataclasses import asdict, dataclass, field
@@ -292,3 +293,41 @@ def describe(result: Result, show: int = 20) -> str:
     if len(result.matches) > show:
         lines.append(f"  ... {len(result.matches) - show:,} more (--json for all)")
     return "\n".join(lines)
+
+
+def suspects_query(against: list[str], n: int, fld: str, threshold: float) -> str:
+    """The check behind a "label the suspects" queue, as the text its deep link carries (``q``).
+
+    >>> suspects_query(["evals"], 8, "prompt", 0.5)
+    '{"against":["evals"],"n":8,"field":"prompt","min":0.5}'
+    >>> parse_suspects_query(suspects_query(["a", "b"], 13, "chosen", 0.25))
+    (['a', 'b'], 13, 'chosen', 0.25)
+    """
+    return json.dumps({"against": list(against), "n": int(n), "field": fld, "min": round(float(threshold), 4)},
+                      separators=(",", ":"))
+
+
+def parse_suspects_query(text: str) -> tuple[list[str], int, str, float]:
+    """(against, n, field, threshold) of a ``suspects_query`` text; a malformed one is one line.
+
+    >>> parse_suspects_query('{"n": 8}')
+    Traceback (most recent call last):
+    ...
+    components.insights.contamination.ContaminationError: a suspects queue names its check as {"against": [...], "n": N, "field": F, "min": S}
+    """
+    try:
+        spec = json.loads(text or "")
+        against, n, fld, low = spec["against"], spec["n"], spec["field"], spec["min"]
+        if not (isinstance(against, list) and all(isinstance(a, str) for a in against) and isinstance(n, int)
+                and isinstance(fld, str) and isinstance(low, (int, float)) and 0 <= low <= 1):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        raise ContaminationError('a suspects queue names its check as {"against": [...], "n": N, "field": F, '
+                                 '"min": S}') from None
+    return against, n, fld, float(low)
+
+
+def suspect_rows(db: Database, train: str, query: str) -> list[int]:
+    """Exactly the rows of ``train`` at or above the threshold of the check ``query`` names, best first."""
+    against, n, fld, low = parse_suspects_query(query)
+    return [m.row for m in find_contamination(db, train, against, n=n, fld=fld, threshold=low, limit=None).matches]

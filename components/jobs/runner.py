@@ -96,7 +96,7 @@ def select_rows(db: Database, dataset: str, rows=None, query: str | None = None,
         selection = {"query": query}
     elif queue:
         from ..labels import LabelError
-        from ..labels.queues import open_queue
+        from ..triage import open_queue
 
         try:
             chosen = list(open_queue(db, dataset, queue).rows)

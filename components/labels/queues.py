@@ -28,7 +28,7 @@ from .agreement import disagreements
 from .events import LabelError, check_annotator, check_pairs, label_progress, labeled_rows, majority_labels
 
 QUEUES = {"unlabeled": "Unlabeled (shuffled)", "search": "Search hits", "disagreements": "Disagreements",
-          "empty_side": "Pairs with an empty side", "bin": "A bar of the statistics",
+          "empty_side": "Pairs with an empty side",
           "model_flips": "Model prefers the rejected side", "model_vs_majority": "Model disagrees with the majority",
           "uncertain": "Model least sure first (smallest margin)", "models_disagree": "Two models disagree"}
 SCORE_QUEUES = ("model_flips", "model_vs_majority", "uncertain", "models_disagree")
@@ -153,13 +153,6 @@ def open_queue(db: Database, dataset: str, mode: str = "unlabeled", query: str |
         return search_pairs(db, dataset, query or "")
     if mode == "disagreements":
         return Queue([d["row"] for d in disagreements(db, dataset)])
-    if mode == "bin":  # the pairs behind one bar of the Statistics tab (its key)
-        from .. import insights  # insights reads labels: imported when asked, no cycle
-
-        try:
-            return Queue(insights.rows_for(db, check_pairs(db, dataset).name, query or "", limit=10**7).rows)
-        except insights.StatsError as err:
-            raise LabelError(str(err)) from None
     if mode == "empty_side":  # loaded and flagged at ingest: worth a look before training on them
         return Queue([r[0] for r in db.rows(f"SELECT row FROM records WHERE dataset = ? AND {EMPTY_SIDE_SQL} "
                                             "ORDER BY row", [check_pairs(db, dataset).name])])
@@ -185,16 +178,6 @@ def next_row(db: Database, dataset: Any, annotator: Any) -> int | None:
     info = check_pairs(db, dataset)
     annotator = check_annotator(annotator)
     rows = shuffled_rows(db, info.name)
-    pos = next_unlabeled(rows, labeled_rows(db, info.name, annotator))
-    return None if pos is None else rows[pos]
-
-
-def next_in_queue(db: Database, dataset: Any, annotator: Any, mode: str, query: str | None = None,
-                  model: str | None = None, model2: str | None = None) -> int | None:
-    """The first pair of queue ``mode`` that ``annotator`` has not labeled (None when none is left)."""
-    info = check_pairs(db, dataset)
-    annotator = check_annotator(annotator)
-    rows = open_queue(db, info.name, mode, query, model, model2).rows
     pos = next_unlabeled(rows, labeled_rows(db, info.name, annotator))
     return None if pos is None else rows[pos]
 

@@ -30,7 +30,7 @@ import gradio as gr
 
 from .. import labels
 from ..labels import LabelError
-from ..labels.queues import next_in_queue
+from .. import triage
 from . import agreement, export, project, review
 from . import label as label_screen
 from .common import READONLY_CSS, Studio, as_int, escape, query_params, requires, resolve_dataset
@@ -137,7 +137,7 @@ def open_params(db, params: dict, stored_name: str | None, who, ours: bool = Tru
         dataset = choices[0] if choices else None
     query = (params.get("q") or "") if ours else ""
     mode = (params.get("queue") if ours else None) or ("search" if query else "unlabeled")
-    mode = mode if mode in labels.QUEUES else "unlabeled"
+    mode = mode if mode in triage.QUEUES else "unlabeled"
     row = as_int(params.get("row"), -1) if ours and "row" in params else -1
     state = new_queue(db, dataset, mode, query, name, row if row >= 0 else None,
                       model=params.get("model") if ours else None, model2=params.get("model2") if ours else None)
@@ -286,9 +286,9 @@ def _api(db, mode: str) -> None:
             name = annotator_for(annotator, who) if who.can("annotator") else labels.check_annotator(
                 who.name or annotator)
             if (queue or "unlabeled") != "unlabeled":
-                if queue not in labels.QUEUES:
-                    raise LabelError(f"unknown queue {queue!r}: use one of {', '.join(labels.QUEUES)}")
-                return next_in_queue(db, dataset, name, queue, query or None, model or None, model2 or None)
+                if queue not in triage.QUEUES:
+                    raise LabelError(f"unknown queue {queue!r}: use one of {', '.join(triage.QUEUES)}")
+                return triage.next_in_queue(db, dataset, name, queue, query or None, model or None, model2 or None)
             return labels.next_pair(db, dataset, name, reserve=who.can("annotator"))
         except LabelError as err:
             raise gr.Error(str(err)) from None

@@ -12,7 +12,7 @@ from typing import Any
 
 import gradio as gr
 
-from .. import labels, personas
+from .. import labels, personas, triage
 from ..labels import LabelError
 from ..store import Database
 from .common import as_int, chatbot, escape, requires
@@ -69,7 +69,7 @@ class Controls:
                                   elem_id="cmp-dataset")
             annotator = gr.Textbox(label="Annotator", placeholder="your name (remembered in this browser)", scale=2,
                                    elem_id="cmp-annotator", max_lines=1)
-            queue = gr.Dropdown(label="Queue", choices=[(v, k) for k, v in labels.QUEUES.items()], value="unlabeled",
+            queue = gr.Dropdown(label="Queue", choices=[(v, k) for k, v in triage.QUEUES.items()], value="unlabeled",
                                 scale=2, elem_id="cmp-queue")
             query = gr.Textbox(label="Search words", placeholder="label the pairs that contain these words",
                                visible=False, scale=2, elem_id="cmp-query", max_lines=1)

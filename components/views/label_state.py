@@ -11,7 +11,8 @@ from typing import Any
 from .. import diff, labels
 from ..labels import LabelError
 from ..labels import suggestions
-from ..labels.queues import SCORE_QUEUES
+from .. import triage
+from ..triage import SCORE_QUEUES
 from ..labels.label_schema import flip_choice, flip_grade, label_schema, scale_keys
 from ..labels.ranking import record_responses
 from ..labels.settings import blind_title, is_blind, swapped, unblind
@@ -154,7 +155,7 @@ def new_queue(db: Database, dataset: str | None, mode: str = "unlabeled", query:
         state["message"] = "Pick a dataset of preference pairs."
         return state
     try:
-        queue = labels.open_queue(db, dataset, mode, query, state["model"], state["model2"])
+        queue = triage.open_queue(db, dataset, mode, query, state["model"], state["model2"])
     except LabelError as err:
         state["message"] = f"⚠️ {escape(err)}"
         return state
@@ -173,7 +174,7 @@ def new_queue(db: Database, dataset: str | None, mode: str = "unlabeled", query:
     if not rows:
         state["message"] = {"search": "No pair matches that search.",
                             "disagreements": "No disagreements: no pair has two annotators with different labels."
-                            }.get(mode, "No pair in this queue." if mode in labels.QUEUES and mode != "unlabeled"
+                            }.get(mode, "No pair in this queue." if mode in triage.QUEUES and mode != "unlabeled"
                                   else "This dataset has no pairs.")
     return state
 
@@ -305,7 +306,7 @@ def title_markdown(state: dict) -> str:
     row = current_row(state)
     if row is None:
         return state.get("message") or "No pair to show."
-    queue = labels.QUEUES.get(state["mode"], state["mode"])
+    queue = triage.QUEUES.get(state["mode"], state["mode"])
     if state["mode"] == "search":
         queue += f" for “{escape(state['query'])}” ({state.get('engine') or 'text match'})"
     elif state["mode"] in SCORE_QUEUES:

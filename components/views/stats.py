@@ -21,6 +21,8 @@ from .common import Studio, deep_link, escape, query_params, requires
 TAB_ID = "stats"
 ROWS_SHOWN = 200
 FACETS_SHOWN = 4
+CONTAM_LIMIT = 1000
+"""Matches a check shows at most (the suspects queue and the clean export take them all)."""
 CONTAM_SHOWN = 100
 
 CSS = """
@@ -165,12 +167,26 @@ def rows_html(db: Database, dataset: str, found: insights.BinRows, key: str | No
     return "".join(out)
 
 
-def contamination_html(db: Database, result) -> str:
+def suspects_link(result, threshold: float, limit: int | None) -> str:
+    """"Label the N suspects" of a check: a link to the Compare tab's queue of exactly the rows at or
+    above ``threshold`` (the queue runs the check again, without ``limit``)."""
+    over = sum(1 for m in result.matches if m.score >= threshold)
+    if not over:
+        return f"No row scores {threshold:.2f} or more."
+    more = "+" if limit is not None and len(result.matches) >= limit and result.matches[-1].score >= threshold else ""
+    q = insights.suspects_query(result.against, result.n, result.field, threshold)
+    href = "?" + urlencode({"tab": "compare", "dataset": result.train, "queue": "contamination", "q": q})
+    return (f"<a class='stats-label' id='stats-contam-label' href='{escape(href)}'>Label the {over:,}{more} "
+            f"suspects at score ≥ {threshold:.2f} →</a>")
+
+
+def contamination_html(db: Database, result, threshold: float | None = None, limit: int | None = None) -> str:
     ms = result.matches
+    link = f" {suspects_link(result, threshold, limit)}" if threshold is not None and ms else ""
     head = (f"<p><b>{len(ms):,}</b> rows of {escape(result.train)} ({result.train_rows:,} rows, field "
             f"{escape(result.field)}) share {result.n}-grams with {escape(', '.join(result.against))} "
             f"({result.eval_rows:,} rows) — {result.seconds:.1f} s. Marked: matched words; dotted: words only "
-            "template n-grams cover (shared by several prompts).</p>")
+            f"template n-grams cover (shared by several prompts).{link}</p>")
     if not ms:
         return head
     shown = ms[:CONTAM_SHOWN]
@@ -259,12 +275,13 @@ def build(studio: Studio) -> None:
             return rows_html(db, name, found, key)
 
         @requires("viewer", "reading statistics")
-        def run_check(name, evals, nn, field, _threshold):
+        def run_check(name, evals, nn, field, threshold):
             try:
-                result = insights.find_contamination(db, name, evals or [], n=int(nn or 8), fld=field or "prompt")
+                result = insights.find_contamination(db, name, evals or [], n=int(nn or 8), fld=field or "prompt",
+                                                     limit=CONTAM_LIMIT)
             except (insights.ContaminationError, ValueError, TypeError) as err:
                 return f"<p>❌ {escape(err)}</p>"
-            return contamination_html(db, result)
+            return contamination_html(db, result, float(threshold or 0), CONTAM_LIMIT)
 
         @requires("admin", "exporting the clean subset")
         def run_export(name, evals, nn, field, thr):
