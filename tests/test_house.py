@@ -20,10 +20,11 @@ def _modules() -> dict[str, Path]:
 
 
 def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
-    """The app's modules ``name`` imports when it is imported (module level, not inside functions)."""
+    """The app's modules ``name`` imports anywhere: at module level and inside functions (an import
+    put off until a function runs is still a dependency, and a cycle through it is still a cycle)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
-    for node in ast.parse(path.read_text()).body:
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.level:
             base = package.split(".")
             base = base[: len(base) - (node.level - 1)] if node.level > 1 else base
@@ -33,6 +34,8 @@ def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
                 found.add(sub if sub in modules else target)
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("components"):
             found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("components"))
     return {m for m in found if m in modules and m != name}
 
 
@@ -40,6 +43,14 @@ def test_no_module_is_over_500_lines():
     long = {str(p.relative_to(ROOT)): n for p in COMPONENTS.rglob("*.py")
             if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert long == {}
+
+
+def test_imports_inside_functions_are_counted(tmp_path):
+    """The reader sees an import put off into a function (the way a cycle hides)."""
+    path = tmp_path / "m.py"
+    path.write_text("def f():\n    from .b import g\n    import components.c\n")
+    modules = {"components.a.m": path, "components.a.b": path, "components.c": path}
+    assert _imports("components.a.m", path, modules) == {"components.a.b", "components.c"}
 
 
 def test_no_import_cycles():

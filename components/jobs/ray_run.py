@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import pyarrow as pa
 
-from .runner import JobError, run_step
+from .step import JobError, run_step
 
 PACKAGE = Path(__file__).resolve().parent.parent  # components/: shipped to the cluster's workers
 STARTUP: dict = {}

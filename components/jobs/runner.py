@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from ..store import Database
 from . import record
 from .progress import Progress
-from .step import Step, error_table, ok_rows
+from .step import JobError, Step, ok_rows, run_step
 
 
 _LIVE: dict[str, threading.Event] = {}
@@ -38,10 +38,6 @@ def cancel_job(job_id: str) -> bool:
 
 def running_here() -> list[str]:
     return list(_LIVE)
-
-
-class JobError(Exception):
-    """A job that cannot start or run; its message is one line for the person who started it."""
 
 
 @dataclass
@@ -234,16 +230,6 @@ def _in_process(step: Step, batches: Iterable[pa.Table], cancel: threading.Event
         if cancel.is_set():
             return
         yield run_step(step, batch)
-
-
-def run_step(step: Step, batch: pa.Table) -> pa.Table:
-    """The step on one batch; a step that raises fails each row of the batch with its message."""
-    try:
-        return step(batch)
-    except (KeyboardInterrupt, MemoryError):
-        raise
-    except Exception as err:
-        return error_table(batch["row"].to_pylist(), f"{type(err).__name__}: {err}"[:500])
 
 
 def _write(db: Database, step: Step, job_id: str, started_by: str, dataset: str, version: int, out: pa.Table,

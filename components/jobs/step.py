@@ -65,3 +65,17 @@ def ok_rows(results: pa.Table) -> pa.Table:
     if "error" not in results.column_names:
         return results
     return results.filter(pc.is_null(results["error"]))
+
+
+class JobError(Exception):
+    """A job that cannot start or run; its message is one line for the person who started it."""
+
+
+def run_step(step: Step, batch: pa.Table) -> pa.Table:
+    """The step on one batch; a step that raises fails each row of the batch with its message."""
+    try:
+        return step(batch)
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as err:
+        return error_table(batch["row"].to_pylist(), f"{type(err).__name__}: {err}"[:500])

@@ -30,10 +30,12 @@ from .review import resolve, review_queue, reviewed, reviewed_labels
 from .team import annotator_figures, pairwise_agreement
 from .datasets import delete_dataset, rename_dataset
 from .events import EXTRA_COLUMNS, graded_labels
-from .label_schema import BINARY, check_graded, clean_schema, is_graded, label_schema, scale_keys
+from .label_schema import BINARY, check_graded, clean_schema, is_graded, scale_keys
 from .queues import QUEUES, Queue, next_row, next_unlabeled, open_queue, progress, search_pairs, shuffled_rows
-from .settings import (SETTINGS, blind_title, clean_setting, guidelines_version, is_blind, set_setting, setting,
-                       setting_history, setting_version, swapped, unblind)
+from .settings import (
+    SETTINGS, blind_title, clean_setting, guidelines_version, is_blind, label_schema, set_setting, setting,
+    setting_history, setting_version, swapped, unblind,
+)
 from .settings import settings as project_settings
 
 __all__ = [

@@ -158,7 +158,7 @@ def grade_table(db: Database, dataset: str, annotators: Sequence[str] | None = N
 
 def _ordinal(db: Database, dataset: str, names: list[str]) -> dict:
     """The ordinal figures of a graded dataset (nothing for a binary one)."""
-    from .label_schema import label_schema
+    from .settings import label_schema
     from .ordinal import ordinal_alpha, weighted_kappa
 
     points = label_schema(db, dataset).get("points")

@@ -27,7 +27,6 @@ import json
 import re
 from typing import Any
 
-from ..store import Database
 from .events import LabelError
 from .ordinal import SCALES, OrdinalError, as_preference, check_grade
 
@@ -101,16 +100,6 @@ def clean_schema(value: Any) -> dict:
     return {"overall": "binary" if points is None else f"{points}-point", "points": points,
             "aspects": _names(value.get("aspects"), "aspects", MAX_ASPECTS),
             "reasons": _names(value.get("reasons"), "reasons", MAX_REASONS), "rationale": rationale}
-
-
-def label_schema(db: Database, dataset: str | None) -> dict:
-    """The schema of ``dataset`` now in effect, with its ``version`` (0: never set, the binary default)."""
-    from .settings import setting, setting_version
-
-    if not dataset:
-        return dict(BINARY) | {"version": 0}
-    return clean_schema(setting(db, dataset, "label_schema")) | {"version": setting_version(db, dataset,
-                                                                                           "label_schema")}
 
 
 def is_graded(schema: dict | None) -> bool:

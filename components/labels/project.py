@@ -179,7 +179,8 @@ def submit(db: Database, dataset: Any, row: Any, label: Any, annotator: Any, con
     Under the dataset's label schema (``label_schema``) the label also takes a ``grade``, ``aspects``,
     ``reasons`` and a ``rationale``, checked there; it records the schema's version. A ``ranking``
     of the responses of an N-response pair (``ranking``) gives the label itself."""
-    from .label_schema import check_graded, label_schema
+    from .label_schema import check_graded
+    from .settings import label_schema
     from .ranking import check_ranking
 
     info = check_pairs(db, dataset)

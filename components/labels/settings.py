@@ -29,7 +29,7 @@ from typing import Any
 from ..store import Database
 from ..text import utc_now
 from .events import BY_NAME, LabelError, check_pairs
-from .label_schema import clean_schema
+from .label_schema import BINARY, clean_schema
 
 SETTINGS: dict[str, Any] = {"blind": False, "overlap": None, "guidelines": "", "label_schema": None}
 """The settings a dataset has, with their defaults."""
@@ -147,3 +147,11 @@ def blind_title(label: str, swapped: bool) -> str:
     """
     shown = unblind(label, swapped)  # the mapping is its own inverse
     return {"chosen": "A is better", "rejected": "B is better"}.get(shown) or BY_NAME[shown].title
+
+
+def label_schema(db: Database, dataset: str | None) -> dict:
+    """The schema of ``dataset`` now in effect, with its ``version`` (0: never set, the binary default)."""
+    if not dataset:
+        return dict(BINARY) | {"version": 0}
+    return clean_schema(setting(db, dataset, "label_schema")) | {"version": setting_version(db, dataset,
+                                                                                           "label_schema")}

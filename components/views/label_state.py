@@ -13,7 +13,8 @@ from ..labels import LabelError
 from ..labels import suggestions
 from .. import triage
 from ..triage import SCORE_QUEUES
-from ..labels.label_schema import flip_choice, flip_grade, label_schema, scale_keys
+from ..labels.label_schema import flip_choice, flip_grade, scale_keys
+from ..labels.settings import label_schema
 from ..labels.ranking import record_responses
 from ..labels.settings import blind_title, is_blind, swapped, unblind
 from ..search.find import terms

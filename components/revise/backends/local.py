@@ -15,11 +15,11 @@ from pathlib import Path
 
 from ...text import first_line
 from ..errors import RevisionError
-from . import zerogpu
+from . import loaded, zerogpu
 from .base import Backend, Generation, Settings, Stream
 
-_models: dict[tuple[str, str], "LocalBackend"] = {}
-_models_lock = threading.Lock()
+_models = loaded.MODELS
+_models_lock = loaded.LOCK
 
 
 def cuda_available() -> bool:

@@ -18,6 +18,8 @@ import os
 import threading
 from typing import Iterator
 
+from .loaded import MODELS
+
 GPU_SECONDS = 120
 """The longest one task may hold the GPU (ZeroGPU's ``duration``): a batch of critiques or revisions."""
 
@@ -33,9 +35,7 @@ def generate_ids(key: tuple[str, str], inputs: dict[str, list], options: dict, s
     lists): every sequence's ids, prompt included."""
     import torch
 
-    from .local import _models
-
-    backend = _models[key]
+    backend = MODELS[key]
     enc = {k: torch.tensor(v, device=backend.device) for k, v in inputs.items()}
     with torch.inference_mode():
         torch.manual_seed(seed)
@@ -49,9 +49,7 @@ def stream_ids(key: tuple[str, str], inputs: dict[str, list], options: dict, see
 
     import torch
 
-    from .local import _models
-
-    backend = _models[key]
+    backend = MODELS[key]
     enc = {k: torch.tensor(v, device=backend.device) for k, v in inputs.items()}
     made: queue.Queue = queue.Queue()
     failed: list[BaseException] = []
