@@ -9,6 +9,7 @@ import gradio as gr
 from . import access
 from .store import Database
 from .views.common import Studio, requires
+from .policies import PAGE
 
 VIEWS = [
     "browse",
@@ -71,7 +72,7 @@ def build_app(db: Database, mode: str | None = None, data_dir: str | None = None
             for name in VIEWS:
                 importlib.import_module(f".views.{name}", __package__).build(studio)
 
-        @requires("viewer", "opening the page")
+        @requires(PAGE.open)
         def whoami(*, who):
             return signed_in_line(who, mode)
 

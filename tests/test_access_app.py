@@ -7,7 +7,7 @@ import json
 
 import pytest
 from gradio_client import Client
-from gradio_client.exceptions import AuthenticationError
+from gradio_client.exceptions import AppError, AuthenticationError
 
 from components import access
 from helpers import AppServer, data_tab_ingest, run_cli, sign_in
@@ -44,7 +44,7 @@ def test_the_api_labels_as_the_signed_in_user_only(signed_in_app):
     ann.predict(PAIRS, 0, "rejected", "mallory", api_name="/label")  # a name sent is not who labels
     assert _events(db) == [("ann", 0, "rejected")]
 
-    with pytest.raises(Exception, match="labeling needs the annotator role; you are vic"):
+    with pytest.raises(AppError, match="labeling needs the annotator role; you are vic"):
         client(signed_in_app, "vic").predict(PAIRS, 1, "chosen", "vic", api_name="/label")
     with pytest.raises(AuthenticationError, match="credentials were not provided"):  # no sign-in, no API
         Client(signed_in_app.url, verbose=False).predict(PAIRS, 2, "chosen", "anon", api_name="/label")

@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from gradio_client import Client
+from gradio_client.exceptions import AppError
 
 from components import labels
 from components.ingest import ingest
@@ -40,7 +41,7 @@ def test_label_and_next_pair_over_gradio_client(server):
         (("nope", 0, "chosen", "ada"), "no dataset named"),
         (("pairs", 0, "chosen", ""), "annotator name"),
     ]:
-        with pytest.raises(Exception, match=message):
+        with pytest.raises(AppError, match=message):
             client.predict(*bad, api_name="/label")
     assert labels.label_event_count(server.db) == 1
 

@@ -8,6 +8,7 @@ import json
 
 import pytest
 from gradio_client import Client
+from gradio_client.exceptions import AppError
 from playwright.sync_api import expect
 
 from components import access, labels
@@ -195,7 +196,7 @@ def test_signed_in_labels_carry_the_callers_name(signed_in, page):
     event = ada.predict("kb", 2, "tie", "mallory", api_name="/label")
     assert event["annotator"] == "ada"
     vic = Client(signed_in.url, auth=("vic", "vic-password"), verbose=False)
-    with pytest.raises(Exception, match="labeling needs the annotator role"):
+    with pytest.raises(AppError, match="labeling needs the annotator role"):
         vic.predict("kb", 3, "tie", "vic", api_name="/label")
 
     page.goto(signed_in.url + "?tab=compare&dataset=kb&row=4")

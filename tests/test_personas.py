@@ -415,8 +415,21 @@ def test_view_functions_and_roles(db):
     from components import ui
     from components.views.common import ROLE_ATTR
 
-    demo = ui.build_app(db)
-    declared = {f.fn.__name__: getattr(f.fn, ROLE_ATTR)[0] for f in demo.fns.values()
+    from types import SimpleNamespace
+
+    import gradio as gr
+
+    access.add_user(db, "pat", "annotator", "pat-password-1")
+    access.add_user(db, "vi", "viewer", "vi-password-1")
+    demo = ui.build_app(db, mode="password")
+    handlers = {f.fn.__name__: f.fn for f in demo.fns.values()
                 if getattr(f.fn, "__module__", "") == "components.views.personas"}
+    declared = {name: getattr(fn, ROLE_ATTR).role for name, fn in handlers.items()}
     assert declared["on_save"] == declared["on_delete"] == declared["on_import"] == "admin"
     assert declared["on_divergence"] == declared["on_pick"] == "viewer"
+    # exercised: an annotator's save is refused on the server and nothing is saved; a viewer reads a card
+    with pytest.raises(gr.Error, match="editing personas needs the admin role; you are pat"):
+        handlers["on_save"]("by-pat", "values: x", "", _studio_request=SimpleNamespace(username="pat"))
+    assert "by-pat" not in {p.name for p in pz.personas(db)}
+    assert "disability-advocate" in str(handlers["on_pick"]("disability-advocate",
+                                                             _studio_request=SimpleNamespace(username="vi")))

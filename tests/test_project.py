@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 from gradio_client import Client
+from gradio_client.exceptions import AppError
 
 from components import access, labels
 from components.ingest import ingest
@@ -161,7 +162,7 @@ def test_three_signed_in_annotators_with_overlap_two_fill_every_pair_exactly_twi
         assert labels.progress_line(progress).startswith("The project is done")
         client = Client(server.url, auth=("ann1", PASSWORDS["ann1"]), verbose=False)
         assert client.predict("p", "", api_name="/next_pair") is None
-        with pytest.raises(Exception, match="already has the 2 annotators"):
+        with pytest.raises(AppError, match="already has the 2 annotators"):
             client.predict("p", next(r for r in range(10) if r not in results["ann1"]), "tie", "",
                            api_name="/label")
     finally:

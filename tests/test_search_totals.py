@@ -98,3 +98,34 @@ def test_plain_words_are_counted_as_a_disjunction_and_required_clauses_by_lucene
     with LOCK:
         assert len(total.disjuncts(searcher.rewrite(parse_query('apple "tapir walrus"').lucene))) == 2
         assert total.disjuncts(searcher.rewrite(parse_query("+apple tapir", mode="lucene").lucene)) is None
+
+
+ROWS = {"first": _rows(1, 300), "second": _rows(2, 300)}
+LABELED = {("first", row) for row in range(0, 300, 7)}
+PREDICATES = [  # each filter written again from the source rows, without the app's filter code
+    (search.Filters(), lambda d, r, row: True),
+    (search.Filters(ranges={"length_chosen": (20, None)}), lambda d, r, row: len(row["chosen"]) >= 20),  # dense
+    (search.Filters(ranges={"score_chosen": (9, None)}), lambda d, r, row: row["score_chosen"] >= 9),  # sparse
+    (search.Filters(label="labeled"), lambda d, r, row: (d, r) in LABELED),
+    (search.Filters(label="unlabeled"), lambda d, r, row: (d, r) not in LABELED),
+    (search.Filters(ranges={"length_chosen": (20, None), "score_chosen": (2, 7)}),
+     lambda d, r, row: len(row["chosen"]) >= 20 and 2 <= row["score_chosen"] <= 7),
+]
+
+
+@pytest.mark.parametrize("text,mode", QUERIES)
+@pytest.mark.parametrize("filters,keep", PREDICATES, ids=["all", "dense", "sparse", "labeled", "unlabeled", "both"])
+def test_total_and_pages_agree_with_the_filter_applied_by_hand(two, text, mode, filters, keep):
+    """The reference: Lucene's ranking of the query alone, every hit, filtered in Python from the
+    rows as they were written. The total and every page must be that list's length and its slices."""
+    names = ["first", "second"]
+    searcher = open_searcher(search.searchable(two, names))
+    with LOCK:
+        n, everything = engine.ranked(searcher, parse_query(text, "contents", mode).lucene, 0, 1000)
+    assert n < 1000
+    reference = [(d, r) for d, r, _, _ in everything if keep(d, r, ROWS[d][r])]
+    assert 0 < len(reference) or text == "zephyr amber orbit"
+    for offset in (0, 10, 30):
+        res = search.search(two, names, text, mode=mode, k=10, offset=offset, filters=filters)
+        assert res.total == len(reference)
+        assert [(h.dataset, h.row) for h in res.hits] == reference[offset:offset + 10]

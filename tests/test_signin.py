@@ -7,6 +7,7 @@ import httpx
 import pytest
 import requests
 from gradio_client import Client
+from gradio_client.exceptions import AppError
 
 from components import access, signin
 from helpers import AppServer
@@ -70,7 +71,7 @@ def test_a_removed_user_is_signed_out_at_once(password_app):
     assert PAIRS in {d["name"] for d in ann.predict(api_name="/datasets")}
 
     access.add_user(db, "ann", "viewer", None)  # demoted: the new role applies to the next request
-    with pytest.raises(Exception, match="labeling needs the annotator role; you are ann \\(viewer\\)"):
+    with pytest.raises(AppError, match="labeling needs the annotator role; you are ann \\(viewer\\)"):
         ann.predict(PAIRS, 0, "chosen", "ann", api_name="/label")
 
     assert access.remove_user(db, "ann")

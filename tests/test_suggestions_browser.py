@@ -7,6 +7,7 @@ import json
 
 import pytest
 from gradio_client import Client
+from gradio_client.exceptions import AppError
 from playwright.sync_api import expect
 
 from components import labels
@@ -72,7 +73,7 @@ def test_next_pair_takes_a_score_queue_and_a_model(server):
     assert client.predict("kb", "ada", "model_flips", "rm-tiny", api_name="/next_pair") == flips[1]
     assert client.predict("kb", "ada", "uncertain", api_name="/next_pair") == 5  # |0.25| is the smallest
     assert client.predict("kb", "ada", api_name="/next_pair") == labels.next_row(server.db, "kb", "ada")
-    with pytest.raises(Exception, match="has not scored kb"):
+    with pytest.raises(AppError, match="has not scored kb"):
         client.predict("kb", "ada", "uncertain", "nope", api_name="/next_pair")
-    with pytest.raises(Exception, match="unknown queue"):
+    with pytest.raises(AppError, match="unknown queue"):
         client.predict("kb", "ada", "bogus", api_name="/next_pair")

@@ -10,6 +10,7 @@ from ..labels import LabelError
 from ..store import Database
 from .common import as_int, escape, requires
 from .label import LabelScreen, name_or_none, new_queue
+from ..policies import LABEL
 
 LABEL_COLORS = {"chosen": "#16a34a", "rejected": "#dc2626", "tie": "#6b7280", "both_bad": "#f59e0b"}
 
@@ -116,7 +117,7 @@ def build(db: Database, screen: LabelScreen, tabs: gr.Tabs, tab: gr.Tab) -> None
                          elem_id="agr-disagreements", column_widths=["10%", "70%", "20%"])
     shown_rows = gr.State([])
 
-    @requires("viewer", "reading agreement")
+    @requires(LABEL.agreement)
     def compute_agreement(dataset, chosen_annotators, first_name, second_name):
         unchanged = [gr.update(), gr.update(), gr.update(), [], [], gr.update()]
         if not dataset:
@@ -142,14 +143,14 @@ def build(db: Database, screen: LabelScreen, tabs: gr.Tabs, tab: gr.Tab) -> None
     outputs = [summary, plot, annotators, first, second, confusion, table, shown_rows]
     compute.click(compute_agreement, inputs, outputs)
     tab.select(compute_agreement, inputs, outputs)
-    @requires("viewer", "reading agreement")
+    @requires(LABEL.agreement)
     def show_confusion(dataset, first_name, second_name):
         return confusion_table(db, dataset, first_name, second_name)
 
     for picker in (first, second):
         picker.input(show_confusion, [c.dataset, first, second], confusion)
 
-    @requires("viewer", "opening a disagreement")
+    @requires(LABEL.queue)
     def open_disagreement(dataset, rows, typed_name, with_diff, evt: gr.SelectData, *, who=None):
         row = as_int((evt.row_value or [None])[0], -1)
         name = name_or_none(typed_name, who)

@@ -11,6 +11,7 @@ from .. import labels
 from ..labels import LabelError
 from ..store import Database
 from ..text import clip
+from ..policies import DATASET
 from .common import (READONLY_CSS, Studio, as_int, chat, chatbot, dataset_change, dataset_choices, deep_link, escape,
                      query_params, refreshed, requires, resolve_dataset)
 
@@ -134,7 +135,7 @@ def build(studio: Studio) -> None:
                 delete_btn = gr.Button("Delete dataset", variant="stop", size="sm", elem_id="browse-delete", scale=1)
             manage_result = gr.Markdown(elem_id="browse-manage-result")
 
-        browsing = requires("viewer", "browsing")
+        browsing = requires(DATASET.read)
 
         @browsing
         def show_page(name, wanted):
@@ -206,7 +207,7 @@ def build(studio: Studio) -> None:
 
         table.select(pick_table_row, dataset, [row_box, *row_outputs]).then(None, js=SCROLL_TO_ROW)
 
-        @requires("admin", "renaming a dataset")
+        @requires(DATASET.rename)
         def rename(name, new):
             try:
                 done = labels.rename_dataset(db, name, (new or "").strip())
@@ -215,7 +216,7 @@ def build(studio: Studio) -> None:
             return (f"Renamed **{escape(done['was'])}** to **{escape(done['dataset'])}** (its rows, labels, settings "
                     "and index moved).", "", dataset_change("renamed", done["was"], done["dataset"]))
 
-        @requires("admin", "deleting a dataset")
+        @requires(DATASET.delete)
         def delete(name, typed):
             if not name or (typed or "").strip() != name:
                 return "Type the dataset's name in the box to delete it.", gr.update(), gr.update()

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 import gradio as gr
 
 from ..store import Database
+from ..policies import DATASET
 
 
 @dataclass
@@ -42,7 +43,7 @@ class Studio:
         it moves with a rename, and is cleared when its dataset is deleted."""
         self.lists.append((dropdown, choices_fn))
 
-        @requires("viewer", "listing datasets")
+        @requires(DATASET.list)
         def refresh(change, current):
             return refreshed(choices_fn(), current, change)
 
@@ -245,34 +246,28 @@ def compare_link(dataset: str, row: int | None = None, query: str | None = None)
 ROLE_ATTR = "__studio_role__"
 
 
-def requires(role: str, what: str):
-    """Declare the role a handler needs (``"viewer"`` for read-only ones) and what it does, in words.
+def requires(action):
+    """Declare the policy action a handler performs (``components.policies``, e.g. ``LABEL.create``).
 
     ``ui.build_app`` wraps every declared handler so that the caller is identified on the server and
-    refused (a one-line error) when their role is below ``role``; a handler that wants to know who
-    called adds a keyword-only parameter ``who`` (an ``access.Identity``). A handler that declares
-    nothing stops the app from starting: no event reaches unchecked code.
+    refused (a one-line error) when the action's policy does not allow them; a handler that wants to
+    know who called adds a keyword-only parameter ``who`` (an ``access.Identity``). A handler that
+    declares nothing stops the app from starting: no event reaches unchecked code.
     """
-    from ..access import ROLES
+    from ..policies import ACTIONS
 
-    if role not in ROLES:
-        raise ValueError(f"unknown role {role!r}")
+    if action not in ACTIONS:
+        raise ValueError(f"not a policy action: {action!r}")
 
     def mark(fn):
-        setattr(fn, ROLE_ATTR, (role, what))
+        setattr(fn, ROLE_ATTR, action)
         return fn
 
     return mark
 
 
 def acting_name(typed: str | None, who=None) -> str | None:
-    """The name recorded for what someone did (accepted a revision, edited a principle): the signed-in
-    user's whatever was typed; in the open local tool, what was typed (or nobody).
+    """The name recorded for what someone did: ``policies.recorded_name``."""
+    from ..policies import recorded_name
 
-    >>> from components.access import Identity
-    >>> acting_name("mallory", Identity("ada", "annotator", "oauth")), acting_name(" bo ", Identity("local", "admin", "local"))
-    ('ada', 'bo')
-    """
-    if who is not None and getattr(who, "via", None) in ("password", "oauth"):
-        return who.name
-    return (typed or "").strip() or None
+    return recorded_name(who, typed)

@@ -31,6 +31,7 @@ import gradio as gr
 from .. import labels
 from ..labels import LabelError
 from .. import triage
+from ..policies import DATASET, LABEL, PAGE
 from . import agreement, export, project, review
 from . import label as label_screen
 from .common import READONLY_CSS, Studio, as_int, escape, query_params, requires, resolve_dataset
@@ -152,7 +153,7 @@ def _wire_page(studio: Studio, tab: gr.Tab, inner: gr.Tabs, screen: LabelScreen)
     db, c = studio.db, screen.controls
     pair_and_form = screen.outputs + screen.form
 
-    @requires("viewer", "naming the annotator")
+    @requires(LABEL.queue)
     def commit_name(typed_name, state, with_diff, *, who=None):
         if signed_in(who):
             return [gr.update(), *screen.render(state, name_or_none(typed_name, who), with_diff)]
@@ -181,7 +182,7 @@ def _wire_page(studio: Studio, tab: gr.Tab, inner: gr.Tabs, screen: LabelScreen)
         return gr.update(value=who.name, interactive=False,
                          label=f"Viewing as {who.name} (labels need the annotator role)")
 
-    @requires("viewer", "opening the page")
+    @requires(PAGE.open)
     def on_page_load(stored_name, request: gr.Request, *, who=None):
         params = query_params(request)
         state, name = open_params(db, params, stored_name, who, ours=params.get("tab") == TAB_ID)
@@ -196,14 +197,14 @@ def _wire_page(studio: Studio, tab: gr.Tab, inner: gr.Tabs, screen: LabelScreen)
               "catch (e) { return ['']; } }")
     Context.root_block.load(on_page_load, [c.annotator], [c.annotator, c.queue, c.query, *pair_and_form], js=recall)
 
-    @requires("viewer", "opening the page")
+    @requires(PAGE.open)
     def select_tab(request: gr.Request):
         return gr.update(selected=TAB_ID) if query_params(request).get("tab") == TAB_ID else gr.update()
 
     panes = [screen.prompt, screen.earlier, screen.left, screen.right]
     at = [screen.outputs.index(p) for p in panes]
 
-    @requires("viewer", "opening the page")
+    @requires(PAGE.open)
     def repaint(state, typed_name, with_diff, request: gr.Request, *, who=None):
         """The pair's text sent again once a deep link has shown the tab: chat values sent while the
         tab was being drawn for the first time can be lost by the page. Only the panes' text, and
@@ -220,7 +221,7 @@ def _wire_page(studio: Studio, tab: gr.Tab, inner: gr.Tabs, screen: LabelScreen)
     link = gr.Textbox(visible="hidden", elem_id="cmp-link")
     opener = gr.Button("open", visible="hidden", elem_id="cmp-open")
 
-    @requires("viewer", "opening a pair")
+    @requires(LABEL.queue)
     def open_link(href, typed_name, with_diff, *, who=None):
         params = dict(parse_qsl((href or "").lstrip("?")))
         state, name = open_params(db, params, typed_name, who)
@@ -232,13 +233,13 @@ def _wire_page(studio: Studio, tab: gr.Tab, inner: gr.Tabs, screen: LabelScreen)
                  [studio.tabs, inner, c.queue, c.query, *pair_and_form],
                  js="(l, n, d) => [window.__studioLink || l, n, d]", show_progress="hidden", queue=False)
 
-    @requires("viewer", "listing datasets")
+    @requires(DATASET.list)
     def refresh_datasets():  # the choices only: the value is the queue's, written by every render
         return gr.update(choices=pair_datasets(db))
 
     tab.select(refresh_datasets, None, c.dataset)
 
-    @requires("viewer", "listing datasets")
+    @requires(DATASET.list)
     def datasets_changed(change, state, typed_name, with_diff, *, who=None):
         change = change or {}
         name = name_or_none(typed_name, who)
@@ -260,7 +261,7 @@ def _wire_page(studio: Studio, tab: gr.Tab, inner: gr.Tabs, screen: LabelScreen)
 def _api(db, mode: str) -> None:
     """The scripting API: named endpoints for gradio_client."""
 
-    @requires("annotator", "labeling")
+    @requires(LABEL.create)
     def label(dataset: str, row: int, label: str, annotator: str, request: gr.Request) -> dict:
         """Record ANNOTATOR's LABEL (chosen, rejected, tie, both_bad or skip) of pair ROW (0-based source row).
         When people sign in, the label is the caller's, whatever ANNOTATOR says. With an overlap set,
@@ -273,7 +274,7 @@ def _api(db, mode: str) -> None:
             raise gr.Error(str(err)) from None
         return event | {"created_at": event["created_at"].isoformat()}
 
-    @requires("viewer", "reading the labeling queue")
+    @requires(LABEL.queue)
     def next_pair(dataset: str, annotator: str, request: gr.Request, queue: str = "unlabeled", model: str = "",
                   model2: str = "", query: str = "") -> int | None:
         """The next pair (0-based source row) ANNOTATOR should label in DATASET; None when nothing is left

@@ -12,6 +12,7 @@ from .. import search
 from ..ingest import IngestError, empty_side_counts, ingest
 from ..store import Database
 from .common import Studio, dataset_change, escape, requires
+from ..policies import DATASET
 
 TAB_ID = "data"
 TABLE_COLUMNS = ["name", "kind", "format", "rows", "rejected", "empty side", "version", "source", "updated"]
@@ -125,7 +126,7 @@ def build(studio: Studio) -> None:
         table = gr.Dataframe(value=datasets_table(db), headers=TABLE_COLUMNS, interactive=False, elem_id="data-table",
                              wrap=True)
 
-        @requires("admin", "loading data")
+        @requires(DATASET.load)
         def run(src, up, nm, sp, cf, mp, progress=gr.Progress()):
             try:
                 where, hub_only = resolve_source(src, up, studio.mode, studio.data_dir)
@@ -140,14 +141,14 @@ def build(studio: Studio) -> None:
                 search.index_in_background(db, [summary.name])
             return summary_markdown(summary), datasets_table(db), dataset_change("added", summary.name)
 
-        @requires("viewer", "listing datasets")
+        @requires(DATASET.list)
         def refresh():
             return datasets_table(db)
 
         go.click(run, [source, upload, name, split, config, mapping], [result, table, studio.datasets_changed],
                  api_name="ingest")
 
-        @requires("viewer", "listing datasets")
+        @requires(DATASET.list)
         def list_datasets() -> list[dict]:
             """Every loaded dataset: name, kind, format, rows, rejected rows, version, source."""
             return [d.as_dict() | {"source": shown_source(d.source)} for d in db.datasets()]

@@ -15,6 +15,7 @@ from ..names import InvalidName, check_dataset_name
 from ..store import Database
 from .common import escape, requires
 from .label import Controls
+from ..policies import DATASET, LABEL
 
 MAJORITY = "majority"
 
@@ -97,7 +98,7 @@ def build(db: Database, controls: Controls, tab: gr.Tab) -> None:
         hub_repo = gr.Textbox(label="Push to Hub dataset repo (owner/name)", elem_id="exp-hub-repo", scale=3)
         hub_go = gr.Button("Push to Hub", scale=1, elem_id="exp-hub-go")
 
-    @requires("viewer", "listing annotators")
+    @requires(LABEL.agreement)
     def refresh_sources(dataset):
         return gr.update(choices=source_choices(db, dataset))
 
@@ -106,7 +107,7 @@ def build(db: Database, controls: Controls, tab: gr.Tab) -> None:
 
     request_inputs = [controls.dataset, style, source, file_type, labeled_only, keep_ties]
 
-    @requires("admin", "exporting")
+    @requires(DATASET.export)
     def do_export(dataset, style, source, file_type, labeled_only, keep_ties):
         if not dataset:
             return "Pick a dataset.", None
@@ -118,7 +119,7 @@ def build(db: Database, controls: Controls, tab: gr.Tab) -> None:
 
     export_go.click(do_export, request_inputs, [summary, download])
 
-    @requires("admin", "exporting the label log")
+    @requires(LABEL.export_log)
     def do_log(dataset, file_type):
         if not dataset:
             return "Pick a dataset.", None
@@ -130,7 +131,7 @@ def build(db: Database, controls: Controls, tab: gr.Tab) -> None:
 
     log_go.click(do_log, [controls.dataset, file_type], [summary, download])
 
-    @requires("admin", "pushing to the Hub")
+    @requires(DATASET.push)
     def do_push(dataset, style, source, file_type, labeled_only, keep_ties, repo):
         try:
             path, done = export_file(db, ExportRequest(dataset, style, source, file_type, labeled_only, keep_ties))

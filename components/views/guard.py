@@ -1,10 +1,12 @@
 """Every event handler checks its caller on the server.
 
-Views declare what each handler needs with ``common.requires(role, what)``; ``secure(demo, ...)`` runs
-once at the end of building the page and wraps every handler of the Blocks so that the caller is
-identified from the request (Gradio's sign-in, or the Hugging Face profile on a Space) and refused
-below the declared role, before any of the handler's code runs. Only the handlers named in
-``PUBLIC_API`` stay in the scripting API (gradio_client); every other handler is private.
+Views declare the policy action of each handler with ``common.requires(policies.LABEL.create)``;
+``secure(demo, ...)`` runs once at the end of building the page and wraps every handler of the Blocks
+so that the caller is identified from the request (Gradio's sign-in, or the Hugging Face profile on
+a Space) and refused when the action's policy does not allow them, before any of the handler's code
+runs. A handler that is not a plain function declaring an action (a ``functools.partial``, a lambda)
+stops the app from starting. Only the handlers named in ``PUBLIC_API`` stay in the scripting API
+(gradio_client); every other handler is private.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from typing import Optional
 import gradio as gr
 from gradio.utils import get_type_hints
 
-from .. import access
+from .. import access, policies
+from ..policies import Action
 from ..store import Database
 from .common import ROLE_ATTR
 
@@ -32,17 +35,18 @@ class UndeclaredHandler(RuntimeError):
 
 
 def secure(demo: gr.Blocks, db: Database, mode: str) -> int:
-    """Wrap every handler of ``demo`` with its role check; returns how many were wrapped."""
+    """Wrap every handler of ``demo`` with its policy check; returns how many were wrapped."""
     wrapped = 0
     for block_fn in demo.fns.values():
         fn = block_fn.fn
-        if fn is None or getattr(fn, "__module__", "").startswith("gradio"):
+        if fn is None or (getattr(fn, "__module__", None) or "").startswith("gradio"):
             continue  # front-end only, or Gradio's own (the sign-in button)
         declared = getattr(fn, ROLE_ATTR, None)
-        if declared is None:
-            raise UndeclaredHandler(f"the handler {fn.__module__}.{fn.__qualname__} declares no role: "
-                                    "decorate it with views.common.requires(role, what)")
-        block_fn.fn = guarded(fn, *declared, db=db, mode=mode)
+        if not isinstance(declared, Action) or not inspect.isfunction(fn):
+            name = f"{getattr(fn, '__module__', None)}.{getattr(fn, '__qualname__', None) or repr(fn)[:80]}"
+            raise UndeclaredHandler(f"the handler {name} declares no policy action: define it as a function "
+                                    "decorated with views.common.requires(policies.RESOURCE.action)")
+        block_fn.fn = guarded(fn, declared, db=db, mode=mode)
         if block_fn.api_name not in PUBLIC_API:
             block_fn.api_visibility = "private"
         wrapped += 1
@@ -56,10 +60,10 @@ def caller(db: Database, mode: str, request: gr.Request | None, profile=None) ->
     return access.identify(db, username=username, oauth_username=oauth_name, mode=mode)
 
 
-def guarded(fn, role: str, what: str, db: Database, mode: str):
+def guarded(fn, action: Action, db: Database, mode: str):
     """``fn`` behind the check: Gradio injects the request (and the OAuth profile on a Space) into
-    extra parameters of the wrapper; the wrapper resolves the caller, checks ``role`` and passes the
-    identity on as ``who`` when ``fn`` asks for it."""
+    extra parameters of the wrapper; the wrapper resolves the caller, checks ``action``'s policy and
+    passes the identity on as ``who`` when ``fn`` asks for it."""
     sig = inspect.signature(fn)
     wants_who = "who" in sig.parameters
     inner = sig.replace(parameters=[p for p in sig.parameters.values() if p.name != "who"])
@@ -79,7 +83,7 @@ def guarded(fn, role: str, what: str, db: Database, mode: str):
         profile = bound.arguments.pop(_PROFILE, None)
         who = caller(db, mode, request, profile)
         try:
-            access.require(who, role, what)
+            policies.allow(action, who)
         except access.AccessDenied as err:
             raise gr.Error(str(err), print_exception=False) from None
         call = inspect.BoundArguments(inner, bound.arguments)
@@ -103,5 +107,5 @@ def guarded(fn, role: str, what: str, db: Database, mode: str):
         hints[_PROFILE] = Optional[gr.OAuthProfile]
     wrapper.__signature__ = outer
     wrapper.__annotations__ = hints
-    setattr(wrapper, ROLE_ATTR, (role, what))
+    setattr(wrapper, ROLE_ATTR, action)
     return wrapper

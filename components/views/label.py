@@ -15,6 +15,7 @@ import gradio as gr
 from .. import labels, personas, triage
 from ..labels import LabelError
 from ..store import Database
+from ..policies import DATASET, LABEL, PERSONA, PROJECT
 from .common import as_int, chatbot, escape, requires
 from .label_state import (SIDES, LabelForm, annotator_for, current_row, form_values, graded_html,  # noqa: F401
                           label_current, move, mine_markdown, name_or_none, new_queue, pair_datasets, pair_view,
@@ -309,7 +310,7 @@ def _wire(screen: LabelScreen) -> None:
     db, c = screen.db, screen.controls
     pair_and_form = screen.outputs + screen.form
 
-    @requires("viewer", "opening a labeling queue")
+    @requires(LABEL.queue)
     def start_queue(dataset, mode, query, typed_name, with_diff, model=None, model2=None, *, who=None):
         name = name_or_none(typed_name, who)
         state = new_queue(db, dataset, mode, query if mode == "search" else None, name, model=model, model2=model2)
@@ -322,7 +323,7 @@ def _wire(screen: LabelScreen) -> None:
     c.model.input(start_queue, start_inputs, pair_and_form)
     c.model2.input(start_queue, start_inputs, pair_and_form)
 
-    @requires("viewer", "opening a labeling queue")
+    @requires(LABEL.queue)
     def pick_queue(dataset, mode, query, typed_name, with_diff, model=None, model2=None, *, who=None):
         if mode == "search" and not (query or "").strip():  # wait for the words
             return [gr.update(visible=True), *[gr.update()] * len(pair_and_form)]
@@ -331,7 +332,7 @@ def _wire(screen: LabelScreen) -> None:
 
     c.queue.input(pick_queue, start_inputs, [c.query, *pair_and_form])
 
-    @requires("admin", "changing a dataset's blind setting")
+    @requires(PROJECT.blind)
     def set_blind(state, blind, typed_name, with_diff, *, who=None):
         name = name_or_none(typed_name, who)
         try:
@@ -344,7 +345,7 @@ def _wire(screen: LabelScreen) -> None:
 
     c.blind.input(set_blind, [c.state, c.blind, c.annotator, c.diff_toggle], pair_and_form)
 
-    @requires("viewer", "reading a persona")
+    @requires(PERSONA.read)
     def show_persona(name):
         return personas.card_html(personas.persona(db, name)) if name else ""
 
@@ -353,7 +354,7 @@ def _wire(screen: LabelScreen) -> None:
     def do_label(label: str | None, keyed: bool = False):
         """The handler of a label button; ``None``: the button that accepts the model's suggestion;
         ``keyed``: the hidden button the graded panel's keys press (``graded`` then holds their JSON)."""
-        @requires("annotator", "labeling")
+        @requires(LABEL.create)
         def handler(state, typed_name, confidence, note, tags, shown_row, with_diff, persona, graded=None, *,
                     who=None):
             schema = state.get("schema") or {}
@@ -387,7 +388,7 @@ def _wire(screen: LabelScreen) -> None:
                                js="(...a) => { a[a.length - 1] = window.__studioGraded || ''; return a; }",
                                trigger_mode="once", show_progress="hidden", queue=False)
 
-    @requires("annotator", "undoing a label")
+    @requires(LABEL.undo)
     def do_undo(state, typed_name, with_diff, *, who=None):
         try:
             name = annotator_for(typed_name, who)
@@ -401,7 +402,7 @@ def _wire(screen: LabelScreen) -> None:
                       show_progress="hidden")
 
     def do_move(step: int):
-        @requires("viewer", "moving through a queue")
+        @requires(LABEL.queue)
         def handler(state, typed_name, with_diff, *, who=None):
             return screen.render(move(state, step), name_or_none(typed_name, who), with_diff, reset=True)
 
@@ -411,7 +412,7 @@ def _wire(screen: LabelScreen) -> None:
         button.click(do_move(step), [c.state, c.annotator, c.diff_toggle], pair_and_form, show_progress="hidden",
                      queue=False)
 
-    @requires("viewer", "showing the word diff")
+    @requires(DATASET.read)
     def toggle_diff(state, with_diff):
         row = current_row(state)
         if not with_diff or row is None:
@@ -445,7 +446,7 @@ def _wire_schema(screen: LabelScreen, text: Any, save: Any) -> None:
     """The label schema editor: admins set the dataset's schema (a new version of the setting)."""
     db, c = screen.db, screen.controls
 
-    @requires("admin", "changing a dataset's label schema")
+    @requires(PROJECT.schema)
     def save_schema(state, value, typed_name, with_diff, *, who=None):
         name = name_or_none(typed_name, who)
         try:

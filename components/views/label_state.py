@@ -11,7 +11,7 @@ from typing import Any
 from .. import diff, labels
 from ..labels import LabelError
 from ..labels import suggestions
-from .. import triage
+from .. import policies, triage
 from ..triage import SCORE_QUEUES
 from ..labels.label_schema import flip_choice, flip_grade, scale_keys
 from ..labels.settings import label_schema
@@ -38,24 +38,21 @@ def pair_datasets(db: Database) -> list[str]:
 
 def signed_in(who) -> bool:
     """Whether the caller signed in (a password or Hugging Face): then labels carry their name."""
-    return who is not None and getattr(who, "via", None) in ("password", "oauth")
+    return policies.signed_in(who)
 
 
 def annotator_for(typed: str | None, who=None) -> str:
-    """The annotator of a label: the signed-in user's name whatever was typed (or sent to ``/label``);
-    in the open local tool, the name typed in.
+    """The annotator of a label (``policies.label_as``): the signed-in user's name whatever was typed
+    (or sent to ``/label``); in the open local tool, the name typed in; nobody else labels.
 
     >>> from components.access import Identity
     >>> annotator_for("mallory", Identity("ada", "annotator", "password")), annotator_for(" bo ", None)
     ('ada', 'bo')
     """
-    if signed_in(who):
-        if not who.name:
-            raise LabelError("sign in to label")
-        return labels.check_annotator(who.name)
-    if who is not None and getattr(who, "via", None) == "anonymous":
+    name = policies.label_as(who, typed)
+    if name is None and who is not None:
         raise LabelError("sign in to label")
-    return labels.check_annotator(typed)
+    return labels.check_annotator(name)
 
 
 def name_or_none(typed: str | None, who=None) -> str | None:

@@ -18,6 +18,7 @@ from .. import personas as pz
 from ..store import Database
 from ..text import clip
 from .common import Studio, dataset_choices, escape, requires
+from ..policies import PERSONA
 
 TAB_ID = "personas"
 CSS = pz.CARD_CSS
@@ -155,14 +156,14 @@ def build(studio: Studio) -> None:
 
         # -- handlers ---------------------------------------------------------------------------
 
-        @requires("viewer", "reading a persona")
+        @requires(PERSONA.read)
         def on_pick(chosen):
             c, n, a, t = show(db, chosen)
             return c, n, a, t, history_table(db, chosen if chosen != NEW else None)
 
         pick.input(on_pick, pick, [card, name, attributes, template, history])
 
-        @requires("viewer", "reading a persona")
+        @requires(PERSONA.read)
         def on_select(evt: gr.SelectData):
             chosen = str((evt.row_value or [NEW])[0])
             return chosen, *on_pick(chosen)
@@ -173,7 +174,7 @@ def build(studio: Studio) -> None:
             names = [p.name for p in pz.personas(db)]
             return (library_table(db), gr.update(choices=[NEW] + names, value=current if current in names else NEW))
 
-        @requires("admin", "editing personas")
+        @requires(PERSONA.edit)
         def on_save(n, a, t, *, who):
             line, p = save(db, n, a, t, who.name)
             if p is None:
@@ -182,7 +183,7 @@ def build(studio: Studio) -> None:
 
         save_btn.click(on_save, [name, attributes, template], [result, table, pick, card, history])
 
-        @requires("admin", "editing personas")
+        @requires(PERSONA.edit)
         def on_delete(n, *, who):
             n = (n or "").strip()
             if not n or not pz.delete_persona(db, n, who.name):
@@ -191,20 +192,20 @@ def build(studio: Studio) -> None:
 
         delete_btn.click(on_delete, name, [result, table, pick, card, history])
 
-        @requires("admin", "importing personas")
+        @requires(PERSONA.import_)
         def on_import(path, *, who):
             line = import_file(db, path, who.name)
             return line, *refreshed(None), history_table(db)
 
         import_btn.click(on_import, upload, [imported, table, pick, history])
 
-        @requires("admin", "exporting the persona library")
+        @requires(PERSONA.export)
         def on_export():
             return export_file(db)
 
         export_btn.click(on_export, None, download)
 
-        @requires("viewer", "reading persona agreement")
+        @requires(PERSONA.read)
         def on_divergence(d, s):
             return divergence_view(db, d, s)
 

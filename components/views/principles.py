@@ -8,6 +8,7 @@ from .. import revise as rv
 from ..store import Database
 from ..text import clip
 from .common import escape, requires
+from ..policies import PRINCIPLE
 
 HISTORY_COLUMNS = ["at", "principle", "version", "action", "author", "title", "text"]
 NEW = "(new)"
@@ -64,7 +65,7 @@ def build(db: Database, picks: gr.CheckboxGroup, who: gr.Textbox) -> None:
         history = gr.Dataframe(headers=HISTORY_COLUMNS, value=history_table(db), interactive=False, wrap=True,
                                column_widths=["13%", "15%", "7%", "8%", "8%", "17%", "32%"])
 
-    @requires("viewer", "reading a principle")
+    @requires(PRINCIPLE.read)
     def show(chosen):
         p = rv.principle_row(db, chosen) if chosen and chosen != NEW else None
         if p is None:
@@ -79,7 +80,7 @@ def build(db: Database, picks: gr.CheckboxGroup, who: gr.Textbox) -> None:
         return (gr.update(choices=choices, value=[s for s in (selected or []) if s in ids]),
                 gr.update(choices=[NEW] + [c[1] for c in choices], value=current if current in ids else NEW))
 
-    @requires("admin", "editing principles")
+    @requires(PRINCIPLE.edit)
     def on_save(p_id, p_group, p_title, p_text, p_default, author, selected):
         line, p = save(db, p_id, p_group, p_title, p_text, p_default, author)
         if p is None:
@@ -88,7 +89,7 @@ def build(db: Database, picks: gr.CheckboxGroup, who: gr.Textbox) -> None:
 
     save_btn.click(on_save, [pid, group, title, text, is_default, who, picks], [result, picks, pick, history])
 
-    @requires("admin", "editing principles")
+    @requires(PRINCIPLE.edit)
     def on_delete(p_id, author, selected):
         line, deleted = delete(db, p_id, author)
         if not deleted:

@@ -12,6 +12,7 @@ from ..labels import LabelError
 from ..store import Database
 from .common import as_int, escape, requires
 from .label import Controls
+from ..policies import LABEL, PROJECT
 
 NOT_GOLD = "not gold"
 
@@ -75,7 +76,7 @@ def build(db: Database, controls: Controls, tab: gr.Tab) -> None:
         history = gr.Dataframe(headers=["when (UTC)", "setting", "by", "value"], interactive=False, wrap=True,
                                elem_id="prj-history")
 
-    @requires("admin", "reading the project's figures")
+    @requires(PROJECT.figures)
     def load(dataset):
         if not dataset or db.dataset(dataset) is None:
             return ["Pick a dataset.", [], "", None, []]
@@ -89,7 +90,7 @@ def build(db: Database, controls: Controls, tab: gr.Tab) -> None:
     shown = [report, team, guidelines, overlap, history]
     tab.select(load, controls.dataset, shown)
 
-    @requires("admin", "changing a dataset's settings")
+    @requires(PROJECT.settings)
     def save_settings(dataset, text, k, *, who=None):
         by = getattr(who, "name", None)
         try:
@@ -107,7 +108,7 @@ def build(db: Database, controls: Controls, tab: gr.Tab) -> None:
 
     save.click(save_settings, [controls.dataset, guidelines, overlap], [*shown, saved])
 
-    @requires("admin", "marking gold pairs")
+    @requires(LABEL.gold)
     def mark(dataset, row, answer, upload, *, who=None):
         by = getattr(who, "name", None)
         try:

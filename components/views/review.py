@@ -12,6 +12,7 @@ from ..store import Database
 from .common import as_int, chatbot, escape, requires
 from .label import Controls
 from .label_state import pair_view
+from ..policies import LABEL
 
 # -- plain functions (what the handlers call; tests call them too) ---------------------------------
 
@@ -73,7 +74,7 @@ def build(db: Database, controls: Controls, tab: gr.Tab) -> None:
         save = gr.Button("Record final label", variant="primary", elem_id="rev-save", scale=1)
     status = gr.Markdown(elem_id="rev-status")
 
-    @requires("reviewer", "reviewing disagreements")
+    @requires(LABEL.review)
     def load(dataset):
         if not dataset:
             return "Pick a dataset.", []
@@ -90,7 +91,7 @@ def build(db: Database, controls: Controls, tab: gr.Tab) -> None:
         return [row, pair_title(db, dataset, row), v["earlier"] + v["prompt"], v["left"], v["right"],
                 labels_table(db, dataset, row)]
 
-    @requires("reviewer", "reviewing disagreements")
+    @requires(LABEL.review)
     def pick(dataset, evt: gr.SelectData):
         row = as_int((evt.row_value or [None])[0], -1)
         if not dataset or row < 0:
@@ -100,7 +101,7 @@ def build(db: Database, controls: Controls, tab: gr.Tab) -> None:
 
     queue.select(pick, controls.dataset, [shown, title, prompt, left, right, given, final, status])
 
-    @requires("reviewer", "recording a final label")
+    @requires(LABEL.review)
     def record(dataset, row, label, why, *, who=None):
         name = getattr(who, "name", None) or "local"
         try:

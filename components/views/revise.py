@@ -20,6 +20,7 @@ from .. import personas as pz
 from .. import revise as rv
 from ..access import Identity
 from ..store import Database
+from ..policies import DATASET, MODEL, PAGE, PERSONA, PRINCIPLE, REVISION
 from . import principles as principle_editor
 from . import revise_batch
 from .common import (
@@ -262,12 +263,12 @@ def build(studio: Studio) -> None:
 
         # -- handlers ---------------------------------------------------------------------------
 
-        @requires("viewer", "opening a conversation")
+        @requires(DATASET.read)
         def open_row(name, r, sd):
             messages, line = load_conversation(db, name, r, sd)
             return messages, line, name and rv.default_into(name) or ""
 
-        @requires("viewer", "opening a conversation")
+        @requires(DATASET.read)
         def open_dataset(name, sd):
             return *open_row(name, 0, sd), 0
 
@@ -276,25 +277,25 @@ def build(studio: Studio) -> None:
         dataset.input(open_dataset, [dataset, side], [convo, about, into, row])
         side.input(open_row, [dataset, row, side], [convo, about, into])
 
-        @requires("viewer", "choosing a backend")
+        @requires(MODEL.choose)
         def show_endpoint(k):
             return gr.update(visible=k == "endpoint")
 
         kind.change(show_endpoint, kind, endpoint)
 
-        @requires("viewer", "reading a persona")
+        @requires(PERSONA.read)
         def show_persona(name):
             return persona_card(db, name)
 
         persona.change(show_persona, persona, persona_html)
-        @requires("viewer", "choosing principles")
+        @requires(PRINCIPLE.read)
         def on_template_text(selected, avoid_text, steer_text):
             return with_template(selected, avoid_text, steer_text)
 
         avoid.input(on_template_text, [picks, avoid, steer], picks)
         steer.input(on_template_text, [picks, avoid, steer], picks)
 
-        @requires("annotator", "loading a model")
+        @requires(MODEL.load)
         def on_load_model(k, m, ep, chosen, *, who):
             try:
                 return device_line(ModelChoice(k, m or "", ep or "", chosen).backend(db, who))
@@ -303,7 +304,7 @@ def build(studio: Studio) -> None:
 
         load_model.click(on_load_model, [kind, model, endpoint, pick], device)
 
-        @requires("admin", "adding a model to the list")
+        @requires(MODEL.add)
         def on_add_model(k, m, ep, *, who):
             line, added = add_model(db, k, m, ep, who)
             choices = model_choices(db)
@@ -311,14 +312,14 @@ def build(studio: Studio) -> None:
 
         add_btn.click(on_add_model, [kind, model, endpoint], [models_note, pick])
 
-        @requires("admin", "removing a model from the list")
+        @requires(MODEL.remove)
         def on_remove_model(chosen, *, who):
             line = remove_model(db, chosen, who)
             return line, gr.update(choices=model_choices(db), value=default_pick(db))
 
         remove_btn.click(on_remove_model, pick, [models_note, pick])
 
-        @requires("annotator", "revising")
+        @requires(REVISION.run)
         def on_run(values: dict, request: gr.Request, *, who):
             stop_ev = new_stop(session_of(request), "revise")
             for status_text, crit, rev, res, dev in revise_updates(db, form.read(values), stop_ev, who):
@@ -327,13 +328,13 @@ def build(studio: Studio) -> None:
         go.click(on_run, form.components(), [status, critique, revision, result, device],
                  concurrency_limit=4, concurrency_id="revise-generate")
 
-        @requires("viewer", "stopping a revision")
+        @requires(REVISION.stop)
         def on_stop(request: gr.Request):
             request_stop(session_of(request), "revise")
 
         stop.click(on_stop, None, None, concurrency_limit=None)
 
-        @requires("annotator", "accepting a revision")
+        @requires(REVISION.accept)
         def on_accept(res, text, name, target, *, who):
             msg = accept_result(db, res, text, acting_name(name, who), target)
             done = msg.startswith("✅")  # a new dataset of revisions joins every list
@@ -343,7 +344,7 @@ def build(studio: Studio) -> None:
 
         # deep link ?tab=revise&dataset=NAME&row=N[&side=rejected]
 
-        @requires("viewer", "opening the page")
+        @requires(PAGE.open)
         def on_load(request: gr.Request, *, who):
             params = query_params(request)
             choices = revisable_datasets(db)

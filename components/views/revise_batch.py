@@ -20,6 +20,7 @@ from ..store import Database
 from ..text import clip, first_line
 from .common import acting_name, as_int, chat, chatbot, escape, requires
 from .revise_form import RevisionForm, RevisionRequest, accept_result, new_stop, request_stop, session_of
+from ..policies import REVISION
 
 PENDING_COLUMNS = ["revision", "dataset", "row", "side", "persona", "violations", "revision text", "model", "job"]
 JOB_COLUMNS = ["job", "dataset", "persona", "status", "done", "total", "pending", "failed", "model", "accept into",
@@ -221,7 +222,7 @@ def build(db: Database, form: RevisionForm, into: gr.Textbox, who: gr.Textbox) -
 
     batch_inputs = form.components() | {rows, query, limit, size, straight, into}
 
-    @requires("annotator", "revising a batch")
+    @requires(REVISION.batch)
     def on_start(values: dict, request: gr.Request, progress=gr.Progress(), *, who):
         choice = BatchChoice(values[rows] or "", values[query] or "", values[limit], values[size],
                              bool(values[straight]), values[into] or "")
@@ -232,7 +233,7 @@ def build(db: Database, form: RevisionForm, into: gr.Textbox, who: gr.Textbox) -
             return
         yield from follow(start, request, progress, values[size])
 
-    @requires("annotator", "revising a batch")
+    @requires(REVISION.batch)
     def on_resume(job_id, size_value, request: gr.Request, progress=gr.Progress(), *, who):
         if not (job_id or "").strip():
             yield "⚠️ Pick a job in the table (or type its id) to resume it.", gr.update()
@@ -244,7 +245,7 @@ def build(db: Database, form: RevisionForm, into: gr.Textbox, who: gr.Textbox) -
             return
         yield from follow(start, request, progress, size_value)
 
-    @requires("viewer", "stopping a batch")
+    @requires(REVISION.stop)
     def on_stop(request: gr.Request):
         request_stop(session_of(request), "batch")
 
@@ -253,13 +254,13 @@ def build(db: Database, form: RevisionForm, into: gr.Textbox, who: gr.Textbox) -
                            concurrency_id="revise-generate")
     stop.click(on_stop, None, None, concurrency_limit=None)
 
-    @requires("viewer", "picking a job")
+    @requires(REVISION.read)
     def pick_job(evt: gr.SelectData):
         return str((evt.row_value or [""])[0])
 
     jobs.select(pick_job, None, job_box)
 
-    @requires("viewer", "reading pending revisions")
+    @requires(REVISION.read)
     def on_refresh():
         return refreshed(db)
 
@@ -267,7 +268,7 @@ def build(db: Database, form: RevisionForm, into: gr.Textbox, who: gr.Textbox) -
     started.then(on_refresh, None, pending.outputs())
     resumed.then(on_refresh, None, pending.outputs())
 
-    @requires("viewer", "reading a pending revision")
+    @requires(REVISION.read)
     def pick_pending(ids, evt: gr.SelectData):
         i = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
         rid = ids[i] if ids and i is not None and 0 <= i < len(ids) else None
@@ -276,7 +277,7 @@ def build(db: Database, form: RevisionForm, into: gr.Textbox, who: gr.Textbox) -
 
     pending.table.select(pick_pending, pending.ids, [title, convo, critique, revision, current, result])
 
-    @requires("annotator", "accepting a revision")
+    @requires(REVISION.accept)
     def on_accept(res, text, name, *, who):
         if not res:
             return "⚠️ Pick a pending revision first.", res, *refreshed(db)
@@ -284,7 +285,7 @@ def build(db: Database, form: RevisionForm, into: gr.Textbox, who: gr.Textbox) -
 
     accept.click(on_accept, [current, revision, who], [result, current, *pending.outputs()])
 
-    @requires("annotator", "rejecting a revision")
+    @requires(REVISION.reject)
     def on_reject(res, name):
         if not res:
             return "⚠️ Pick a pending revision first.", res, *refreshed(db)

@@ -18,6 +18,7 @@ from .. import search as engine
 from ..store import Database
 from .common import Studio, as_int, compare_link, escape, query_params, requires
 from .search_form import LENGTHS, SLOTS, TAB_ID, SearchForm
+from ..policies import DATASET, PAGE
 
 PAGE_SIZE = 10
 FIELD_CHOICES = [(label, key) for key, label in engine.FIELDS.items()]
@@ -332,7 +333,7 @@ def build(studio: Studio) -> None:
         def form_of(values) -> SearchForm:
             return SearchForm.from_inputs(*values)
 
-        @requires("viewer", "searching")
+        @requires(DATASET.search)
         def do_search(query, datasets, field, mode, split, length_min, length_max, number, number_min, number_max,
                       label, length_prompt_min="", length_prompt_max="", length_chosen_min="", length_chosen_max="",
                       length_rejected_min="", length_rejected_max="", number2=None, number2_min="", number2_max="",
@@ -357,7 +358,7 @@ def build(studio: Studio) -> None:
         next_btn.click(do_search, [*inputs, page, gr.State(1)], outputs, api_visibility="private",
                        **quick).then(**push)
 
-        @requires("viewer", "searching in Lucene syntax")
+        @requires(DATASET.search)
         def lucene_instead(*values):
             form = form_of(values)
             form.mode = "lucene"
@@ -365,7 +366,7 @@ def build(studio: Studio) -> None:
 
         try_lucene.click(lucene_instead, inputs, [mode, *outputs], api_visibility="private", **quick).then(**push)
 
-        @requires("viewer", "listing numeric filters")
+        @requires(DATASET.search)
         def numeric_filters(chosen, *current):
             choices = number_choices(db, chosen)
             return [gr.update(choices=choices, value=c) for c in current]
@@ -383,7 +384,7 @@ def build(studio: Studio) -> None:
             opened = gr.Accordion(open=True) if form.ranges or form.split != "any" or form.label != "any" else gr.update()
             return (*values, *shown, opened)
 
-        @requires("viewer", "going back to a search")
+        @requires(DATASET.search)
         def do_restore(address):
             from urllib.parse import parse_qsl
 
@@ -401,14 +402,14 @@ def build(studio: Studio) -> None:
 
         panel_outputs = [index_table, datasets, index_dataset, watching, timer]
 
-        @requires("viewer", "watching index builds")
+        @requires(DATASET.search)
         def tick(chosen, seen):
             return panel(chosen, seen)
 
         timer.tick(tick, [datasets, watching], panel_outputs, api_visibility="private", show_progress="hidden")
         tab.select(tick, [datasets, watching], panel_outputs, api_visibility="private", show_progress="hidden")
 
-        @requires("admin", "building a search index")
+        @requires(DATASET.index)
         def do_index(name, k1_value, b_value, chosen, seen):
             message = queue_index(db, name, k1_value, b_value)
             return (message, *panel(chosen, seen))
@@ -416,7 +417,7 @@ def build(studio: Studio) -> None:
         index_btn.click(do_index, [index_dataset, k1, b, datasets, watching], [index_result, *panel_outputs],
                         api_name="index")
 
-        @requires("viewer", "opening the page")
+        @requires(PAGE.open)
         def on_load(request: gr.Request):
             params = query_params(request)
             every, now_ready = searchable_choices(db)

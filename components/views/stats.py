@@ -17,6 +17,7 @@ from .. import insights
 from ..insights import charts
 from ..store import Database
 from .common import Studio, deep_link, escape, query_params, requires
+from ..policies import DATASET
 
 TAB_ID = "stats"
 ROWS_SHOWN = 200
@@ -249,7 +250,7 @@ def build(studio: Studio) -> None:
             contam = gr.HTML(elem_id="stats-contam")
             clean_file = gr.File(label="Clean subset (JSON lines)", visible=False, elem_id="stats-clean-file")
 
-        @requires("viewer", "reading statistics")
+        @requires(DATASET.stats)
         def compute(name, u):
             if not name:
                 return ["Pick a dataset of pairs.", gr.update(choices=[], value=None), ""] + \
@@ -264,7 +265,7 @@ def build(studio: Studio) -> None:
                 [gr.update(value=f, visible=True) if f is not None else gr.update(value=None, visible=False)
                  for f in figs]
 
-        @requires("viewer", "reading statistics")
+        @requires(DATASET.stats)
         def show_rows(name, key):
             if not name or not key:
                 return "<p>Pick a bar first.</p>"
@@ -274,7 +275,7 @@ def build(studio: Studio) -> None:
                 return f"<p>❌ {escape(err)}</p>"
             return rows_html(db, name, found, key)
 
-        @requires("viewer", "reading statistics")
+        @requires(DATASET.stats)
         def run_check(name, evals, nn, field, threshold):
             try:
                 result = insights.find_contamination(db, name, evals or [], n=int(nn or 8), fld=field or "prompt",
@@ -283,7 +284,7 @@ def build(studio: Studio) -> None:
                 return f"<p>❌ {escape(err)}</p>"
             return contamination_html(db, result, float(threshold or 0), CONTAM_LIMIT)
 
-        @requires("admin", "exporting the clean subset")
+        @requires(DATASET.export_clean)
         def run_export(name, evals, nn, field, thr):
             try:
                 result = insights.find_contamination(db, name, evals or [], n=int(nn or 8), fld=field or "prompt",
@@ -295,7 +296,7 @@ def build(studio: Studio) -> None:
             return (f"<p>Wrote {kept:,} rows ({len(result.matches):,} suspects at score ≥ {float(thr or 0):.2f} "
                     f"left out).</p>", gr.update(value=str(out), visible=True))
 
-        @requires("viewer", "reading statistics")
+        @requires(DATASET.stats)
         def on_open(request: gr.Request):
             params = query_params(request)
             choices = pair_datasets(db)
