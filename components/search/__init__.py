@@ -22,7 +22,7 @@ or an index build needs it.
 from .background import IndexJob, background_status, index_in_background, job_of, wait_for_background
 from .details import Segment, record_facts, segments
 from .engine import Hit, Results, search, searchable
-from .errors import IndexNotReady, QuerySyntaxError, SearchError
+from .errors import IndexNotReady, OverBudget, QuerySyntaxError, SearchError, TooManyClauses, TooManyTerms
 from .filters import LABEL_STATUSES, Filters
 from .find import Found, find_rows
 from .highlight import SNIPPET_CHARS, Marker, highlight, matched_terms, stems
@@ -38,6 +38,7 @@ from .trec import batch_search, read_topics, trec_docid, write_run
 __all__ = [
     "BUILTIN_NUMBERS", "DEFAULT_B", "DEFAULT_K1", "FIELDS", "LABEL_STATUSES", "MODES", "NUMBER_LABELS",
     "SNIPPET_CHARS", "BuildSummary", "Filters", "Found", "Hit", "IndexJob", "IndexNotReady", "IndexStatus", "Marker",
+    "OverBudget", "TooManyClauses", "TooManyTerms",
     "ParsedQuery", "QuerySyntaxError", "Results", "SearchError", "Segment", "background_status", "batch_search",
     "build_index", "encode_number", "find_rows", "forget_index", "highlight", "ignored_operators", "index_in_background",
     "index_root", "index_status", "index_statuses", "java", "job_of", "matched_terms", "metadata_field",

@@ -18,12 +18,12 @@ from ..store import Database
 from . import numbers
 from .background import describe_pending
 from .details import CARDS, RecordFacts, record_facts
-from .errors import IndexNotReady, SearchError
+from .errors import IndexNotReady, OverBudget, SearchError, TooManyClauses, TooManyTerms
 from . import total
 from .filters import Filters, combine, filter_clauses
 from .highlight import Marker, highlight, matched_fields_and_terms, stems
 from .index import IndexStatus, exitable_searcher, index_statuses, open_searcher
-from .java import TOO_MANY_CLAUSES, TOO_MANY_TERMS, budget_ms, java, java_message, locked, over_budget
+from .java import TOO_MANY_TERMS, budget_ms, java, java_error, locked, over_budget
 from .query import FIELDS, ParsedQuery, costly_parts, parse_query
 
 
@@ -258,15 +258,16 @@ def _search(db: Database, datasets: Sequence[str] | str, query: str, field: str,
         pending = _read_records(db, hits, searcher, parsed, aside, documents, copies) if snippets and hits else None
         count = total.exact_total(searcher, parsed.lucene, clauses)
         if searcher.timedOut():  # Lucene stopped scoring at the budget: the page would be partial
-            raise SearchError(over_budget(parsed.expanding))
+            raise OverBudget(over_budget(parsed.expanding))
         if pending is not None:
             _add_snippets(hits, *pending)
     except J.JavaException as err:
-        message = java_message(err)
-        if message == TOO_MANY_CLAUSES and parsed.expanding:
-            message = TOO_MANY_TERMS
-        raise SearchError(message if message in (TOO_MANY_TERMS, TOO_MANY_CLAUSES, over_budget(True)) else
-                          f"the search failed: {message}") from None
+        error = java_error(err)
+        if isinstance(error, TooManyClauses) and parsed.expanding:
+            error = TooManyTerms(TOO_MANY_TERMS)
+        elif type(error) is SearchError:
+            error = SearchError(f"the search failed: {error}")
+        raise error from None
     finally:
         searcher.setTimeout(None)  # the cached searcher serves other calls without a budget of this one
     _WARM.add(id(cached))

@@ -18,7 +18,7 @@ import importlib
 import os
 import threading
 
-from .errors import SearchError
+from .errors import OverBudget, SearchError, TooManyClauses
 
 LOCK = threading.RLock()
 """Held by every call into Java (reentrant: a locked function may call another)."""
@@ -180,18 +180,24 @@ def java() -> _Java:
     return _JAVA
 
 
-def java_message(err: BaseException) -> str:
-    """The first line of a Java exception's own message, or one line of ours for the limits a
-    stranger's query can run into (Lucene's clause limit, the search's time budget)."""
+def java_error(err: BaseException) -> SearchError:
+    """A Java exception as the search error it is: the limits a stranger's query can run into
+    (Lucene's clause limit, the search's time budget) are typed, with one line of ours; anything else
+    is a SearchError with the first line of Java's own message."""
     text = getattr(err, "innermessage", None) or str(err)
     text = str(text).strip().splitlines()[0] if str(text).strip() else type(err).__name__
     text = text.removeprefix("JVM exception occurred: ")
     said = f"{getattr(err, 'classname', '') or ''} {text}"
     if any(m in said for m in ("TooManyClauses", "too many boolean clauses", "maxClauseCount is set to")):
-        return TOO_MANY_CLAUSES
+        return TooManyClauses(TOO_MANY_CLAUSES)
     if any(m in said for m in ("ExitingReaderException", "TimeExceeded", "took too long to iterate")):
-        return over_budget()
-    return text
+        return OverBudget(over_budget())
+    return SearchError(text)
+
+
+def java_message(err: BaseException) -> str:
+    """The one line ``java_error`` gives ``err``."""
+    return str(java_error(err))
 
 
 TOO_MANY_CLAUSES = ("the query has more than 1,024 words or terms, Lucene's limit: shorten it, or search "

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 
 from .errors import QuerySyntaxError, SearchError
-from .java import java, java_message, locked
+from .java import java, java_error, locked
 
 FIELDS = {
     "contents": "everything",
@@ -69,7 +69,7 @@ def parse_query(text: str, field_name: str = "contents", mode: str = "words", qu
         try:
             return _plain_words(J, text, field_name, quotes_and_fields)
         except J.JavaException as err:  # more words than Lucene's clause limit
-            raise QuerySyntaxError(java_message(err)) from None
+            raise _parse_error(err) from None
     costly = len(costly_parts(text))
     if costly > MAX_COSTLY_PARTS:  # before the parser compiles each one
         raise QuerySyntaxError(f"the query has {costly:,} wildcards, fuzzy words, ranges or regular "
@@ -82,7 +82,7 @@ def parse_query(text: str, field_name: str = "contents", mode: str = "words", qu
     try:
         query = parser.parse(text)
     except J.JavaException as err:
-        raise QuerySyntaxError(java_message(err)) from None
+        raise _parse_error(err) from None
     kinds: set[str] = set()
     unknown = sorted(fields_of(query, kinds) - set(FIELDS))
     if unknown:
@@ -217,3 +217,9 @@ def fields_of(query, kinds: set[str] | None = None) -> set[str]:
 
     walk(query)
     return out
+
+
+def _parse_error(err) -> QuerySyntaxError:
+    """The parser's refusal: Lucene's clause limit typed (``TooManyClauses``), else its own message."""
+    error = java_error(err)
+    return error if isinstance(error, QuerySyntaxError) else QuerySyntaxError(str(error))
