@@ -8,8 +8,11 @@ and offers two ways in:
 * writes -- ``db.write(fn)`` runs ``fn(cursor)`` inside one transaction, one writer at a time
   (a process-wide lock), and rolls the whole transaction back if ``fn`` raises.
 
-Ctrl-C during a query reaches Python as DuckDB's ``RuntimeError("Query interrupted")``; every read
-and write here gives it back as ``KeyboardInterrupt`` (``interruptible``), so each command stops the
+Ctrl-C during a query: DuckDB looks for Python's pending signal only now and then, and not on every
+path (a query read as Arrow ran on for minutes). So SIGINT also interrupts every open database's
+running queries at once (``watch_sigint``: Python's wakeup file descriptor, read by one thread), and
+DuckDB's ``InterruptException`` / ``RuntimeError("Query interrupted")`` is given back as
+``KeyboardInterrupt`` by every read and write here (``interruptible``), so each command stops the
 same way wherever the signal lands.
 
 The schema of every table is one ordered list of migrations (``schema.py``). The SQL of each
@@ -23,8 +26,11 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import signal
+import socket
 import struct
 import threading
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +78,48 @@ def interruptible():
         if interrupted(err):
             raise KeyboardInterrupt("Query interrupted") from None
         raise
+
+
+_OPEN: "weakref.WeakSet[Database]" = weakref.WeakSet()  # every Database open in this process
+_WATCHING: list = []  # the socket pair of the SIGINT watcher, once it runs
+
+
+def watch_sigint() -> bool:
+    """Make SIGINT interrupt the queries of every open ``Database`` at once, as well as raise
+    ``KeyboardInterrupt`` as usual. Only from the main thread, only while SIGINT has Python's own
+    handler and no wakeup descriptor is set (an event loop's is left alone); True when watching."""
+    if _WATCHING:
+        return True
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return False
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    try:
+        previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    except ValueError:
+        reader.close(), writer.close()
+        return False
+    if previous != -1:  # someone else's: theirs stays
+        signal.set_wakeup_fd(previous)
+        reader.close(), writer.close()
+        return False
+    _WATCHING.extend((reader, writer))
+
+    def watch():
+        while True:
+            try:
+                got = reader.recv(64)
+            except OSError:
+                return
+            if not got:
+                return
+            if signal.SIGINT in got:
+                for db in list(_OPEN):
+                    db.interrupt()
+
+    threading.Thread(target=watch, name="studio-sigint", daemon=True).start()
+    return True
 
 
 @dataclass
@@ -145,6 +193,9 @@ class Database:
         self._local = threading.local()
         self._once: set = set()
         self._once_lock = threading.RLock()
+        self._cursors: "weakref.WeakSet" = weakref.WeakSet()  # every cursor, for interrupt()
+        _OPEN.add(self)
+        watch_sigint()
         if not read_only:
             self.migrate()
 
@@ -156,7 +207,23 @@ class Database:
         if cur is None:
             cur = self._con.cursor()
             self._local.cursor = cur
+            self._track(cur)
         return cur
+
+    def _track(self, cur) -> None:
+        try:
+            self._cursors.add(cur)
+        except TypeError:  # a DuckDB without weak references to cursors: interrupt() reaches fewer
+            pass
+
+    def interrupt(self) -> None:
+        """Stop every query running on this database now (each raises KeyboardInterrupt here); a
+        cursor that runs nothing is not affected."""
+        for cur in [self._con, *list(self._cursors)]:
+            try:
+                cur.interrupt()
+            except Exception:  # closed meanwhile
+                pass
 
     def once(self, key: Any, fn: Callable[[], Any]) -> None:
         """Run ``fn()`` the first time ``key`` is asked for on this open database (seeding a library
@@ -197,6 +264,7 @@ class Database:
         """A query's result as Arrow, read on a cursor of its own (a result the thread's cursor is still
         streaming is left alone, and DuckDB reads it without the copy a DB-API result costs)."""
         cur = self.cursor().cursor()
+        self._track(cur)
         try:
             with interruptible():
                 return cur.sql(sql, params=params or None).to_arrow_table()

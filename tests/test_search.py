@@ -638,6 +638,28 @@ def test_concurrent_searches_give_the_serial_results(demo_db):
     assert errors == [] and len(seen) == 180 and all(seen)
 
 
+def test_threads_that_searched_leave_the_jvm_when_they_end(demo_db):
+    """A served app's worker threads come and go; each that searched is detached from the JVM when
+    it ends, so none stays in Java's thread list (pyjnius attaches them and never detaches)."""
+    import threading
+
+    from components.search.java import java
+
+    name = demo_db.datasets()[0].name
+    search.build_index(demo_db, name)
+    search.search(demo_db, [name], "water")
+    threads_mx = java().autoclass("java.lang.management.ManagementFactory").getThreadMXBean()
+    before = threads_mx.getThreadCount()
+    for _ in range(3):
+        batch = [threading.Thread(target=search.search, args=(demo_db, [name], "water")) for _ in range(10)]
+        for t in batch:
+            t.start()
+        for t in batch:
+            t.join()
+    # 30 threads searched and ended; without detaching, Java would count 30 more
+    assert threads_mx.getThreadCount() - before < 5
+
+
 def test_a_renamed_or_deleted_dataset_takes_its_index_folder_with_it(demo_db):
     name = "demo-trl-standard"
     built = search.build_index(demo_db, name)

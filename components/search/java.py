@@ -26,10 +26,38 @@ LOCK = threading.RLock()
 _JAVA: "_Java | None" = None  # the started JVM's classes and shared objects (one per process)
 
 
+class _DetachAtExit:
+    """Held in a thread-local by each thread but the main one that calls into Java. pyjnius attaches
+    every thread that calls Java to the JVM and detaches none (but on Android); a thread that ends
+    attached stays in the JVM's list of threads, with its stack gone (the web server's worker threads
+    end after a few idle seconds). When the thread ends its thread-locals are freed in it, and this
+    detaches it."""
+
+    def __del__(self):
+        if _JAVA is None:
+            return
+        try:
+            import jnius
+
+            jnius.detach()
+        except Exception:  # noqa: BLE001 - at a thread's end there is nobody left to tell
+            pass
+
+
+_THREAD = threading.local()
+
+
+def detach_at_thread_exit() -> None:
+    """Make sure the calling thread leaves the JVM when it ends (see ``_DetachAtExit``)."""
+    if getattr(_THREAD, "mark", None) is None and threading.current_thread() is not threading.main_thread():
+        _THREAD.mark = _DetachAtExit()
+
+
 def locked(fn):
-    """Run ``fn`` holding ``LOCK``."""
+    """Run ``fn`` holding ``LOCK`` (the thread detached from the JVM when it ends)."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        detach_at_thread_exit()
         with LOCK:
             return fn(*args, **kwargs)
     return wrapper
@@ -156,8 +184,10 @@ class _Java:
 
 @locked
 def java() -> _Java:
-    """The Java side of search (starting the JVM the first time)."""
+    """The Java side of search (starting the JVM the first time); the calling thread leaves the JVM
+    when it ends."""
     global _JAVA
+    detach_at_thread_exit()
     if _JAVA is None:
         _prepare_jvm()
         import pyserini.pyclass  # noqa: F401  (puts the Anserini jar on the class path, starts Java)
