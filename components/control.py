@@ -43,6 +43,52 @@ FORWARDED = ("datasets", "ingest", "export", "search", "index", "revise", "users
 MAX_REQUEST = 1 << 20  # bytes of one request line (argv and stdin)
 
 
+PATH_OPTIONS = ("out", "topics", "output", "guidelines", "file")
+"""Options that name files: a forwarded command resolves them against the CLI's working folder."""
+
+
+class Served:
+    """The database of the app this process serves, and how it signs people in (fixed when it started):
+    forwarded CLI commands run on that open database."""
+
+    db = None
+    mode: str | None = None
+
+
+def serving(db, mode: str) -> None:
+    """This process now serves ``db`` (signing people in by ``mode``)."""
+    Served.db, Served.mode = db, mode
+
+
+def served_mode() -> str | None:
+    """The sign-in mode of the app this process serves, None when it serves none."""
+    return Served.mode if Served.db is not None else None
+
+
+def open_db(path: str | os.PathLike):
+    """The database at ``path``: the served one when this process serves it, else opened now."""
+    from .store import Database
+
+    if Served.db is not None and Path(path).resolve() == Served.db.path.resolve():
+        return Served.db
+    return Database(path)
+
+
+def forwarded_args(args, cwd: str):
+    """A command's parsed ``args`` as sent by the CLI in ``cwd``: its files resolved there, its
+    database the served one."""
+    for key in PATH_OPTIONS:
+        value = getattr(args, key, None)
+        if isinstance(value, str) and value and not os.path.isabs(value):
+            setattr(args, key, os.path.join(cwd, value))
+    source = getattr(args, "source", None)
+    if args.command == "ingest" and source and not os.path.isabs(source) and os.path.exists(os.path.join(cwd, source)):
+        args.source = os.path.join(cwd, source)
+    if Served.db is not None:
+        args.db = str(Served.db.path)
+    return args
+
+
 class ControlError(Exception):
     """The control socket cannot be used safely; one line for the user."""
 

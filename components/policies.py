@@ -177,3 +177,10 @@ def recorded_name(who: Identity | None, typed: str | None) -> str | None:
     if signed_in(who):
         return who.name
     return (typed or "").strip() or None
+
+
+def cli_name(args) -> str:
+    """The name the command line's work is recorded under: its caller's (``args.who``, the machine's
+    owner unless a caller said otherwise) through ``recorded_name``, "cli" for the owner."""
+    return recorded_name(getattr(args, "who", access.LOCAL), "cli") or "cli"
+

@@ -41,3 +41,11 @@ def sql_literal(text: str) -> str:
     "'it''s'"
     """
     return "'" + str(text).replace("'", "''") + "'"
+
+
+def fail(err: BaseException | str) -> int:
+    """Tell the user why a command stopped, in one line on standard error; the command's exit code."""
+    import sys
+
+    print(f"error: {err}", file=sys.stderr)
+    return 1

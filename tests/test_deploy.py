@@ -35,7 +35,7 @@ def test_spacefile_runs_the_entry_point():
     import app
 
     args = app.parser().parse_args(run[2:] + ["--db", space["env"]["STUDIO_DB"]])
-    assert (args.host, args.port, args.fn) == ("0.0.0.0", space["port"], app.cmd_serve)
+    assert (args.host, args.port, args.run) == ("0.0.0.0", space["port"], app.serve_command)
     # app.py is a script with a main guard, as the Space runs it
     tree = ast.parse((ROOT / "app.py").read_text())
     assert any(isinstance(n, ast.If) and "__main__" in ast.unparse(n.test) for n in tree.body)

@@ -11,8 +11,9 @@ from .contamination import (
     ContaminationError, Match, Result, describe, export_clean, find_contamination, highlight, suspect_rows,
     suspects_query,
 )
+from .summary import describe_stats
 from .stats import UNITS, BinRows, StatsError, dataset_stats, load_tokenizer, rows_for
 
-__all__ = ["ContaminationError", "Match", "Result", "describe", "export_clean", "find_contamination", "highlight",
+__all__ = ["ContaminationError", "describe_stats", "Match", "Result", "describe", "export_clean", "find_contamination", "highlight",
            "suspect_rows", "suspects_query",
            "UNITS", "BinRows", "StatsError", "dataset_stats", "load_tokenizer", "rows_for"]

@@ -157,3 +157,10 @@ def describe(job: dict) -> str:
     return (f"{job['id']}  {job['status']:<11} {job['kind']:<6} {job['dataset']} v{job['dataset_version']}"
             f" {model} · {job['rows_done']}/{job['rows_total']} done, {job['rows_failed']} failed"
             f" · {job['where_run']} · by {job['started_by']}{took}")
+
+
+def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """The ``jobs`` command's parser; it runs as ``run(db, args)``."""
+    s = sub.add_parser("jobs", parents=[common], help="model jobs (score, ...): list, show ID, cancel ID")
+    add_jobs_arguments(s)
+    s.set_defaults(run=jobs_command)

@@ -53,3 +53,10 @@ def score_command(db, args) -> int:
     else:
         print(result.describe().replace("rows", "pairs") + f" · {scored} pairs of {info.name} scored by this model")
     return 0 if result.status in ("done", "cancelled") else 1
+
+
+def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """The ``score`` command's parser; it runs as ``run(db, args)``."""
+    s = sub.add_parser("score", parents=[common], help="a reward model scores both sides of every pair (admin)")
+    add_arguments(s)
+    s.set_defaults(run=score_command)

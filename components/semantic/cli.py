@@ -92,3 +92,13 @@ def semantic_results(db, args, datasets, filters):
                                model=args.model)
     return hybrid_search(db, datasets, args.query, k=args.k or 10, offset=args.offset, filters=filters,
                          model=args.model, mode="lucene" if args.lucene else "words", bm25_field=args.field)
+
+
+def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """The ``embed`` and ``similar`` commands' parsers; each runs as ``run(db, args)``."""
+    s = sub.add_parser("embed", parents=[common], help="embed a dataset's rows for semantic search (a job; --ray)")
+    add_embed_arguments(s)
+    s.set_defaults(run=embed_command)
+    s = sub.add_parser("similar", parents=[common], help="the rows most like a row, with their similarity")
+    add_similar_arguments(s)
+    s.set_defaults(run=similar_command)

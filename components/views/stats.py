@@ -90,35 +90,9 @@ def bar_choices(s: dict) -> list[tuple[str, str]]:
     return out
 
 
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{x:.1%}"
-
-
 def summary_markdown(s: dict) -> str:
-    dup, bias, near = s["duplicates"], s["length_bias"], s["duplicates"]["near"]
-    lines = [f"### {escape(s['dataset'])} (version {s['version']})",
-             f"**{s['rows']:,}** pairs · **{s['rejected_rows']:,}** rows rejected at ingest · "
-             f"**{s['flagged_empty_side']:,}** pairs with an empty side · "
-             f"**{dup['identical_sides']:,}** with chosen identical to rejected"]
-    for reason, n in (s["rejected_by_reason"] or {}).items():
-        lines.append(f"- rejected {n:,}: {escape(reason)}")
-    lines.append(f"\n**Length bias:** the chosen response is longer in **{_pct(bias['chosen_longer_share'])}** of "
-                 f"pairs ({bias['chosen_longer']:,} longer, {bias['chosen_shorter']:,} shorter, "
-                 f"{bias['same_length']:,} the same).")
-    lab = (s.get("labels") or {}).get("length_bias") or {}
-    if lab.get("judgments"):
-        lines.append(f"Annotators picked the longer response in **{_pct(lab['longer_picked_share'])}** of "
-                     f"{lab['judgments']:,} judgments.")
-    r = s["ratings"]
-    if r["scored"]:
-        lines.append(f"\n**Ratings:** {r['scored']:,} scored pairs; margin 0 or less in **{r['margin_nonpositive']:,}**.")
-    lines.append(f"\n**Duplicates:** {dup['duplicate_prompts']['groups']:,} prompts occur more than once "
-                 f"({dup['duplicate_prompts']['rows']:,} rows); {dup['duplicate_pairs']['groups']:,} pairs occur more "
-                 f"than once ({dup['duplicate_pairs']['rows']:,} rows); {near['clusters_found']:,} clusters of "
-                 f"near-duplicate prompts ({near['rows_in_clusters']:,} rows; MinHash LSH, Jaccard ≥ {near['threshold']}"
-                 + (f", first {near['checked_prompts']:,} of {near['distinct_prompts']:,} distinct prompts)"
-                    if near["capped"] else ")") + ".")
-    lines.append(f"\n<sub>Computed in {s['timings_s']['total']:.2f} s. Pick any bar below to see its rows.</sub>")
+    lines = insights.describe_stats(s, markdown=True, escape=escape)
+    lines[-1] = f"\n<sub>{lines[-1].strip()} Pick any bar below to see its rows.</sub>"
     return "\n".join(lines)
 
 

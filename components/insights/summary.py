@@ -1,0 +1,48 @@
+"""A dataset's statistics in a few sentences: the same words on the command line (plain text) and on
+the Statistics tab (Markdown, with the dataset's own strings escaped by the page's rule)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+
+def _pct(x: float | None) -> str:
+    """
+    >>> _pct(0.4567), _pct(None)
+    ('45.7%', '–')
+    """
+    return "–" if x is None else f"{x:.1%}"
+
+
+def describe_stats(s: dict, markdown: bool = False, escape: Callable[[str], str] = str) -> list[str]:
+    """The summary of ``dataset_stats``' result, one paragraph per item; with ``markdown``, figures in
+    bold and a heading, and ``escape`` applied to the dataset's name and reasons (untrusted text)."""
+    b = (lambda x: f"**{x}**") if markdown else (lambda x: x)
+    dup, bias, near = s["duplicates"], s["length_bias"], s["duplicates"]["near"]
+    title = f"{escape(s['dataset'])} (version {s['version']})"
+    lines = [f"### {title}" if markdown else title,
+             f"{b(format(s['rows'], ','))} pairs · "
+             f"{b(format(s['rejected_rows'], ','))} rows rejected at ingest · "
+             f"{b(format(s['flagged_empty_side'], ','))} pairs with an empty side · "
+             f"{b(format(dup['identical_sides'], ','))} with chosen identical to rejected"]
+    for reason, n in (s["rejected_by_reason"] or {}).items():
+        lines.append(f"- rejected {n:,}: {escape(reason)}")
+    lines.append(f"\n{b('Length bias:')} the chosen response is longer in {b(_pct(bias['chosen_longer_share']))} of "
+                 f"pairs ({bias['chosen_longer']:,} longer, {bias['chosen_shorter']:,} shorter, "
+                 f"{bias['same_length']:,} the same).")
+    lab = (s.get("labels") or {}).get("length_bias") or {}
+    if lab.get("judgments"):
+        lines.append(f"Annotators picked the longer response in {b(_pct(lab['longer_picked_share']))} of "
+                     f"{lab['judgments']:,} judgments.")
+    r = s["ratings"]
+    if r["scored"]:
+        lines.append(f"\n{b('Ratings:')} {r['scored']:,} scored pairs; margin 0 or less in "
+                     f"{b(format(r['margin_nonpositive'], ','))}.")
+    lines.append(f"\n{b('Duplicates:')} {dup['duplicate_prompts']['groups']:,} prompts occur more than once "
+                 f"({dup['duplicate_prompts']['rows']:,} rows); {dup['duplicate_pairs']['groups']:,} pairs occur more "
+                 f"than once ({dup['duplicate_pairs']['rows']:,} rows); {near['clusters_found']:,} clusters of "
+                 f"near-duplicate prompts ({near['rows_in_clusters']:,} rows; MinHash LSH, Jaccard ≥ {near['threshold']}"
+                 + (f", first {near['checked_prompts']:,} of {near['distinct_prompts']:,} distinct prompts)"
+                    if near["capped"] else ")") + ".")
+    lines.append(f"\nComputed in {s['timings_s']['total']:.2f} s.")
+    return lines
