@@ -144,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         return fail(err)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # piped into head, say: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as err:
         if interrupted(err):  # DuckDB's "Query interrupted" outside the Database's own methods
             return 130

@@ -660,6 +660,25 @@ def test_threads_that_searched_leave_the_jvm_when_they_end(demo_db):
     assert threads_mx.getThreadCount() - before < 5
 
 
+def test_a_search_puts_the_jvms_signal_handlers_back(demo_db):
+    """Compiled Java code faults on purpose and counts on the JVM's SIGSEGV handler; a library that
+    resets SIGSEGV after Java started (faulthandler.disable, say) would make the next such fault end the
+    process. Every call into Java puts the JVM's handler back first."""
+    import signal
+
+    from components.search.java import _sigaction
+
+    name = demo_db.datasets()[0].name
+    search.build_index(demo_db, name)
+    search.search(demo_db, [name], "water")
+    jvm = _sigaction(signal.SIGSEGV)[:8]
+    assert jvm != bytes(8)  # Java's own, not the default
+    signal.signal(signal.SIGSEGV, signal.SIG_DFL)
+    assert _sigaction(signal.SIGSEGV)[:8] != jvm
+    assert search.search(demo_db, [name], "water").total > 0
+    assert _sigaction(signal.SIGSEGV)[:8] == jvm
+
+
 def test_a_renamed_or_deleted_dataset_takes_its_index_folder_with_it(demo_db):
     name = "demo-trl-standard"
     built = search.build_index(demo_db, name)

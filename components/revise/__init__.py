@@ -36,7 +36,7 @@ from .backends.local import LocalBackend, cuda_available, loaded_models, local_b
 from .errors import RevisionError
 from .jobs import (
     JobProgress, backend_for_job, get_job, job_principles, job_settings, list_jobs, parse_rows, run_job, search_rows,
-    select_rows, start_job,
+    select_rows, start_batch, start_job,
 )
 from .models import (
     ModelEntry, add_model, check_listed, choose, default_model, ensure_models, get_model, model_history, models,

@@ -54,26 +54,21 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
 def revise_command(db, args) -> int:
     from .. import personas, revise
 
-    if args.into and not args.accept:
-        return fail("--into names the dataset accepted pairs go to: add --accept (without it, results wait "
-                     "for review in the Revise tab)")
     started = time.perf_counter()
     summaries = []
     try:
         settings = revise.Settings(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                                    top_p=args.top_p, seed=args.seed, batch_size=args.batch_size).checked()
-        notes: list[str] = []
-        into = revise.target_name(args.into, args.name) if args.accept else None
-        rows = revise.select_rows(db, args.name, args.rows, args.query, args.limit, notes)
-        for note in notes:
-            print(note, file=sys.stderr)
         principles = revise.resolve_principles(db, args.principles)
         chosen = [personas.resolve(db, n).provenance() for n in dict.fromkeys(args.persona or [])] or [None]
         backend = revise.make_backend(args.model, args.endpoint)
-        selection = {"rows": args.rows, "query": args.query, "limit": args.limit}
-        for persona in chosen:  # one job per persona: each row gives one pair per persona
-            job, resumed = revise.start_job(db, args.name, rows, principles, backend, settings, args.side, into,
-                                            selection, persona=persona)
+        for n, persona in enumerate(chosen):  # one job per persona: each row gives one pair per persona
+            job, resumed, notes = revise.start_batch(db, args.name, principles, backend, settings, rows=args.rows,
+                                                     query=args.query, limit=args.limit, side=args.side,
+                                                     accept=args.accept, into=args.into, persona=persona)
+            for note in notes if n == 0 else []:
+                print(note, file=sys.stderr)
+            rows = job["rows"]
             print(f"{'resuming' if resumed else 'started'} job {job['id']}: {args.name}, {len(rows)} rows, "
                   f"{', '.join(p.id for p in principles)}" + (f", for persona {persona['name']}" if persona else "")
                   + f" · {backend.describe()}", file=sys.stderr, flush=True)

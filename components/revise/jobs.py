@@ -199,6 +199,25 @@ class JobProgress:
     message: str
 
 
+def start_batch(db: Database, dataset: str, principles: list[Principle], backend: Backend, settings: Settings, *,
+                rows: str | None = None, query: str | None = None, limit: int | None = None, side: str = "chosen",
+                accept: bool = False, into: str | None = None, persona: dict | None = None
+                ) -> tuple[dict, bool, list[str]]:
+    """The one way a batch begins, for the page and the command line alike: the rows a range, a
+    search or a limit picks (``select_rows``), where accepted pairs go (``into``, with ``accept``:
+    NAME-revisions by default) and the job for them (``start_job``: an unfinished identical one is
+    resumed). Returns (job, resumed, notes about the selection)."""
+    if into and not accept:
+        raise RevisionError("--into names the dataset accepted pairs go to: add --accept (without it, results "
+                            "wait for review in the Revise tab)")
+    notes: list[str] = []
+    picked = select_rows(db, dataset, rows or None, query or None, limit or None, notes)
+    target = target_name(into, dataset) if accept else None
+    job, resumed = start_job(db, dataset, picked, principles, backend, settings, side, target,
+                             {"rows": rows or None, "query": query or None, "limit": limit}, persona=persona)
+    return job, resumed, notes
+
+
 def run_job(db: Database, job_id: str, backend: Backend | None = None, stop: threading.Event | None = None,
             progress: Callable[[JobProgress], None] | None = None, batch_size: int | None = None) -> dict:
     """Revise the job's rows that have no result yet, a batch per forward pass, storing each batch as

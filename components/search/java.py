@@ -53,11 +53,42 @@ def detach_at_thread_exit() -> None:
         _THREAD.mark = _DetachAtExit()
 
 
+_JVM_SIGNALS = (4, 7, 8, 11)  # SIGILL, SIGBUS, SIGFPE, SIGSEGV: the JVM raises these on purpose and handles them
+_SIGACTION_SIZE = 256  # more than glibc's struct sigaction (152 bytes on x86-64); its first field is the handler
+_JVM_HANDLERS: dict[int, bytes] = {}
+
+
+def _sigaction(signum: int, new: bytes | None = None) -> bytes:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    old = ctypes.create_string_buffer(_SIGACTION_SIZE)
+    libc.sigaction(signum, ctypes.c_char_p(new) if new is not None else None, old)
+    return old.raw
+
+
+def keep_jvm_signal_handlers() -> None:
+    """Put the JVM's own handlers of SIGSEGV and its kin back if a library replaced them since Java
+    started. Compiled Java code faults on purpose (a null check is a read of address 0) and counts on
+    its handler; a Python library that reset SIGSEGV (``faulthandler.disable()`` puts back what was there
+    before Java) made the next such fault end the process: exit code 139 and nothing printed."""
+    if _JAVA is None:
+        return
+    if not _JVM_HANDLERS:
+        _JVM_HANDLERS.update({n: _sigaction(n) for n in _JVM_SIGNALS})
+        return
+    for n, saved in _JVM_HANDLERS.items():
+        if _sigaction(n)[:8] != saved[:8]:
+            _sigaction(n, saved)
+
+
 def locked(fn):
-    """Run ``fn`` holding ``LOCK`` (the thread detached from the JVM when it ends)."""
+    """Run ``fn`` holding ``LOCK`` (the thread detached from the JVM when it ends; the JVM's signal
+    handlers in place)."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         detach_at_thread_exit()
+        keep_jvm_signal_handlers()
         with LOCK:
             return fn(*args, **kwargs)
     return wrapper
@@ -207,6 +238,9 @@ def java() -> _Java:
         j = _Java(autoclass, cast, JavaException)
         j.__dict__["jul_logger"] = jul  # java.util.logging keeps loggers weakly: hold this one
         _JAVA = j
+        keep_jvm_signal_handlers()  # the JVM's handlers, as Java just set them
+    else:
+        keep_jvm_signal_handlers()
     return _JAVA
 
 

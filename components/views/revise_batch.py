@@ -57,15 +57,12 @@ def start_batch(db: Database, request: RevisionRequest, batch: BatchChoice, who:
         raise rv.RevisionError("pick a dataset first")
     ps = request.principles.resolve(db)
     settings = request.generation.settings(batch.batch_size)
-    accept_into = rv.target_name(batch.into, request.dataset) if batch.accept_straight else None
-    notes: list[str] = []
-    rows = rv.select_rows(db, request.dataset, (batch.rows or "").strip() or None, (batch.query or "").strip() or None,
-                          as_int(batch.limit, 0) or None, notes)
     backend = request.model.backend(db, who)
-    persona = request.persona_provenance(db)
-    job, resumed = rv.start_job(db, request.dataset, rows, ps, backend, settings, request.side, accept_into,
-                                {"rows": batch.rows or None, "query": batch.query or None, "limit": batch.limit},
-                                persona=persona)
+    job, resumed, notes = rv.start_batch(
+        db, request.dataset, ps, backend, settings, rows=(batch.rows or "").strip() or None,
+        query=(batch.query or "").strip() or None, limit=as_int(batch.limit, 0) or None, side=request.side,
+        accept=batch.accept_straight, into=batch.into if batch.accept_straight else None,
+        persona=request.persona_provenance(db))
     return BatchStart(job, backend, resumed, notes)
 
 
