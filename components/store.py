@@ -207,14 +207,8 @@ class Database:
         if cur is None:
             cur = self._con.cursor()
             self._local.cursor = cur
-            self._track(cur)
-        return cur
-
-    def _track(self, cur) -> None:
-        try:
             self._cursors.add(cur)
-        except TypeError:  # a DuckDB without weak references to cursors: interrupt() reaches fewer
-            pass
+        return cur
 
     def interrupt(self) -> None:
         """Stop every query running on this database now (each raises KeyboardInterrupt here); a
@@ -264,7 +258,7 @@ class Database:
         """A query's result as Arrow, read on a cursor of its own (a result the thread's cursor is still
         streaming is left alone, and DuckDB reads it without the copy a DB-API result costs)."""
         cur = self.cursor().cursor()
-        self._track(cur)
+        self._cursors.add(cur)
         try:
             with interruptible():
                 return cur.sql(sql, params=params or None).to_arrow_table()

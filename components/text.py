@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime, timezone
 
 
@@ -45,7 +46,5 @@ def sql_literal(text: str) -> str:
 
 def fail(err: BaseException | str) -> int:
     """Tell the user why a command stopped, in one line on standard error; the command's exit code."""
-    import sys
-
     print(f"error: {err}", file=sys.stderr)
     return 1

@@ -58,12 +58,19 @@ _SIGACTION_SIZE = 256  # more than glibc's struct sigaction (152 bytes on x86-64
 _JVM_HANDLERS: dict[int, bytes] = {}
 
 
-def _sigaction(signum: int, new: bytes | None = None) -> bytes:
+@functools.cache
+def _libc():
     import ctypes
 
-    libc = ctypes.CDLL(None, use_errno=True)
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _sigaction(signum: int, new: bytes | None = None) -> bytes:
+    """The process's ``struct sigaction`` of ``signum`` (as bytes); with ``new``, set that first."""
+    import ctypes
+
     old = ctypes.create_string_buffer(_SIGACTION_SIZE)
-    libc.sigaction(signum, ctypes.c_char_p(new) if new is not None else None, old)
+    _libc().sigaction(signum, ctypes.c_char_p(new) if new is not None else None, old)
     return old.raw
 
 
@@ -83,12 +90,9 @@ def keep_jvm_signal_handlers() -> None:
 
 
 def locked(fn):
-    """Run ``fn`` holding ``LOCK`` (the thread detached from the JVM when it ends; the JVM's signal
-    handlers in place)."""
+    """Run ``fn`` holding ``LOCK``."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        detach_at_thread_exit()
-        keep_jvm_signal_handlers()
         with LOCK:
             return fn(*args, **kwargs)
     return wrapper
@@ -215,8 +219,9 @@ class _Java:
 
 @locked
 def java() -> _Java:
-    """The Java side of search (starting the JVM the first time); the calling thread leaves the JVM
-    when it ends."""
+    """The Java side of search (starting the JVM the first time). Every path into Java asks for it
+    first, so here the calling thread is set to leave the JVM when it ends, and the JVM's signal
+    handlers are put back if a library replaced them."""
     global _JAVA
     detach_at_thread_exit()
     if _JAVA is None:
@@ -238,9 +243,7 @@ def java() -> _Java:
         j = _Java(autoclass, cast, JavaException)
         j.__dict__["jul_logger"] = jul  # java.util.logging keeps loggers weakly: hold this one
         _JAVA = j
-        keep_jvm_signal_handlers()  # the JVM's handlers, as Java just set them
-    else:
-        keep_jvm_signal_handlers()
+    keep_jvm_signal_handlers()  # the first time: the JVM's handlers, as Java just set them
     return _JAVA
 
 
