@@ -21,7 +21,7 @@ SCREENS = {
     "browse": ("?dataset=demo-assistant-pairs&row=2", "#browse-prompt", None),
     "search": ("?tab=search&q=egg+yolk&datasets=demo-assistant-pairs,demo-field-notes,demo-trl-standard",
                "#search-results .sr-hit", None),
-    "statistics": ("?tab=stats&dataset=demo-trl-standard", "#stats-dataset", None),
+    "statistics": ("?tab=stats&dataset=demo-trl-standard", ".js-plotly-plot g.trace", None),
     "compare": ("?tab=compare&dataset=demo-assistant-pairs&row=1", "#cmp-label-chosen", None),
     "revise": ("?tab=revise&dataset=demo-sdsd-dialogues&row=0", "#revise-chat", None),
     "personas": ("", "", "Personas"),
