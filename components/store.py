@@ -80,6 +80,19 @@ def interruptible():
         raise
 
 
+def despite_interrupt(fn: Callable[[], Any], tries: int = 3) -> Any:
+    """Run ``fn()`` again when the Ctrl-C being handled stops its query too: the SIGINT watcher
+    interrupts every running query a moment after the signal, so the write that records how a job
+    ended can meet the same interrupt. A real new Ctrl-C (Python's own KeyboardInterrupt) is not
+    retried, nor is the last try."""
+    for left in range(tries - 1, -1, -1):
+        try:
+            return fn()
+        except KeyboardInterrupt as err:
+            if left == 0 or str(err) != "Query interrupted":
+                raise
+
+
 _OPEN: "weakref.WeakSet[Database]" = weakref.WeakSet()  # every Database open in this process
 _WATCHING: list = []  # the socket pair of the SIGINT watcher, once it runs
 

@@ -154,3 +154,33 @@ def test_interrupted_is_told_apart_from_other_errors():
         with interruptible():
             raise RuntimeError("other")
     assert not interrupted(ValueError("Query interrupted"))
+
+
+def test_the_write_that_records_an_interrupt_is_kept_when_the_same_interrupt_stops_it(tmp_path):
+    """After Ctrl-C the watcher interrupts every running query a moment later, so it can stop the very
+    UPDATE that marks the job interrupted; that write is done again, a new Ctrl-C is not swallowed."""
+    from components.store import despite_interrupt
+
+    db = Database(tmp_path / "w.duckdb")
+    db.write(lambda cur: cur.execute("CREATE TABLE t (status VARCHAR)"))
+    calls = []
+
+    def finish():
+        calls.append(1)
+        if len(calls) == 1:  # the first try meets the interrupt, as the watcher's can
+            def slow(cur):
+                cur.execute("INSERT INTO t VALUES ('half')")
+                threading.Timer(0.3, db.interrupt).start()
+                cur.execute("SELECT count(*) FROM range(10000000000) a")
+            return db.write(slow)
+        return db.write(lambda cur: cur.execute("INSERT INTO t VALUES ('interrupted')"))
+
+    despite_interrupt(finish)
+    assert len(calls) == 2
+    assert db.rows("SELECT status FROM t") == [("interrupted",)]  # the first try rolled back whole
+
+    def pressed():
+        raise KeyboardInterrupt  # Python's own: the user pressed Ctrl-C again
+    with pytest.raises(KeyboardInterrupt):
+        despite_interrupt(pressed)
+    db.close()

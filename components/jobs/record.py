@@ -12,7 +12,7 @@ import uuid
 
 import pyarrow as pa
 
-from ..store import Database
+from ..store import Database, despite_interrupt
 
 STATUSES = ("running", "done", "cancelled", "failed", "interrupted")
 FINISHED = ("done", "cancelled", "failed", "interrupted")
@@ -73,8 +73,9 @@ def record_batch(db: Database, job_id: str, written: int, errors: pa.Table | Non
 def finish(db: Database, job_id: str, status: str, message: str | None = None) -> None:
     if status not in STATUSES:
         raise ValueError(f"unknown job status {status!r}")
-    db.write(lambda cur: cur.execute(
-        "UPDATE jobs SET status = ?, message = ?, finished_at = now() WHERE id = ?", [status, message, job_id]))
+    # after Ctrl-C the watcher's interrupt can land on this very write: it is done again
+    despite_interrupt(lambda: db.write(lambda cur: cur.execute(
+        "UPDATE jobs SET status = ?, message = ?, finished_at = now() WHERE id = ?", [status, message, job_id])))
 
 
 def get_job(db: Database, job_id: str) -> dict | None:
