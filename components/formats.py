@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from .text import sql_literal
+
 DEFAULT_MAX_CHARS = 200_000
 """Rows whose text is longer than this (in UTF-8 bytes) are rejected as too long."""
 
@@ -65,11 +67,6 @@ def split_transcript(text: str) -> list[dict]:
 def q(name: str) -> str:
     """Quote a column name for DuckDB."""
     return '"' + name.replace('"', '""') + '"'
-
-
-def literal(text: str) -> str:
-    """Quote a string literal for DuckDB."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 @dataclass
@@ -448,7 +445,7 @@ def select_sql(plan: Plan, columns: dict[str, pa.DataType], source: str = "src")
         f"FROM {last})"
     )
     ctes.append(final)
-    cases = " ".join(f"WHEN {cond} THEN {literal(reason)}" for cond, reason in plan.checks)
+    cases = " ".join(f"WHEN {cond} THEN {sql_literal(reason)}" for cond, reason in plan.checks)
     problem = f"CASE {cases} ELSE NULL END" if cases else "NULL"
     if "__problem" in columns:
         problem = f"coalesce(__problem, {problem})"

@@ -7,6 +7,19 @@ its own migration, and its SQL lives beside the concept (see docs/architecture.m
 
 from __future__ import annotations
 
+JUDGMENTS = ("chosen", "rejected", "tie", "both_bad")
+"""The labels that count as a judgment of a pair (a skip does not): the one list every query uses."""
+
+
+def judged(column: str = "label") -> str:
+    """The SQL test that ``column`` holds a judgment.
+
+    >>> judged("c.label")
+    "c.label IN ('chosen', 'rejected', 'tie', 'both_bad')"
+    """
+    return f"{column} IN ({', '.join(repr(j) for j in JUDGMENTS)})"
+
+
 MESSAGE = "STRUCT(role VARCHAR, content VARCHAR)"
 MESSAGES = f"{MESSAGE}[]"
 

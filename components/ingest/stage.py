@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from .. import formats
 from ..store import Database
+from ..text import sql_literal
 
 PREFIX = "~staging:"
 """Staging keys start with this; a dataset name cannot (names.DATASET_NAME)."""
@@ -83,7 +84,7 @@ def _stage_batch(db: Database, normalize: Callable[[str], str], table: pa.Table,
             # ... and a second one, over just the rows of this batch that did not land, keeps their reasons
             cur.execute(
                 f"CREATE TEMP VIEW {left_out} AS SELECT * FROM {src} WHERE __row NOT IN "
-                f"(SELECT row FROM records WHERE dataset = {formats.literal(key)} AND row >= {int(first)})"
+                f"(SELECT row FROM records WHERE dataset = {sql_literal(key)} AND row >= {int(first)})"
             )
             cur.execute(
                 f"INSERT INTO rejects SELECT ?, row, problem, raw FROM ({normalize(left_out)}) ORDER BY row", [key])

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from ..schema import JUDGMENTS, judged
 from ..store import Database, DatasetInfo
 from ..text import utc_now
 
@@ -38,7 +39,7 @@ VOCABULARY = [
 ]
 LABELS = tuple(lab.name for lab in VOCABULARY)
 BY_NAME = {lab.name: lab for lab in VOCABULARY}
-JUDGMENTS = ("chosen", "rejected", "tie", "both_bad")
+JUDGED = judged()
 """Labels that are judgments (a skip is not): what agreement and majorities are computed over."""
 
 DEFAULT_TAGS = ["factuality", "helpfulness", "harmlessness", "instruction following", "reasoning", "style",
@@ -268,7 +269,7 @@ def graded_labels(db: Database, dataset: str) -> list[dict]:
     ranking, in (row, annotator) order."""
     rows = db.dicts(
         "SELECT row, annotator, label, grade, aspects::VARCHAR AS aspects, ranking, schema_version FROM current_labels "
-        "WHERE dataset = ? AND label IN ('chosen', 'rejected', 'tie', 'both_bad') ORDER BY row, annotator",
+        f"WHERE dataset = ? AND {judged()} ORDER BY row, annotator",
         [dataset])
     for r in rows:
         r["aspects"] = json.loads(r["aspects"]) if r["aspects"] else {}
@@ -325,10 +326,10 @@ def label_progress(db: Database, dataset: str, annotator: str | None, rows: Sequ
 
 # -- the majority rule: written once, here ----------------------------------------------------------
 
-MAJORITY_SQL = """
+MAJORITY_SQL = f"""
     WITH votes AS (
         SELECT row, label, count(*) AS n FROM current_labels
-        WHERE dataset = $dataset AND label IN ('chosen', 'rejected', 'tie', 'both_bad')
+        WHERE dataset = $dataset AND {JUDGED}
           AND ($annotators IS NULL OR list_contains($annotators, annotator))
         GROUP BY row, label),
     top AS (SELECT row, label, rank() OVER (PARTITION BY row ORDER BY n DESC) AS place FROM votes)

@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..schema import judged
 from ..store import Database
 from ..text import utc_now
 from .events import JUDGMENTS, LabelError, check_label, check_pairs, check_row
@@ -104,6 +105,6 @@ def gold_accuracy(db: Database, dataset: str) -> dict[str, dict]:
     found = db.rows(
         f"""SELECT c.annotator, count(*), count(*) FILTER (WHERE c.label = g.label)
             FROM current_labels c JOIN ({GOLD_SQL}) g ON g.row = c.row
-            WHERE c.dataset = $dataset AND c.label IN ('chosen', 'rejected', 'tie', 'both_bad')
+            WHERE c.dataset = $dataset AND {judged("c.label")}
             GROUP BY c.annotator ORDER BY c.annotator""", {"dataset": dataset})
     return {a: {"judged": n, "correct": ok, "accuracy": accuracy(ok, n)} for a, n, ok in found}

@@ -25,6 +25,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from ..schema import judged
 from ..store import Database
 from ..text import utc_now
 from .events import JUDGMENTS, LabelError, add_label, check_annotator, check_label, check_pairs
@@ -42,7 +43,7 @@ GOLD_SQL = """
 """
 """The gold pairs of a dataset in effect: the latest mark of each pair, unless it was unmarked."""
 
-_JUDGED = "label IN ('chosen', 'rejected', 'tie', 'both_bad')"
+_JUDGED = judged()
 _HUMAN = "NOT simulated"
 """A model judge's labels (personas.judge) are kept and compared but fill no overlap slot."""
 

@@ -13,13 +13,14 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Iterable
 
+from ..schema import judged
 from ..store import Database
 
 SOURCES = ("all", "human", "simulated")
 
 # The persona of each current label is in the options of the event that set it: current_labels
 # gives (dataset, row, annotator, created_at); the event log gives its options.
-_PERSONA_LABELS = """
+_PERSONA_LABELS = f"""
     SELECT c.row, c.annotator, c.label,
            json_extract_string(e.options, '$.persona') AS persona,
            TRY_CAST(json_extract_string(e.options, '$.persona_version') AS INTEGER) AS persona_version,
@@ -27,7 +28,7 @@ _PERSONA_LABELS = """
     FROM current_labels c
     JOIN label_events e ON e.dataset = c.dataset AND e.row = c.row AND e.annotator = c.annotator
                        AND e.created_at = c.created_at AND e.label = c.label
-    WHERE c.dataset = ? AND c.label IN ('chosen', 'rejected', 'tie', 'both_bad')
+    WHERE c.dataset = ? AND {judged("c.label")}
       AND json_extract_string(e.options, '$.persona') IS NOT NULL
     QUALIFY row_number() OVER (PARTITION BY c.row, c.annotator ORDER BY e.id DESC) = 1
     ORDER BY c.row, c.annotator

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterable
 
 from ..store import Database
+from ..versions import Versioned
 
 PERSONAS_FILE = Path(__file__).resolve().parents[2] / "data" / "personas.jsonl"
 DEFAULT_TEMPLATE = (
@@ -177,40 +178,35 @@ def _persona(r: dict) -> Persona:
     return Persona(r["name"], tuple((k, str(v)) for k, v in attrs.items()), r["template"], r["version"])
 
 
-def _put(cur, p: dict, version: int, origin: str, action: str, author: str | None, deleted: bool = False) -> None:
-    attrs = json.dumps(p["attributes"], ensure_ascii=False)
-    cur.execute("INSERT INTO personas VALUES (?, ?, ?, ?, ?, ?, ?, now())",
-                [p["name"], attrs, p["template"], origin, version, deleted, author])
-    cur.execute("INSERT INTO persona_history VALUES (?, ?, ?, ?, ?, ?, ?, now())",
-                [p["name"], version, action, attrs, p["template"], render(p["template"], p["name"], p["attributes"]),
-                 author])
+TABLES = Versioned("personas", "persona_history", "name")
+
+
+def _writer(cur, p: dict, author: str | None):
+    """``put(version, origin, action, deleted)`` for persona ``p`` (see components.versions)."""
+    def put(version: int, origin: str, action: str, deleted: bool) -> None:
+        attrs = json.dumps(p["attributes"], ensure_ascii=False)
+        cur.execute("INSERT INTO personas VALUES (?, ?, ?, ?, ?, ?, ?, now())",
+                    [p["name"], attrs, p["template"], origin, version, deleted, author])
+        cur.execute("INSERT INTO persona_history VALUES (?, ?, ?, ?, ?, ?, ?, now())",
+                    [p["name"], version, action, attrs, p["template"],
+                     render(p["template"], p["name"], p["attributes"]), author])
+
+    return put
 
 
 def _store(cur, p: dict, author: str | None, action: str | None = None) -> str:
     """Create persona ``p`` or store a new version of it; returns what happened (or ``unchanged``)."""
-    old = cur.execute("SELECT attributes, template, version, origin, deleted FROM personas WHERE name = ?",
-                      [p["name"]]).fetchone()
-    if old is None:
-        _put(cur, p, 1, "user", action or "create", author)
-        return "created"
-    same = json.loads(old[0]) == p["attributes"] and old[1] == p["template"]
-    if same and not old[4]:
-        return "unchanged"
-    cur.execute("DELETE FROM personas WHERE name = ?", [p["name"]])
-    _put(cur, p, old[2] + 1, old[3], "restore" if old[4] else (action or "edit"), author)
-    return "updated"
+    def unchanged() -> bool:
+        attrs, template = cur.execute("SELECT attributes, template FROM personas WHERE name = ?",
+                                      [p["name"]]).fetchone()
+        return json.loads(attrs) == p["attributes"] and template == p["template"]
+
+    return TABLES.store(cur, p["name"], _writer(cur, p, author), action=action, unchanged=unchanged)
 
 
 def seed_personas(db: Database, items: list[dict]) -> int:
     """Add library personas the database has never had (edited or deleted ones stay as they are)."""
-    def run(cur):
-        known = {r[0] for r in cur.execute("SELECT name FROM personas").fetchall()}
-        fresh = [p for p in items if p["name"] not in known]
-        for p in fresh:
-            _put(cur, p, 1, "library", "library", None)
-        return len(fresh)
-
-    return db.write(run)
+    return db.write(lambda cur: TABLES.seed(cur, items, lambda p: _writer(cur, p, None)))
 
 
 def ensure_personas(db: Database, path: str | os.PathLike = PERSONAS_FILE) -> None:
@@ -277,23 +273,19 @@ def delete_persona(db: Database, name: str, author: str | None = None) -> bool:
     ensure_personas(db)
 
     def run(cur):
-        old = cur.execute("SELECT attributes, template, version, origin FROM personas WHERE name = ? AND NOT deleted",
-                          [name]).fetchone()
+        old = cur.execute("SELECT attributes, template FROM personas WHERE name = ? AND NOT deleted", [name]).fetchone()
         if old is None:
             return False
-        cur.execute("DELETE FROM personas WHERE name = ?", [name])
         p = {"name": name, "attributes": json.loads(old[0]), "template": old[1]}
-        _put(cur, p, old[2] + 1, old[3], "delete", author, deleted=True)
-        return True
+        return TABLES.delete(cur, name, _writer(cur, p, author))
 
     return db.write(run)
 
 
 def persona_history(db: Database, name: str | None = None, limit: int = 200) -> list[dict]:
     """Every version of persona ``name`` (of all personas when None), newest first."""
-    where, params = ("WHERE name = ?", [name]) if name else ("", [])
-    out = db.dicts(f'SELECT name, version, action, attributes, template, system_message, author, "at" '
-                   f'FROM persona_history {where} ORDER BY "at" DESC, version DESC LIMIT ?', params + [limit])
+    out = TABLES.versions(db, 'name, version, action, attributes, template, system_message, author, "at"',
+                          name or None, limit)
     for r in out:
         if isinstance(r["attributes"], str):
             r["attributes"] = json.loads(r["attributes"])

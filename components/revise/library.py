@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterable
 
 from ..store import Database
+from ..versions import Versioned
 from .errors import RevisionError
 
 PRINCIPLES_FILE = Path(__file__).resolve().parents[2] / "data" / "principles.json"
@@ -130,29 +131,17 @@ def principle_row(db: Database, pid: str) -> dict | None:
     return rows[0] if rows else None
 
 
+TABLES = Versioned("principles", "principle_history", "id")
+
+
 def seed_principles(db: Database, items: list[dict]) -> int:
     """Add library principles the database has never had (edited or deleted ones stay as they are)."""
-    def run(cur):
-        known = {r[0] for r in cur.execute("SELECT id FROM principles").fetchall()}
-        fresh = [p for p in items if p["id"] not in known]
-        for p in fresh:
-            _put(cur, p, version=1, origin="library", action="library", author=None)
-        return len(fresh)
-
-    return db.write(run)
+    return db.write(lambda cur: TABLES.seed(cur, items, lambda p: _writer(cur, p, None)))
 
 
 def _store(db: Database, p: dict, author: str | None) -> dict:
     """Create principle ``p['id']`` or store a new version of it; every version goes to the history."""
-    def run(cur):
-        old = cur.execute("SELECT version, origin, deleted FROM principles WHERE id = ?", [p["id"]]).fetchone()
-        if old is None:
-            _put(cur, p, version=1, origin="user", action="create", author=author)
-        else:
-            cur.execute("DELETE FROM principles WHERE id = ?", [p["id"]])
-            _put(cur, p, version=old[0] + 1, origin=old[1], action="restore" if old[2] else "edit", author=author)
-
-    db.write(run)
+    db.write(lambda cur: TABLES.store(cur, p["id"], _writer(cur, p, author)))
     return principle_row(db, p["id"])
 
 
@@ -163,37 +152,31 @@ def delete_principle(db: Database, pid: str, author: str | None = None) -> bool:
         if old is None:
             return False
         p = dict(zip([c.strip() for c in _COLUMNS.split(",")], old))
-        cur.execute("DELETE FROM principles WHERE id = ?", [pid])
-        _put(cur, p | {"deleted": True}, version=p["version"] + 1, origin=p["origin"], action="delete", author=author)
-        return True
+        return TABLES.delete(cur, pid, _writer(cur, p, author))
 
     return db.write(run)
 
 
-def _put(cur, p: dict, version: int, origin: str, action: str, author: str | None) -> None:
+def _writer(cur, p: dict, author: str | None):
+    """``put(version, origin, action, deleted)`` for principle ``p`` (see components.versions)."""
     grp = p.get("group") or p.get("grp") or "other"
     params = list(p.get("params") or [])
     template = bool(p.get("template"))
     is_default = bool(p.get("default", p.get("is_default", False)))
-    cur.execute(
-        "INSERT INTO principles VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
-        [p["id"], grp, p["title"], p["text"], template, params, is_default, origin, version,
-         bool(p.get("deleted")), author],
-    )
-    cur.execute(
-        "INSERT INTO principle_history VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
-        [p["id"], version, action, grp, p["title"], p["text"], template, params, is_default, author],
-    )
+
+    def put(version: int, origin: str, action: str, deleted: bool) -> None:
+        cur.execute("INSERT INTO principles VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
+                    [p["id"], grp, p["title"], p["text"], template, params, is_default, origin, version, deleted,
+                     author])
+        cur.execute("INSERT INTO principle_history VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
+                    [p["id"], version, action, grp, p["title"], p["text"], template, params, is_default, author])
+
+    return put
 
 
 def principle_history(db: Database, pid: str | None = None, limit: int = 200) -> list[dict]:
     """Every version of principle ``pid`` (of all principles when None), newest first."""
-    where, params = ("WHERE id = ?", [pid]) if pid else ("", [])
-    return db.dicts(
-        f'SELECT id, version, action, grp, title, text, author, "at" FROM principle_history {where} '
-        'ORDER BY "at" DESC, version DESC LIMIT ?',
-        params + [limit],
-    )
+    return TABLES.versions(db, 'id, version, action, grp, title, text, author, "at"', pid or None, limit)
 
 
 # -- the library as the app sees it ----------------------------------------------------------------

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from ..schema import judged
 from ..store import Database
 
 CARDS = "cards.arrow"
@@ -22,8 +23,6 @@ CARDS = "cards.arrow"
 CARD_COLUMNS = ("row", "text", "prompt", "chosen", "rejected", "score_chosen", "score_rejected", "source_id")
 
 SIDES = ("prompt", "chosen", "rejected")
-JUDGMENTS = ("chosen", "rejected", "tie", "both_bad")
-"""The labels that count as a judgment (a skip does not)."""
 
 
 @dataclass
@@ -120,7 +119,7 @@ def _with_labels(db: Database, dataset: str, rows: list[int], out: dict[int, Rec
         return out  # nothing labelled yet: no need to ask which labels are current
     for row, label, n in db.rows(
         f"""SELECT row, label, count(*) FROM current_labels JOIN (SELECT unnest(?::BIGINT[]) AS row) USING (row)
-            WHERE dataset = ? AND label IN ({', '.join("'" + j + "'" for j in JUDGMENTS)})
+            WHERE dataset = ? AND {judged()}
             GROUP BY row, label ORDER BY row, count(*) DESC, label""",
         [rows, dataset],
     ):

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from ..formats import EMPTY_SIDE_SQL
+from ..schema import judged
 from ..store import Database
 from . import numbers
 from .errors import SearchError
@@ -54,8 +55,8 @@ def label_rows(db: Database, dataset: str, status: str) -> list[int]:
     if status != "labeled":
         raise SearchError(f"unknown label status {status!r}")
     return [r[0] for r in db.rows(
-        """SELECT DISTINCT row FROM current_labels
-           WHERE dataset = ? AND label IN ('chosen', 'rejected', 'tie', 'both_bad') ORDER BY row""",
+        f"""SELECT DISTINCT row FROM current_labels
+           WHERE dataset = ? AND {judged()} ORDER BY row""",
         [dataset],
     )]
 
