@@ -32,6 +32,7 @@ import sys
 from components import control, policies
 from components.store import DEFAULT_DB, DatabaseError, DatabaseInUse, interrupted
 from components.text import fail
+from components import catalogue
 
 
 ON_SPACE = bool(os.environ.get("SPACE_ID"))  # set by Hugging Face Spaces
@@ -79,7 +80,7 @@ def serve_command(db, args) -> int:
         atexit.register(control.ControlServer(db.path, run_forwarded).start().close)
     except control.ControlError as err:
         print(f"warning: {err}; the CLI cannot send its commands to this server", file=sys.stderr)
-    if not db.datasets() and not args.no_demo:
+    if not catalogue.datasets(db) and not args.no_demo:
         loaded = ingest.load_demo(db)
         for s in loaded:
             print(s.describe(), file=sys.stderr)

@@ -37,7 +37,7 @@ import duckdb  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from components import labels  # noqa: E402
+from components import catalogue, labels  # noqa: E402
 from components.formats import split_transcript  # noqa: E402
 from components.ingest import ingest, load_demo  # noqa: E402
 from components.store import Database  # noqa: E402
@@ -59,7 +59,7 @@ def labels_during_ingest(rows: int, folder: Path) -> None:
     source = make_transcripts(rows, folder / "labels-transcripts.jsonl")
     db = Database(folder / "labels.duckdb")
     load_demo(db)
-    pairs = db.dataset("demo-trl-standard").row_count
+    pairs = catalogue.dataset(db, "demo-trl-standard").row_count
     latencies: list[float] = []
     done = threading.Event()
 

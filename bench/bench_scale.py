@@ -22,8 +22,8 @@ Each step of each size runs in its own process (its peak RSS is that step's, fro
                         queries, the ways it was done before (a ranking that scores every match
                         for its total, Lucene's own count, the filter as a clause of the ranking)
            statistics   components.insights.dataset_stats(db, name)
-           Browse       db.page(name, 0, 20), views.browse.page_rows (first and last page),
-                        views.browse.open_row, db.row_position (a deep link to the last row)
+           Browse       catalogue.page(db, name, 0, 20), views.browse.page_rows (first and last page),
+                        views.browse.open_row, catalogue.row_position (a deep link to the last row)
   serve    `python app.py serve --db ... --no-demo` in a subprocess: time to the first page, then
            gradio_client's predict(..., api_name="/search") (the filtered page of 10); the server's
            peak memory from /proc/PID/status VmHWM
@@ -211,7 +211,7 @@ def timed(fn, items, warm: int) -> tuple[list[float], list]:
 
 
 def step_measure(work: Path, size: int, n_queries: int) -> dict:
-    from components import insights, search
+    from components import catalogue, insights, search
     from components.search import engine, total
     from components.search.filters import combine, filter_clauses
     from components.search.index import open_searcher
@@ -300,11 +300,11 @@ def step_measure(work: Path, size: int, n_queries: int) -> dict:
 
     pages = (size + browse.PAGE_SIZE - 1) // browse.PAGE_SIZE
     out["browse"] = {
-        "db_page_first": best_of(lambda: db.page(name, 0, 20)),
+        "db_page_first": best_of(lambda: catalogue.page(db, name, 0, 20)),
         "page_rows_first": best_of(lambda: browse.page_rows(db, name, 1)),
         "page_rows_last": best_of(lambda: browse.page_rows(db, name, pages)),
         "open_row": best_of(lambda: browse.open_row(db, name, size - 1)),
-        "row_position_last": best_of(lambda: db.row_position(name, size - 1)),
+        "row_position_last": best_of(lambda: catalogue.row_position(db, name, size - 1)),
     }
     say("  browse: " + ", ".join(f"{k} {v['median_ms']:.0f} ms" for k, v in out["browse"].items()))
     out["peak_rss_mb"] = peak_rss_mb()
@@ -480,7 +480,7 @@ ROWS = [  # (label, step, path, format)
     ("statistics of a documents dataset (`dataset_stats` refuses: pairs only)", "measure", "stats.seconds", "{:.3f} s"),
     ("statistics of as many pairs: `dataset_stats` cold / cached", "stats", "cold_s|cached_s", "{:.1f} s / {:.3f} s"),
     ("statistics of as many pairs: peak memory of the process", "stats", "peak_rss_mb", "{:,.0f} MB"),
-    ("Browse: `db.page(name, 0, 20)`", "measure", "browse.db_page_first.median_ms", "{:.0f} ms"),
+    ("Browse: `catalogue.page(db, name, 0, 20)`", "measure", "browse.db_page_first.median_ms", "{:.0f} ms"),
     ("Browse: `page_rows`, first page", "measure", "browse.page_rows_first.median_ms", "{:.0f} ms"),
     ("Browse: `page_rows`, last page", "measure", "browse.page_rows_last.median_ms", "{:.0f} ms"),
     ("Browse: `open_row` (last row)", "measure", "browse.open_row.median_ms", "{:.0f} ms"),

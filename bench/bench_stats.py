@@ -79,7 +79,7 @@ def main() -> int:
     ap.add_argument("--keep", help="keep the database in this folder (and reuse it when it is there)")
     args = ap.parse_args()
 
-    from components import insights
+    from components import catalogue, insights
     from components.ingest import ingest
     from components.store import Database
 
@@ -88,7 +88,7 @@ def main() -> int:
     try:
         db = Database(folder / "bench.duckdb")
         name = f"bench{args.pairs}"
-        if db.dataset(name) is None:
+        if catalogue.dataset(db, name) is None:
             t = time.perf_counter()
             src = write_pairs(folder / f"{name}.parquet", args.pairs)
             t_gen = time.perf_counter() - t

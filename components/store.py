@@ -16,15 +16,14 @@ DuckDB's ``InterruptException`` / ``RuntimeError("Query interrupted")`` is given
 same way wherever the signal lands.
 
 The schema of every table is one ordered list of migrations (``schema.py``). The SQL of each
-concept lives beside that concept (``labels/events.py``, ``revise/results.py``, ``search/index.py``
-...) and runs through these generic methods; what stays here is the dataset catalogue and its
-records, which every concept reads.
+concept lives beside that concept (``catalogue.py`` for the datasets and their records,
+``labels/events.py``, ``revise/results.py``, ``search/index.py`` ...) and runs through these generic
+methods: nothing here knows what a dataset is.
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import signal
 import socket
@@ -32,9 +31,8 @@ import struct
 import threading
 import weakref
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 import duckdb
 
@@ -44,7 +42,6 @@ from .schema import MIGRATIONS
 from .text import sql_literal
 
 
-_KIND_NAMES = {"pairs": "preference pairs"}  # how a refusal names a kind of dataset
 
 
 class DatabaseError(Exception):
@@ -135,30 +132,6 @@ def watch_sigint() -> bool:
     return True
 
 
-@dataclass
-class DatasetInfo:
-    name: str
-    kind: str
-    format: str
-    source: str | None
-    config: str | None
-    split: str | None
-    row_count: int
-    rejected_count: int
-    rejected_reasons: dict
-    columns: dict
-    mapping: dict | None
-    version: int
-    created_at: Any
-    updated_at: Any
-
-    def as_dict(self) -> dict:
-        d = dict(self.__dict__)
-        d["created_at"] = str(self.created_at)
-        d["updated_at"] = str(self.updated_at)
-        return d
-
-
 def lock_holder(path: Path) -> int | None:
     """The process holding DuckDB's lock on ``path`` (its POSIX record lock, asked of the kernel with
     F_GETLK), or None when nobody holds it."""
@@ -184,7 +157,7 @@ def _in_use_message(path: Path, pid: int) -> str:
 
 
 class Database:
-    """One DuckDB database file: its connection, its one write path and the dataset catalogue."""
+    """One DuckDB database file: its connection, its reads, its one write path and its migrations."""
 
     def __init__(self, path: str | os.PathLike = DEFAULT_DB, read_only: bool = False):
         self.path = Path(path)
@@ -318,129 +291,3 @@ class Database:
 
     def migrations(self) -> list[str]:
         return [r[0] for r in self.rows("SELECT name FROM schema_migrations ORDER BY name")]
-
-    # =============================================================================================
-    # Datasets and records
-    # =============================================================================================
-
-    def datasets(self) -> list[DatasetInfo]:
-        return [self._info(r) for r in self.dicts("SELECT * FROM datasets ORDER BY name")]
-
-    def dataset(self, name: str) -> DatasetInfo | None:
-        r = self.dicts("SELECT * FROM datasets WHERE name = ?", [name])
-        return self._info(r[0]) if r else None
-
-    def dataset_of(self, name: Any, error: type[Exception], kinds: Sequence[str], purpose: str) -> DatasetInfo:
-        """The catalogue entry of ``name``, which must exist and hold one of ``kinds``; else ``error``
-        saying which, and why (``purpose``)."""
-        info = self.dataset(str(name or ""))
-        if info is None:
-            raise error(f"no dataset named {str(name)[:100]!r}")
-        if info.kind not in kinds:
-            wanted = " or ".join(_KIND_NAMES.get(k, k) for k in kinds)
-            raise error(f"{info.name} holds {info.kind}, not {wanted}: {purpose}")
-        return info
-
-    @staticmethod
-    def _info(r: dict) -> DatasetInfo:
-        for key in ("rejected_reasons", "columns", "mapping"):
-            if isinstance(r.get(key), str):
-                r[key] = json.loads(r[key])
-        r["rejected_reasons"] = r.get("rejected_reasons") or {}
-        r["columns"] = r.get("columns") or {}
-        return DatasetInfo(**r)
-
-    def replace_dataset(self, info: dict, staged: str) -> DatasetInfo:
-        """Make the rows staged under ``staged`` dataset ``info['name']``, in one short transaction.
-
-        The rows were written beforehand, outside the write lock, into ``records`` and ``rejects``
-        with ``dataset = staged`` (components/ingest/stage.py). Here the old rows of the name are
-        deleted, the staged ones renamed, and the catalogue entry written, with its version bumped.
-        If anything fails, nothing changes.
-        """
-        name = info["name"]
-
-        def run(cur):
-            old = cur.execute("SELECT version, created_at FROM datasets WHERE name = ?", [name]).fetchone()
-            for table, key in (("records", "dataset"), ("rejects", "dataset"), ("datasets", "name")):
-                cur.execute(f"DELETE FROM {table} WHERE {key} = ?", [name])
-            for table in ("records", "rejects"):
-                cur.execute(f"UPDATE {table} SET dataset = ? WHERE dataset = ?", [name, staged])
-            reasons = dict(cur.execute(
-                "SELECT reason, count(*) FROM rejects WHERE dataset = ? GROUP BY 1 ORDER BY 2 DESC, 1", [name]
-            ).fetchall())
-            good = cur.execute("SELECT count(*) FROM records WHERE dataset = ?", [name]).fetchone()[0]
-            version = (old[0] + 1) if old else 1
-            cur.execute(
-                """INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, coalesce(?, now()), now())""",
-                [
-                    name, info["kind"], info["format"], info.get("source"), info.get("config"), info.get("split"),
-                    good, sum(reasons.values()), json.dumps(reasons), json.dumps(info.get("columns") or {}),
-                    json.dumps(info["mapping"]) if info.get("mapping") else None, version, old[1] if old else None,
-                ],
-            )
-
-        self.write(run)
-        return self.dataset(name)
-
-    def delete_dataset(self, name: str) -> None:
-        def run(cur):
-            cur.execute("DELETE FROM records WHERE dataset = ?", [name])
-            cur.execute("DELETE FROM rejects WHERE dataset = ?", [name])
-            cur.execute("DELETE FROM datasets WHERE name = ?", [name])
-
-        self.write(run)
-
-    def record(self, dataset: str, row: int) -> dict | None:
-        r = self.dicts("SELECT * FROM records WHERE dataset = ? AND row = ?", [dataset, row])
-        if not r:
-            return None
-        rec = r[0]
-        if isinstance(rec.get("metadata"), str):
-            rec["metadata"] = json.loads(rec["metadata"])
-        return rec
-
-    def page(self, dataset: str, offset: int, limit: int) -> list[dict]:
-        """A page of records in source order: row, a preview of the prompt/text, and sizes.
-
-        Record ``offset`` is never before source row ``offset`` (rows are source rows, some rejected):
-        the page is the first records from there on, after the few that fall before it, rather than
-        ``OFFSET offset`` over every row (the last page of 10M rows took 3.3 s that way)."""
-        before = self.scalar("SELECT count(*) FROM records WHERE dataset = ? AND row < ?", [dataset, offset])
-        return self.dicts(
-            """SELECT row,
-                      coalesce(text, prompt[-1].content, chosen[1].content, '') AS preview,
-                      len(prompt) + greatest(len(chosen), len(rejected)) AS turns,
-                      score_chosen, score_rejected, source_id, length(text) AS characters
-               FROM records WHERE dataset = ? AND row >= ? ORDER BY row LIMIT ? OFFSET ?""",
-            [dataset, offset, limit, offset - before],
-        )
-
-    def rows_of(self, dataset: str, rows: Iterable[int]) -> list[dict]:
-        rows = list(rows)
-        if not rows:
-            return []
-        return self.dicts(
-            "SELECT * FROM records WHERE dataset = ? AND list_contains(?, row) ORDER BY row",
-            [dataset, rows],
-        )
-
-    def rejects(self, dataset: str, limit: int = 100) -> list[dict]:
-        return self.dicts(
-            "SELECT row, reason, raw FROM rejects WHERE dataset = ? ORDER BY row LIMIT ?", [dataset, limit]
-        )
-
-    def row_position(self, dataset: str, row: int) -> int | None:
-        """0-based position of source row ``row`` among the dataset's stored rows."""
-        if self.one("SELECT 1 FROM records WHERE dataset = ? AND row = ?", [dataset, row]) is None:
-            return None
-        return self.scalar("SELECT count(*) FROM records WHERE dataset = ? AND row < ?", [dataset, row])
-
-    def existing_rows(self, dataset: str, rows: Iterable[int]) -> list[int]:
-        rows = list(rows)
-        return [r[0] for r in self.rows(
-            "SELECT row FROM records WHERE dataset = ? AND list_contains(?, row) ORDER BY row", [dataset, rows])]
-
-    def first_rows(self, dataset: str, limit: int) -> list[int]:
-        return [r[0] for r in self.rows("SELECT row FROM records WHERE dataset = ? ORDER BY row LIMIT ?",
-                                        [dataset, limit])]

@@ -11,6 +11,7 @@ from gradio_client.exceptions import AppError, AuthenticationError
 
 from components import access
 from helpers import AppServer, data_tab_ingest, run_cli, sign_in
+from components import catalogue
 
 PASSWORD = {"ann": "annotator-pass", "vic": "viewer-pass1", "adm": "admin-passwd"}
 PAIRS = "demo-trl-standard"
@@ -80,7 +81,7 @@ def test_an_annotator_cannot_load_server_files_or_edit_principles(signed_in_app,
     _sign_in(page, signed_in_app.url, "ann")
     said = _data_tab_ingest(page, "/etc/hostname", "", "needs the admin role")
     assert "loading data needs the admin role; you are ann (annotator)" in said
-    assert signed_in_app.db.dataset("hostname") is None
+    assert catalogue.dataset(signed_in_app.db, "hostname") is None
 
     # principles: the editor's save is refused on the server
     from components import revise
@@ -100,14 +101,14 @@ def test_an_annotator_cannot_load_server_files_or_edit_principles(signed_in_app,
 def test_an_admin_loads_from_the_data_folder_only_and_names_are_checked(signed_in_app, page):
     _sign_in(page, signed_in_app.url, "adm")
     assert "1 of 1 rows loaded" in _data_tab_ingest(page, "ok.jsonl", "from-data-dir", "from-data-dir")
-    assert signed_in_app.db.dataset("from-data-dir").row_count == 1
+    assert catalogue.dataset(signed_in_app.db, "from-data-dir").row_count == 1
     said = _data_tab_ingest(page, "/etc/hostname", "leak", "/etc/hostname")
     assert "❌" in said and "server files only from its data folder" in said
-    assert signed_in_app.db.dataset("leak") is None
+    assert catalogue.dataset(signed_in_app.db, "leak") is None
     for bad in ("../x", "/x"):
         said = _data_tab_ingest(page, "ok.jsonl", bad, f"dataset name '{bad}'")
         assert "❌" in said and "must start with a letter or digit" in said
-    assert not any(d.name in ("x", "../x", "/x") for d in signed_in_app.db.datasets())
+    assert not any(d.name in ("x", "../x", "/x") for d in catalogue.datasets(signed_in_app.db))
 
 
 def test_names_that_would_be_paths_are_refused_by_every_command(demo_db, tmp_path):

@@ -12,6 +12,7 @@ from sklearn.metrics import cohen_kappa_score
 
 from components.labels import binarize as bz
 from components.labels import ordinal
+from components import catalogue
 
 # Four rated responses per prompt, in UltraFeedback's raw shape; ties and a missing rating included.
 ROWS = [
@@ -137,18 +138,18 @@ def test_n_response_sources_load_with_every_response_kept(db, tmp_path):
     summary = ingest(db, str(uf), name="uf")
     assert (summary.format, summary.rows_loaded, summary.rejected) == ("ultrafeedback-raw", 2, {"fewer than two responses": 1})
     assert db.scalar("SELECT reason FROM rejects WHERE dataset = 'uf'") == "fewer than two responses"
-    first = db.record("uf", 0)
+    first = catalogue.record(db, "uf", 0)
     assert (first["chosen"][-1]["content"], first["rejected"][-1]["content"]) == ("answer 0.1", "answer 0.2")
     assert (first["score_chosen"], first["score_rejected"]) == (9, 2)
     responses = record_responses(first["metadata"])
     assert [r["score"] for r in responses] == [6, 9, 2, 7] and responses[3]["aspects"] == {"helpfulness": 4.0}
-    tied = db.record("uf", 1)  # all tied: the first against the second
+    tied = catalogue.record(db, "uf", 1)  # all tied: the first against the second
     assert (tied["chosen"][-1]["content"], tied["rejected"][-1]["content"]) == ("answer 1.0", "answer 1.1")
 
     plain = tmp_path / "plain.jsonl"
     plain.write_text(json.dumps({"prompt": "Say hi", "responses": ["hi", "hello", "hey"], "scores": [1, 3, 2]}) + "\n")
     summary = ingest(db, str(plain), name="plain")
     assert (summary.format, summary.rows_loaded) == ("responses", 1)
-    rec = db.record("plain", 0)
+    rec = catalogue.record(db, "plain", 0)
     assert (rec["chosen"][-1]["content"], rec["rejected"][-1]["content"]) == ("hello", "hi")
     assert [r["content"] for r in record_responses(rec["metadata"])] == ["hi", "hello", "hey"]

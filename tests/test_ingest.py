@@ -26,6 +26,7 @@ from components.formats import EMPTY_SIDE_SQL, split_transcript
 from components.ingest import IngestError, default_name, empty_side_counts, ingest, stage
 from components.store import Database
 from helpers import ROOT, data_tab_ingest, shared_file
+from components import catalogue
 
 HH = ("hh-rlhf-harmless-base-test", "test.jsonl.gz")
 UF = ("ultrafeedback-binarized-sample", "train_clean.jsonl")
@@ -62,7 +63,7 @@ def test_hh_rlhf_transcripts(db):
     source = hh_rows()
     # row N is the N-th source row: prompt + chosen rebuilds the source transcript's turns
     for n in (0, 1, 500, 2311):
-        rec = db.record("hh", n)
+        rec = catalogue.record(db, "hh", n)
         if rec is None:
             assert db.scalar("SELECT count(*) FROM rejects WHERE dataset='hh' AND row=?", [n]) == 1
             continue
@@ -77,20 +78,20 @@ def test_trl_standard_keeps_scores_as_numbers(db):
     s = ingest(db, str(shared_file(*UF)), name="uf")
     assert (s.format, s.kind) == ("trl-standard", "pairs")
     first = json.loads(shared_file(*UF).read_text().splitlines()[0])
-    rec = db.record("uf", 0)
+    rec = catalogue.record(db, "uf", 0)
     assert rec["prompt"] == [user(first["prompt"])]
     assert rec["chosen"] == [assistant(first["chosen"])]
     assert rec["score_chosen"] == first["metadata"]["score_chosen"]
     assert isinstance(rec["metadata"]["source_index"], int)
     assert rec["metadata"]["metadata"]["score_rejected"] == first["metadata"]["score_rejected"]
-    assert db.dataset("uf").columns["source_index"] == "int64"
+    assert catalogue.dataset(db, "uf").columns["source_index"] == "int64"
 
 
 @pytest.mark.shared
 def test_plain_text_corpus(db):
     s = ingest(db, str(shared_file(*CACM)), name="cacm")
     assert (s.format, s.kind, s.rows_loaded) == ("documents", "documents", 3204)
-    rec = db.record("cacm", 0)
+    rec = catalogue.record(db, "cacm", 0)
     assert rec["source_id"] == "CACM-2636"
     assert rec["text"].startswith("Generation of Random Correlated Normal Variables")
 
@@ -117,7 +118,7 @@ def test_trl_conversational_explicit_prompt(db, tmp_path):
     ]
     s = ingest(db, str(write_jsonl(tmp_path / "conv.jsonl", rows)), name="conv")
     assert s.format == "trl-conversational"
-    rec = db.record("conv", 0)
+    rec = catalogue.record(db, "conv", 0)
     assert rec["prompt"] == rows[0]["prompt"]
     assert rec["rejected"] == [assistant("Lyon.")]
     assert rec["metadata"] == {"id": "a"}
@@ -131,7 +132,7 @@ def test_rating_fields_top_level_and_nested(db, tmp_path):
     ingest(db, str(write_jsonl(tmp_path / "nested.jsonl", nested)), name="nested")
     assert db.rows("SELECT score_chosen, score_rejected FROM records WHERE dataset='top'") == [(8.0, 2.5)]
     assert db.rows("SELECT score_chosen, score_rejected FROM records WHERE dataset='nested'") == [(7.0, 1.0)]
-    assert db.record("nested", 0)["metadata"]["metadata"]["judge"] == "gpt"
+    assert catalogue.record(db, "nested", 0)["metadata"]["metadata"]["judge"] == "gpt"
 
 
 SDSD_DIALOGUE = {
@@ -148,7 +149,7 @@ SDSD_DIALOGUE = {
 def test_sdsd_dialogues_are_conversations(db, tmp_path):
     s = ingest(db, str(write_jsonl(tmp_path / "sdsd.jsonl", [SDSD_DIALOGUE])), name="sdsd")
     assert (s.format, s.kind) == ("sdsd-dialogues", "conversations")
-    rec = db.record("sdsd", 0)
+    rec = catalogue.record(db, "sdsd", 0)
     assert rec["prompt"] == SDSD_DIALOGUE["messages"][:4]
     assert rec["chosen"] == SDSD_DIALOGUE["messages"][4:]
     assert rec["rejected"] is None
@@ -163,7 +164,7 @@ def test_sdsd_revisions_are_pairs(db, tmp_path):
             "revision": "I can't recommend a specific stock, but index funds are a common start."}
     s = ingest(db, str(write_jsonl(tmp_path / "rev.jsonl", [row])), name="rev")
     assert (s.format, s.kind) == ("sdsd-revisions", "pairs")
-    rec = db.record("rev", 0)
+    rec = catalogue.record(db, "rev", 0)
     assert rec["chosen"] == [assistant(row["revision"])]
     assert rec["rejected"] == [assistant("Buy ACME, it will double.")]
     assert rec["prompt"] == row["messages"][:-1]
@@ -189,7 +190,7 @@ def test_csv_json_array_folder_and_save_to_disk(db, tmp_path):
         assert s.format == "trl-standard", src
         expected = 5 if split == "test" else 30
         assert s.rows_loaded == expected, src
-        assert db.record(name, expected - 1)["chosen"] == [assistant(f"good {expected - 1}")]
+        assert catalogue.record(db, name, expected - 1)["chosen"] == [assistant(f"good {expected - 1}")]
 
 
 def test_parquet_is_staged_a_batch_at_a_time_with_progress(db, tmp_path, monkeypatch):
@@ -208,9 +209,9 @@ def test_parquet_is_staged_a_batch_at_a_time_with_progress(db, tmp_path, monkeyp
     assert (s.kind, s.rows_in, s.rows_loaded, s.rejected) == ("documents", 9, 8, {"empty text": 1})
     texts = dict(db.rows("SELECT row, text FROM records WHERE dataset = 'docs'"))
     assert texts == {i: f"first file {i}" for i in range(5)} | {5: "second 0", 7: "second 2", 8: "second 3"}
-    assert db.record("docs", 1)["metadata"]["lang"] == "fr"
-    assert db.record("docs", 8)["metadata"].get("lang") is None
-    assert [r["row"] for r in db.rejects("docs")] == [6]
+    assert catalogue.record(db, "docs", 1)["metadata"]["lang"] == "fr"
+    assert catalogue.record(db, "docs", 8)["metadata"].get("lang") is None
+    assert [r["row"] for r in catalogue.rejects(db, "docs")] == [6]
     # progress after every batch of at most two rows, each with its rate, the fraction moving forward
     staged = [(frac, desc) for frac, desc in seen if desc.startswith("normalized")]
     counts = [int(desc.split()[1].replace(",", "")) for _, desc in staged]
@@ -295,8 +296,8 @@ def test_one_row_of_another_type_is_rejected_not_the_file(db, tmp_path):
     (tmp_path / "t.json").write_text(json.dumps(rows, indent=2))
     s = ingest(db, str(tmp_path / "t.json"), name="array")
     assert (s.format, s.rows_loaded, s.rejected) == ("trl-standard", 4, expected)
-    assert db.record("array", 5)["chosen"] == [assistant("good 5")]
-    assert json.loads(db.rejects("array")[1]["raw"]) == rows[4]
+    assert catalogue.record(db, "array", 5)["chosen"] == [assistant("good 5")]
+    assert json.loads(catalogue.rejects(db, "array")[1]["raw"]) == rows[4]
 
 
 def test_a_line_that_is_not_utf8_is_rejected(db, tmp_path):
@@ -307,7 +308,7 @@ def test_a_line_that_is_not_utf8_is_rejected(db, tmp_path):
     assert (s.rows_loaded, s.rejected) == (3, {"not UTF-8": 1})
     (tmp_path / "bom.jsonl").write_bytes(b"\xef\xbb\xbf" + b"\r\n".join(good) + b"\r\n")  # a Windows editor's file
     assert ingest(db, str(tmp_path / "bom.jsonl"), name="bom").rows_loaded == 3
-    assert db.rejects("latin1") == [{"row": 1, "reason": "not UTF-8",
+    assert catalogue.rejects(db, "latin1") == [{"row": 1, "reason": "not UTF-8",
                                      "raw": '{"prompt": "caf\ufffd", "chosen": "x", "rejected": "y"}'}]
 
 
@@ -325,7 +326,7 @@ def test_truncated_or_corrupt_gzip_says_where(db, tmp_path):
     (tmp_path / "bad.jsonl.gz").write_bytes(bytes(broken))
     with pytest.raises(IngestError, match=r"bad\.jsonl\.gz: the gzip data is corrupt .* near byte"):
         ingest(db, str(tmp_path / "bad.jsonl.gz"))
-    assert db.datasets() == [] and db.scalar("SELECT count(*) FROM records") == 0
+    assert catalogue.datasets(db) == [] and db.scalar("SELECT count(*) FROM records") == 0
 
 
 def deep(n: int) -> str:
@@ -338,7 +339,7 @@ def test_json_nested_10000_deep_is_rejected_before_any_parser(db, tmp_path):
     (tmp_path / "deep.jsonl").write_text("\n".join([good, deep(10_000), good, "[" * 10_000, huge]) + "\n")
     s = ingest(db, str(tmp_path / "deep.jsonl"), name="deep", max_chars=1000)
     assert (s.rows_loaded, s.rejected) == (2, {"nested too deep": 2, "too long": 1})
-    assert db.rejects("deep")[0]["raw"].startswith('{"prompt": "p", "chosen": "c", "rejected": "r", "x": {"a": {"a":')
+    assert catalogue.rejects(db, "deep")[0]["raw"].startswith('{"prompt": "p", "chosen": "c", "rejected": "r", "x": {"a": {"a":')
     (tmp_path / "deep.json").write_text("[" + ",".join([good, deep(10_000), good]) + "]")
     s = ingest(db, str(tmp_path / "deep.json"), name="deep-array")
     assert (s.rows_loaded, s.rejected) == (2, {"nested too deep": 1})
@@ -357,14 +358,14 @@ def test_empty_binary_and_nothing_to_load_are_one_line_each(db, tmp_path):
         with pytest.raises(IngestError) as err:
             ingest(db, str(tmp_path / file))
         assert str(err.value) == f"{tmp_path / file}: {message}"
-    assert db.datasets() == [] and db.scalar("SELECT count(*) FROM records") + db.scalar("SELECT count(*) FROM rejects") == 0
+    assert catalogue.datasets(db) == [] and db.scalar("SELECT count(*) FROM records") + db.scalar("SELECT count(*) FROM rejects") == 0
 
 
 def test_json_array_element_that_is_not_an_object_keeps_its_value(db, tmp_path):
     (tmp_path / "a.json").write_text(json.dumps([{"prompt": "p", "chosen": "c", "rejected": "r"}, [1, "two"], "three"]))
     s = ingest(db, str(tmp_path / "a.json"), name="a")
     assert (s.rows_in, s.rows_loaded, s.rejected) == (3, 1, {"not a JSON object": 2})
-    assert [(r["row"], r["raw"].strip()) for r in db.rejects("a")] == [(1, '[1, "two"]'), (2, '"three"')]
+    assert [(r["row"], r["raw"].strip()) for r in catalogue.rejects(db, "a")] == [(1, '[1, "two"]'), (2, '"three"')]
 
 
 # -- names: two sources never silently replace each other -----------------------------------------
@@ -375,7 +376,7 @@ def test_default_names_stay_distinct_and_readable(db, tmp_path):
     data, japan = write_jsonl(tmp_path / "データ.jsonl", rows), write_jsonl(tmp_path / "日本.jsonl", rows * 2)
     a, b = ingest(db, str(data)), ingest(db, str(japan))
     assert a.name != b.name and a.name.startswith("dataset-") and b.name.startswith("dataset-")
-    assert [(d.name, d.row_count) for d in db.datasets()] == sorted([(a.name, 1), (b.name, 2)])
+    assert [(d.name, d.row_count) for d in catalogue.datasets(db)] == sorted([(a.name, 1), (b.name, 2)])
     # the same source re-ingested replaces itself
     assert (ingest(db, str(data)).name, ingest(db, str(data)).version) == (a.name, 3)
     # a readable name taken by another source gets the source's short hash instead
@@ -384,10 +385,10 @@ def test_default_names_stay_distinct_and_readable(db, tmp_path):
     first = ingest(db, str(write_jsonl(tmp_path / "pairs.jsonl", rows)))
     second = ingest(db, str(write_jsonl(other / "pairs.jsonl", rows * 3)))
     assert first.name == "pairs" and second.name.startswith("pairs-") and "another source" in second.note
-    assert db.dataset("pairs").row_count == 1
+    assert catalogue.dataset(db, "pairs").row_count == 1
     # replacing it takes the explicit name
     assert ingest(db, str(other / "pairs.jsonl"), name="pairs").version == 2
-    assert db.dataset("pairs").row_count == 3
+    assert catalogue.dataset(db, "pairs").row_count == 3
     for bad in ("../x", "/x"):
         with pytest.raises(IngestError, match="must start with a letter or digit"):
             ingest(db, str(data), name=bad)
@@ -446,8 +447,8 @@ def test_staged_rows_are_invisible_until_the_swap_and_leftovers_are_swept(db, tm
     plan = formats.detect(columns)
     key = stage.stage(db, lambda rel: formats.select_sql(plan, columns, rel), table)
     assert stage.counts(db, key) == (2, {"missing chosen": 1}, 0)
-    assert db.datasets() == []
-    info = db.replace_dataset({"name": "s", "kind": "pairs", "format": plan.format}, key)
+    assert catalogue.datasets(db) == []
+    info = catalogue.replace_dataset(db, {"name": "s", "kind": "pairs", "format": plan.format}, key)
     assert (info.row_count, info.rejected_reasons) == (2, {"missing chosen": 1})
     assert db.scalar("SELECT count(*) FROM records WHERE dataset <> 's'") == 0
     # rows a killed process staged (another process id) go at the next ingest; this one's stay
@@ -471,7 +472,7 @@ def test_no_user_turn_and_empty_conversation(db, tmp_path):
 def test_failed_ingest_leaves_the_database_as_it_was(db, tmp_path):
     ingest(db, str(write_jsonl(tmp_path / "a.jsonl", [{"prompt": "q", "chosen": "a", "rejected": "b"}] * 5)), name="keep")
     snapshot = "SELECT * FROM records ORDER BY dataset, row", "SELECT * FROM rejects ORDER BY dataset, row"
-    before = [db.rows(q) for q in snapshot], db.dataset("keep")
+    before = [db.rows(q) for q in snapshot], catalogue.dataset(db, "keep")
     # a normalization that fails part-way through (row 7 raises inside DuckDB, in the second batch of
     # four, after the first was committed) leaves nothing staged
     table = pa.table({"__row": pa.array(range(10), pa.int64())})
@@ -486,7 +487,7 @@ def test_failed_ingest_leaves_the_database_as_it_was(db, tmp_path):
         ingest(db, str(write_jsonl(tmp_path / "c.jsonl", [{"prompt": "q", "chosen": "a"}])), name="keep")
     with pytest.raises(IngestError):
         ingest(db, str(tmp_path / "a.jsonl"), name="../keep")
-    assert ([db.rows(q) for q in snapshot], db.dataset("keep")) == before
+    assert ([db.rows(q) for q in snapshot], catalogue.dataset(db, "keep")) == before
 
 
 def test_reingest_replaces_instead_of_duplicating(db, tmp_path):
@@ -495,7 +496,7 @@ def test_reingest_replaces_instead_of_duplicating(db, tmp_path):
     s = ingest(db, src, name="p")
     assert (s.rows_loaded, s.version) == (7, 2)
     assert db.scalar("SELECT count(*) FROM records WHERE dataset='p'") == 7
-    assert len(db.datasets()) == 1
+    assert len(catalogue.datasets(db)) == 1
 
 
 def test_column_mapping_and_unknown_schema(db, tmp_path):
@@ -507,10 +508,10 @@ def test_column_mapping_and_unknown_schema(db, tmp_path):
     assert "question" in message and "response_j" in message and "--map" in message
     s = ingest(db, src, name="se", mapping=["prompt=question", "chosen=response_j", "rejected=response_k"])
     assert s.format == "mapped-standard"
-    rec = db.record("se", 0)
+    rec = catalogue.record(db, "se", 0)
     assert (rec["prompt"], rec["chosen"], rec["rejected"]) == ([user("Why?")], [assistant("Because.")], [assistant("No.")])
     assert rec["metadata"] == {"qid": 11}
-    assert db.dataset("se").mapping == {"prompt": "question", "chosen": "response_j", "rejected": "response_k"}
+    assert catalogue.dataset(db, "se").mapping == {"prompt": "question", "chosen": "response_j", "rejected": "response_k"}
     with pytest.raises(IngestError, match="not in the source"):
         ingest(db, src, name="se2", mapping=["prompt=nope", "chosen=response_j", "rejected=response_k"])
     with pytest.raises(IngestError, match="unknown mapping key"):
@@ -538,7 +539,7 @@ def test_served_app_survives_a_deeply_nested_file_sent_through_the_data_tab(app_
     data_tab_ingest(page, str(src))
     expect(page.locator("#data-result")).to_contain_text("2 of 3 rows loaded", timeout=30_000)
     expect(page.locator("#data-result")).to_contain_text("nested too deep")
-    assert app_server.db.dataset("deep").rejected_reasons == {"nested too deep": 1}
+    assert catalogue.dataset(app_server.db, "deep").rejected_reasons == {"nested too deep": 1}
     # the same process still serves the page and answers the next ingest
     with urllib.request.urlopen(app_server.url, timeout=10) as r:
         assert r.status == 200

@@ -12,6 +12,7 @@ from helpers import run_cli, shared_file, write_pairs
 from components import insights, labels, triage
 from components.views import stats as stats_view
 from components.ingest import ingest
+from components import catalogue
 
 
 def _pair(prompt: str, chosen: str, rejected: str, **extra) -> dict:
@@ -156,7 +157,7 @@ def test_contamination_finds_planted_prompts_above_template_overlaps(db, tmp_pat
     assert all(by_row[r].score < 0.8 and by_row[r].template_share == 1.0 for r in (2, 3, 4))
     assert by_row[0].template_share == 0.0
     # the highlighted span is the copied prompt, in the row's own spelling
-    text = db.record("tr", 0)["prompt"][0]["content"]
+    text = catalogue.record(db, "tr", 0)["prompt"][0]["content"]
     (start, end, template), = by_row[0].spans
     assert text[start:end].startswith("EXPLAIN") and text[start:end].endswith("NOON") and template == 0
     assert "<mark>EXPLAIN" in insights.highlight(text, by_row[0].spans)
@@ -169,7 +170,7 @@ def test_contamination_finds_planted_prompts_above_template_overlaps(db, tmp_pat
     out = tmp_path / "clean.jsonl"
     assert insights.export_clean(db, "tr", [m.row for m in suspects], out) == 4
     ingest(db, str(out), name="clean")
-    kept = [db.record("clean", i)["prompt"][0]["content"] for i in range(4)]
+    kept = [catalogue.record(db, "clean", i)["prompt"][0]["content"] for i in range(4)]
     assert kept == [train[i]["prompt"][0]["content"] for i in (2, 3, 4, 5)]
 
     # "Label the suspects": the queue holds exactly the rows at or above the threshold, copies first

@@ -16,6 +16,7 @@ from components.labels import LabelError
 from components.store import Database
 
 from helpers import KAPPA_TABLE, run_cli, write_pairs
+from components import catalogue
 
 
 @pytest.fixture
@@ -310,7 +311,7 @@ def test_export_conversational_loads_back_with_trl_keys_and_flips_swapped(labele
     rows = {r["source_row"]: r for r in ds}
     assert list(rows) == sorted(rows)  # source order
     assert 2 not in rows and 3 not in rows and 4 not in rows
-    src = {row: db.record("pairs", row) for row in (0, 1)}
+    src = {row: catalogue.record(db, "pairs", row) for row in (0, 1)}
     flipped = rows[1]
     assert flipped["chosen"] == src[1]["rejected"] and flipped["rejected"] == src[1]["chosen"]
     assert flipped["human_label"] == "rejected"

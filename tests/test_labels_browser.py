@@ -11,6 +11,7 @@ from components import labels
 from components.ingest import ingest
 
 from helpers import COMPARE_NAME_BOX, KAPPA_TABLE, AppServer, open_compare, press_and_wait, shown_row, write_pairs
+from components import catalogue
 
 pytestmark = pytest.mark.browser
 
@@ -171,7 +172,7 @@ def test_a_flip_made_in_the_ui_is_a_swapped_pair_in_the_export(server, page, tmp
     info.value.save_as(path)
     ds = datasets.load_dataset("json", data_files=str(path), split="train", cache_dir=str(tmp_path / "hf"))
     assert ds.num_rows == 1 and {"prompt", "chosen", "rejected"} <= set(ds.column_names)
-    src = db.record("kb", 5)
+    src = catalogue.record(db, "kb", 5)
     assert ds[0]["source_row"] == 5
     assert ds[0]["chosen"] == src["rejected"] and ds[0]["rejected"] == src["chosen"]
 

@@ -15,6 +15,7 @@ from components import access, labels
 from components.ingest import ingest
 
 from helpers import COMPARE_NAME_BOX, AppServer, name_annotator, press_and_wait, shown_row, write_pairs
+from components import catalogue
 
 pytestmark = pytest.mark.browser
 
@@ -129,7 +130,7 @@ def test_a_revisited_pair_shows_my_answers_and_blind_labels_map_back(server, pag
         expect(page.locator("#cmp-chosen")).to_contain_text("A · key 1 if better")
         expect(page.locator("#cmp-chosen")).not_to_contain_text("in the source")
         expect(page.locator("#cmp-label-chosen")).to_have_text("1 · A is better")
-        a_side = db.record("kb", row)["rejected" if row == flipped else "chosen"][0]["content"]
+        a_side = catalogue.record(db, "kb", row)["rejected" if row == flipped else "chosen"][0]["content"]
         expect(page.locator("#cmp-chosen")).to_contain_text(a_side[:20])
         press_and_wait(page, "1")  # A is better
         assert labels.current_label(db, "kb", row, "rev")["label"] == ("rejected" if row == flipped else "chosen")
@@ -171,7 +172,7 @@ def test_lists_follow_a_rename_and_a_delete_and_browse_shows_a_row_once(server, 
     page.locator("#browse-delete").click()
     expect(page.locator("#browse-manage-result")).to_contain_text("Deleted aaa-two (6 rows)")
     expect(page.locator("#browse-dataset input")).to_have_value("")
-    assert db.dataset("aaa-two") is None and labels.label_event_count(db, "aaa-two") == 1
+    assert catalogue.dataset(db, "aaa-two") is None and labels.label_event_count(db, "aaa-two") == 1
     page.locator("#browse-dataset input").click()
     expect(page.get_by_role("option", name="kb")).to_be_visible()
     expect(page.get_by_role("option", name="aaa-two")).to_have_count(0)

@@ -17,6 +17,7 @@ from components.store import Database  # noqa: E402
 from components.views import personas as view  # noqa: E402
 from components.views import revise as revise_view  # noqa: E402
 from components.views import revise_form as form  # noqa: E402
+from components import catalogue
 
 DIALOGUES = "demo-sdsd-dialogues"
 PAIRS = "demo-assistant-pairs"
@@ -130,7 +131,7 @@ def test_revision_for_a_persona_stores_its_provenance(demo_db, backend):
         rows.append(rv.accept(demo_db, r, reviewed_by="ana"))
         assert rv.get_revision(demo_db, r["id"])["persona"] == persona
     assert rows == [(f"{DIALOGUES}-revisions", 0), (f"{DIALOGUES}-revisions", 1)]
-    recs = [demo_db.record(f"{DIALOGUES}-revisions", i) for i in (0, 1)]
+    recs = [catalogue.record(demo_db, f"{DIALOGUES}-revisions", i) for i in (0, 1)]
     for rec, persona in zip(recs, (teacher, nurse)):
         assert rec["prompt"][0] == {"role": "system", "content": persona["system_message"]}
         # the dialogue's own system turn (a plan) gives way to the persona's; the provenance keeps it
@@ -152,7 +153,7 @@ def test_a_conversation_with_its_own_system_turn_gets_the_persona_first(demo_db,
     persona = pz.resolve(demo_db, "teen-gamer").provenance()
     r = rv.revise_one(demo_db, "sys", 0, "chosen", "concise", backend, fast(max_new_tokens=4), persona=persona)
     into, row = rv.accept(demo_db, r, "Ahoy, gamer.")
-    rec = demo_db.record(into, row)
+    rec = catalogue.record(demo_db, into, row)
     assert [m["role"] for m in rec["prompt"]] == ["system", "user"]
     assert rec["prompt"][0]["content"] == persona["system_message"]
     assert rec["metadata"]["source_system"] == "You are a pirate."
@@ -170,7 +171,7 @@ def test_batch_job_per_persona_resumes_and_accepts(demo_db, backend):
                         persona=a) == (job_a, True)
     for job in (job_a, job_b):
         assert rv.run_job(demo_db, job["id"], backend)["done"] == 2
-    recs = [demo_db.record("by-persona", i) for i in range(4)]
+    recs = [catalogue.record(demo_db, "by-persona", i) for i in range(4)]
     assert [(r["metadata"]["persona"], r["metadata"]["source_row"]) for r in recs] == [
         ("rural-farmer", 0), ("rural-farmer", 1), ("climate-scientist", 0), ("climate-scientist", 1)]
     assert recs[0]["prompt"][1:] == recs[2]["prompt"][1:] and recs[0]["prompt"][0] != recs[2]["prompt"][0]
@@ -348,7 +349,7 @@ def test_export_puts_the_system_message_first_and_is_trl_conversational(demo_db,
     assert (s.rows, s.personas, s.flipped) == (2, {"night-shift-nurse": 1, "retired-teacher": 1}, 1)
     assert s.left_out["tie"] == 1
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    source = demo_db.record(PAIRS, 0)
+    source = catalogue.record(demo_db, PAIRS, 0)
     for row in rows:
         assert_trl_conversational(row)
         p = pz.resolve(demo_db, row["persona"])

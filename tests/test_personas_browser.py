@@ -6,6 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from components import personas as pz
+from components import catalogue
 
 DIALOGUES = "demo-sdsd-dialogues"
 
@@ -36,11 +37,11 @@ def test_one_row_revised_for_two_personas_and_both_accepted(page, app_server, ti
         expect(accepted).to_contain_text(f"Accepted for persona {name} as row {row}", timeout=30_000)
     card = page.locator("#revise-persona-card")
     expect(card.locator("dt", has_text="values")).to_be_visible()
-    recs = [db.record(f"{DIALOGUES}-revisions", i) for i in (0, 1)]
+    recs = [catalogue.record(db, f"{DIALOGUES}-revisions", i) for i in (0, 1)]
     for rec, name in zip(recs, ("harm-reduction-worker", "libertarian-investor")):
         persona = pz.resolve(db, name)
         assert rec["prompt"][0] == {"role": "system", "content": persona.system_message}
         m = rec["metadata"]
         assert (m["persona"], m["persona_version"], m["source_row"], m["accepted_by"]) == (name, 1, 2, "tester")
     assert recs[0]["prompt"][1:] == recs[1]["prompt"][1:]  # the same conversation, two people
-    assert db.dataset(f"{DIALOGUES}-revisions").row_count == 2
+    assert catalogue.dataset(db, f"{DIALOGUES}-revisions").row_count == 2

@@ -24,6 +24,7 @@ from components.store import Database  # noqa: E402
 from components.views import revise as view  # noqa: E402
 from components.views import revise_batch as batch_view  # noqa: E402
 from components.views import revise_form as form  # noqa: E402
+from components import catalogue
 
 DIALOGUES = "demo-sdsd-dialogues"
 PAIRS = "demo-assistant-pairs"
@@ -108,7 +109,7 @@ def test_prompts_carry_the_principles_and_the_final_turn(demo_db):
     rev = rv.revision_messages(src.prompt, src.final, ps, "Violations: safe-high-stakes-advice")
     assert "Violations: safe-high-stakes-advice" in rev[1]["content"]
     rejected = rv.conversation(demo_db, PAIRS, 0, "rejected")
-    record = demo_db.record(PAIRS, 0)
+    record = catalogue.record(demo_db, PAIRS, 0)
     assert rejected.final["content"] == record["rejected"][-1]["content"]
     with pytest.raises(rv.RevisionError, match="documents"):
         rv.conversation(demo_db, "demo-field-notes", 0)
@@ -236,9 +237,9 @@ def test_accept_stores_a_pair_with_provenance(demo_db, backend):
     src = rv.conversation(demo_db, DIALOGUES, 2)
     into, row = rv.accept(demo_db, r, reviewed_by="ana")
     assert (into, row) == (f"{DIALOGUES}-revisions", 0)
-    info = demo_db.dataset(into)
+    info = catalogue.dataset(demo_db, into)
     assert (info.kind, info.format, info.row_count, info.version) == ("pairs", "revisions", 1, 1)
-    rec = demo_db.record(into, 0)
+    rec = catalogue.record(demo_db, into, 0)
     assert rec["prompt"] == src.prompt
     assert rec["chosen"] == [{"role": "assistant", "content": r["revision"]}]
     assert rec["rejected"] == [src.final]
@@ -254,17 +255,17 @@ def test_accept_stores_a_pair_with_provenance(demo_db, backend):
     # a second accepted revision appends a row and bumps the version
     r2 = rv.revise_one(demo_db, DIALOGUES, 3, "chosen", "concise", backend, fast_settings())
     assert rv.accept(demo_db, r2, reviewed_by="ana") == (into, 1)
-    assert demo_db.dataset(into).version == 2 and demo_db.dataset(into).row_count == 2
+    assert catalogue.dataset(demo_db, into).version == 2 and catalogue.dataset(demo_db, into).row_count == 2
 
 
 def test_an_edited_revision_keeps_the_edit(demo_db, backend):
     r = rv.revise_one(demo_db, PAIRS, 0, "rejected", "respectful-tone", backend, fast_settings())
     text = "I hear you. Here is what I would do, step by step."
     into, row = rv.accept(demo_db, r, final_text=text, reviewed_by="ben", into="my-revisions")
-    rec = demo_db.record("my-revisions", row)
+    rec = catalogue.record(demo_db, "my-revisions", row)
     assert rec["chosen"][0]["content"] == text
     assert rec["metadata"]["edited"] is True and rec["metadata"]["model_revision"] == r["revision"]
-    assert rec["rejected"][0]["content"] == demo_db.record(PAIRS, 0)["rejected"][-1]["content"]
+    assert rec["rejected"][0]["content"] == catalogue.record(demo_db, PAIRS, 0)["rejected"][-1]["content"]
     stored = rv.get_revision(demo_db, r["id"])
     assert stored["edited"] is True and stored["final_revision"] == text and stored["reviewed_by"] == "ben"
     with pytest.raises(rv.RevisionError, match="empty"):
@@ -310,7 +311,7 @@ def test_batch_revises_n_rows_and_resumes_after_an_interruption(demo_db, backend
     # review: accept one with an edit, reject another
     into, row = rv.accept(demo_db, pending[0], "A better answer.", "cy", stored=True)
     rv.reject(demo_db, pending[1]["id"], "cy")
-    assert demo_db.record(into, row)["metadata"]["job_id"] == job["id"]
+    assert catalogue.record(demo_db, into, row)["metadata"]["job_id"] == job["id"]
     assert len(rv.pending(demo_db, job["id"])) == 4
     with pytest.raises(rv.RevisionError, match="no longer pending"):
         rv.accept(demo_db, pending[0], "again", stored=True)
@@ -323,15 +324,15 @@ def test_batch_with_accept_goes_straight_into_the_dataset(demo_db, backend):
                           accept_into="straight")
     out = rv.run_job(demo_db, job["id"], backend)
     assert out["done"] == 3 and out["pending"] == 0
-    assert demo_db.dataset("straight").row_count == 3
-    assert [demo_db.record("straight", i)["metadata"]["source_row"] for i in range(3)] == rows
-    assert "batch of 3" in demo_db.record("straight", 0)["metadata"]["notes"]
+    assert catalogue.dataset(demo_db, "straight").row_count == 3
+    assert [catalogue.record(demo_db, "straight", i)["metadata"]["source_row"] for i in range(3)] == rows
+    assert "batch of 3" in catalogue.record(demo_db, "straight", 0)["metadata"]["notes"]
 
 
 def test_select_rows_by_query_and_bad_rows(demo_db):
     notes = []
     hits = rv.select_rows(demo_db, PAIRS, query="egg yolk", notes=notes)
-    assert hits and all("yolk" in json.dumps(demo_db.record(PAIRS, r)).lower() for r in hits)
+    assert hits and all("yolk" in json.dumps(catalogue.record(demo_db, PAIRS, r)).lower() for r in hits)
     assert notes == [f"{PAIRS} has no search index; took the rows containing every word"]
     with pytest.raises(rv.RevisionError, match="no rows"):
         rv.select_rows(demo_db, PAIRS, query="zzqqxxnotaword")
@@ -373,7 +374,7 @@ def test_accepted_pairs_go_only_to_valid_dataset_names(demo_db, backend):
         with pytest.raises(rv.RevisionError, match="must start with a letter or digit"):
             rv.start_job(demo_db, DIALOGUES, [0], rv.resolve_principles(demo_db, "concise"), backend,
                          fast_settings(), accept_into=bad)
-    assert demo_db.dataset("victim") is None and rv.get_revision(demo_db, r["id"]) is None
+    assert catalogue.dataset(demo_db, "victim") is None and rv.get_revision(demo_db, r["id"]) is None
 
 
 # -- the CLI --------------------------------------------------------------------------------------

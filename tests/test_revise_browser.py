@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from components import revise as rv
+from components import catalogue
 
 DIALOGUES = "demo-sdsd-dialogues"
 PAIRS = "demo-assistant-pairs"
@@ -74,7 +75,7 @@ def test_an_edited_revision_is_accepted_from_the_page(page, app_server, tiny_mod
     page.locator("#revise-who textarea, #revise-who input").first.fill("tester")
     page.click("#revise-accept")
     expect(page.locator("#revise-accepted")).to_contain_text("Accepted (edited) as row 0", timeout=30_000)
-    rec = db.record(f"{DIALOGUES}-revisions", 0)
+    rec = catalogue.record(db, f"{DIALOGUES}-revisions", 0)
     assert rec["chosen"] == [{"role": "assistant", "content": edited}]
     assert rec["rejected"] == [rv.conversation(db, DIALOGUES, 1).final]
     meta = rec["metadata"]
@@ -83,7 +84,7 @@ def test_an_edited_revision_is_accepted_from_the_page(page, app_server, tiny_mod
     assert meta["device"] == "cpu" and meta["dtype"] == "float32" and meta["source_row"] == 1
     page.click("#revise-accept")  # a second click does not store it twice
     expect(page.locator("#revise-accepted")).to_contain_text("Nothing to accept")
-    assert db.dataset(f"{DIALOGUES}-revisions").row_count == 1
+    assert catalogue.dataset(db, f"{DIALOGUES}-revisions").row_count == 1
 
 
 def test_pending_batch_results_are_reviewed_in_the_page(page, app_server, tiny_model):
@@ -107,6 +108,6 @@ def test_pending_batch_results_are_reviewed_in_the_page(page, app_server, tiny_m
     box.fill("A kinder, clearer answer.")
     page.click("#revise-pending-accept")
     expect(page.get_by_text("Accepted (edited) as row 0")).to_be_visible(timeout=15_000)
-    rec = db.record(f"{PAIRS}-revisions", 0)
+    rec = catalogue.record(db, f"{PAIRS}-revisions", 0)
     assert rec["chosen"][0]["content"] == "A kinder, clearer answer." and rec["metadata"]["job_id"] == job["id"]
     assert len(rv.pending(db, job["id"])) == 1

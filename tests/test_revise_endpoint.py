@@ -17,6 +17,7 @@ from helpers import ROOT, free_port, run_cli, wait_http
 from components import revise as rv  # noqa: E402
 from components.ingest import ingest  # noqa: E402
 from components.store import Database  # noqa: E402
+from components import catalogue
 
 DIALOGUES = "demo-sdsd-dialogues"
 PAIRS = "demo-assistant-pairs"
@@ -81,7 +82,7 @@ def test_endpoint_revision_is_accepted_with_its_provenance(demo_db, endpoint):
     assert r["backend"] == "endpoint" and r["endpoint"] == endpoint.endpoint and r["device"] == "remote"
     assert r["tokens"]["critique"] == 12 and r["tokens"]["revision"] == 12 and r["revision"]
     into, row = rv.accept(demo_db, r, reviewed_by="ana")
-    meta = demo_db.record(into, row)["metadata"]
+    meta = catalogue.record(demo_db, into, row)["metadata"]
     assert meta["backend"] == "endpoint" and meta["endpoint"] == endpoint.endpoint and meta["model"] == endpoint.model
 
 
@@ -92,7 +93,7 @@ def test_endpoint_revision_and_judge_for_a_persona(demo_db, endpoint):
     r = rv.revise_one(demo_db, DIALOGUES, 1, "chosen", "concise", endpoint, fast_settings(max_new_tokens=6),
                       persona=teacher.provenance())
     into, row = rv.accept(demo_db, r)
-    rec = demo_db.record(into, row)
+    rec = catalogue.record(demo_db, into, row)
     assert rec["prompt"][0]["content"] == teacher.system_message and rec["metadata"]["backend"] == "endpoint"
     s = pz.judge_pairs(demo_db, PAIRS, teacher, endpoint, fast_settings(max_new_tokens=6, temperature=0), limit=3)
     assert s.backend == "endpoint" and s.annotator == pz.annotator_name("retired-teacher", endpoint.model)

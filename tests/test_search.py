@@ -19,6 +19,7 @@ from components.search.java import LOCK
 from components.views import search as view
 from helpers import run_cli
 from components.views.search_form import SearchForm
+from components import catalogue
 
 
 def _ingest(db: Database, tmp_path, name: str, rows: list[dict], split: str | None = None) -> None:
@@ -95,7 +96,7 @@ def sdb(tmp_path_factory) -> Database:
         {"id": "h2", "contents": "The runner runs: a run, two runs, Running late. " + "filler words here. " * 40
                                  + "At the very end she ran home running."},
     ])
-    for d in db.datasets():
+    for d in catalogue.datasets(db):
         search.build_index(db, d.name)
     yield db
     db.close()
@@ -110,7 +111,7 @@ def rows_of(res) -> list[int]:
 
 def test_index_metadata_lives_in_the_database(sdb):
     meta = search.saved_index(sdb, "filters")
-    info = sdb.dataset("filters")
+    info = catalogue.dataset(sdb, "filters")
     assert meta["documents"] == 12
     assert meta["dataset_version"] == info.version
     assert meta["k1"] == pytest.approx(0.9) and meta["b"] == pytest.approx(0.4)
@@ -612,9 +613,9 @@ def test_concurrent_searches_give_the_serial_results(demo_db):
     """Many threads searching at once (a served app) get exactly what one thread gets."""
     import threading
 
-    for d in demo_db.datasets():
+    for d in catalogue.datasets(demo_db):
         search.build_index(demo_db, d.name)
-    names = [d.name for d in demo_db.datasets()]
+    names = [d.name for d in catalogue.datasets(demo_db)]
     wide = search.Filters(ranges={"length": (400, None)})
     expected = {None: search.search(demo_db, names, "water").total,
                 "length": search.search(demo_db, names, "water", filters=wide).total}
@@ -645,7 +646,7 @@ def test_threads_that_searched_leave_the_jvm_when_they_end(demo_db):
 
     from components.search.java import java
 
-    name = demo_db.datasets()[0].name
+    name = catalogue.datasets(demo_db)[0].name
     search.build_index(demo_db, name)
     search.search(demo_db, [name], "water")
     threads_mx = java().autoclass("java.lang.management.ManagementFactory").getThreadMXBean()
@@ -668,7 +669,7 @@ def test_a_search_puts_the_jvms_signal_handlers_back(demo_db):
 
     from components.search.java import _sigaction
 
-    name = demo_db.datasets()[0].name
+    name = catalogue.datasets(demo_db)[0].name
     search.build_index(demo_db, name)
     search.search(demo_db, [name], "water")
     jvm = _sigaction(signal.SIGSEGV)[:8]

@@ -10,13 +10,14 @@ from playwright.sync_api import expect
 
 from components import search
 from helpers import AppServer
+from components import catalogue
 
 UNINDEXED = "demo-sdsd-dialogues"
 
 
 @pytest.fixture
 def search_server(demo_db):
-    for d in demo_db.datasets():
+    for d in catalogue.datasets(demo_db):
         if d.name != UNINDEXED:
             search.build_index(demo_db, d.name)
     server = AppServer(demo_db)

@@ -22,6 +22,7 @@ from components.semantic.index import VectorIndex
 from components.semantic.vectors import current_set, load_vectors
 from components.store import Database
 from helpers import run_cli
+from components import catalogue
 
 TOPICS = ["boil an egg for breakfast", "plant tomatoes in the garden", "fix a flat bicycle tyre",
           "learn the guitar chords", "bake sourdough bread at home", "train a puppy to sit",
@@ -93,7 +94,7 @@ def test_vectors_are_stored_normalized_with_model_revision_and_version(world):
     (vset,) = vector_sets(db, "howto")
     assert (vset.field, vset.model, vset.rows, vset.dim) == ("prompt", world["model"], 40, 32)
     assert vset.model_revision.startswith("local-")
-    assert vset.dataset_version == db.dataset("howto").version
+    assert vset.dataset_version == catalogue.dataset(db, "howto").version
     rows, vectors = load_vectors(db, vset)
     assert list(rows) == list(range(40))
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
@@ -189,7 +190,7 @@ def test_more_like_this_without_embeddings(world):
     found = similar(db, "plain", 3, k=5)
     assert found.engine == "MoreLikeThis" and "no embeddings" in found.note
     assert found.rows[0] == 23 and 3 not in found.rows  # the same prompt ranks first
-    assert all(db.record("plain", r) for r in found.rows)
+    assert all(catalogue.record(db, "plain", r) for r in found.rows)
 
 
 def test_approximate_index_agrees_with_exact_and_filters():

@@ -8,6 +8,7 @@ import pytest
 
 from components import insights
 from components.views.stats import bar_choices
+from components import catalogue
 
 DATASET = "demo-trl-standard"
 
@@ -38,8 +39,8 @@ def test_statistics_render_and_a_bar_opens_exactly_its_rows(app_server, page):
     i = max(range(len(d["counts"])), key=lambda k: d["counts"][k])
     label = next(lab for lab, key in bar_choices(s) if key == d["keys"][i])
     expected = []
-    for row in range(db.dataset(DATASET).row_count):
-        rec = db.record(DATASET, row)
+    for row in range(catalogue.dataset(db, DATASET).row_count):
+        rec = catalogue.record(db, DATASET, row)
         if _diff_bucket(rec["chosen"][-1]["content"], rec["rejected"][-1]["content"]) == i:
             expected.append(row)
     assert 0 < len(expected) < 12

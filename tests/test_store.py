@@ -10,6 +10,7 @@ import pytest
 from components.ingest import ingest, load_demo
 from components.schema import MIGRATIONS
 from components.store import Database, DatabaseError, DatabaseInUse
+from components import catalogue
 
 
 def test_newer_app_opens_an_older_file(tmp_path):
@@ -25,7 +26,7 @@ def test_newer_app_opens_an_older_file(tmp_path):
     con.close()
     db = Database(path)
     assert db.migrations() == sorted(n for n, _ in MIGRATIONS)
-    assert [d.name for d in db.datasets()] == ["old"]
+    assert [d.name for d in catalogue.datasets(db)] == ["old"]
     # later tables and views are there and usable
     assert db.scalar("SELECT count(*) FROM current_labels") == 0
     assert db.scalar("SELECT count(*) FROM search_indexes") == 0
@@ -64,7 +65,7 @@ def test_writes_are_serialized_across_threads(db, tmp_path):
     for t in threads:
         t.join()
     assert errors == []
-    assert sorted((d.name, d.row_count, d.version) for d in db.datasets()) == [
+    assert sorted((d.name, d.row_count, d.version) for d in catalogue.datasets(db)) == [
         ("t0", 50, 3), ("t1", 50, 3), ("t2", 50, 3)]
     assert db.scalar("SELECT count(*) FROM records") == 150
 
@@ -108,7 +109,7 @@ def test_a_page_of_records_skips_rejected_rows_exactly(db, tmp_path):
     every = [r[0] for r in db.rows("SELECT row FROM records WHERE dataset = 'p' ORDER BY row")]
     assert len(every) == 86
     for offset in range(0, 90, 3):
-        assert [r["row"] for r in db.page("p", offset, 7)] == every[offset:offset + 7]
+        assert [r["row"] for r in catalogue.page(db, "p", offset, 7)] == every[offset:offset + 7]
 
 
 INTERRUPTED_QUERY = """

@@ -16,6 +16,7 @@ from components.triage import next_in_queue
 from components.store import Database
 
 from helpers import write_pairs
+from components import catalogue
 
 T0 = datetime(2026, 1, 1, 12, 0, 0)
 
@@ -34,7 +35,7 @@ LABELS = {0: ["chosen", "chosen"], 1: ["rejected"], 2: ["chosen", "chosen", "rej
 def write_scores(db: Database, dataset: str, model: str, margins: dict[int, float], revision: str = "r1",
                  version: int | None = None, at: datetime = T0) -> None:
     """Rows of pair_scores as the scoring job writes them (score_chosen - score_rejected = margin)."""
-    version = db.dataset(dataset).version if version is None else version
+    version = catalogue.dataset(db, dataset).version if version is None else version
     rows = [[dataset, version, row, model, revision, "reward", 1.0 + m, 1.0, m, "job-1", "tester", at]
             for row, m in margins.items()]
 

@@ -24,11 +24,13 @@ import pyarrow as pa
 
 from .. import formats, formats_multi
 from ..names import InvalidName, check_dataset_name, slug
-from ..store import Database, DatasetInfo
+from ..catalogue import DatasetInfo
+from ..store import Database
 from ..text import first_line
 from . import sources, stage
 from .sources import IngestError, suffix
 from .stage import empty_side_counts
+from .. import catalogue
 
 __all__ = ["IngestError", "IngestSummary", "default_name", "empty_side_counts", "ingest", "load_demo"]
 
@@ -114,7 +116,7 @@ def choose_name(db: Database, source: str, name: str | None, split: str | None) 
         if name:
             return check_dataset_name(name), None
         base = default_name(source, split)
-        existing = db.dataset(base)
+        existing = catalogue.dataset(db, base)
         if existing is None or _identity(existing.source or "") == _identity(source):
             return check_dataset_name(base), None
         distinct = check_dataset_name(f"{base[:93]}-{_digest(source)}")
@@ -204,7 +206,7 @@ def ingest(db: Database, source: str, name: str | None = None, split: str | None
             "columns": formats.metadata_columns(columns, plan), "mapping": plan.mapping,
         }
         try:
-            stored: DatasetInfo = db.replace_dataset(info, keys[0])
+            stored: DatasetInfo = catalogue.replace_dataset(db, info, keys[0])
         except duckdb.Error as err:
             raise IngestError(f"{source}: could not swap the rows in as {name}: {first_line(err)}") from None
         keys.clear()

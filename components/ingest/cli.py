@@ -8,6 +8,7 @@ import sys
 
 from ..formats import DEFAULT_MAX_CHARS
 from ..text import fail
+from .. import catalogue
 
 
 def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -47,7 +48,7 @@ def ingest_command(db, args) -> int:
 
 
 def datasets_command(db, args) -> int:
-    infos = db.datasets()
+    infos = catalogue.datasets(db)
     if args.json:
         from ..ingest import empty_side_counts
 

@@ -28,6 +28,7 @@ import duckdb
 
 from ..store import Database
 from ..text import sql_literal
+from .. import catalogue
 
 FIELDS = ("prompt", "chosen", "rejected", "text")
 COMMON_EVAL = 50
@@ -119,7 +120,7 @@ def words(text: str) -> list[tuple[str, int, int]]:
 
 
 def _dataset_field(db: Database, name: str, fld: str) -> str:
-    info = db.dataset(name)
+    info = catalogue.dataset(db, name)
     if info is None:
         raise ContaminationError(f"no dataset named {name!r}")
     if info.kind == "documents":
@@ -263,7 +264,7 @@ def highlight(text: str, spans: list[list[int]]) -> str:
 def export_clean(db: Database, train: str, suspects: list[int], out: str | Path) -> int:
     """Write the rows of ``train`` that are not ``suspects`` to ``out`` (JSON lines in the TRL
     conversational shape: prompt, chosen, rejected as messages; or text); returns how many."""
-    info = db.dataset(train)
+    info = catalogue.dataset(db, train)
     if info is None:
         raise ContaminationError(f"no dataset named {train!r}")
     out = Path(out)

@@ -27,6 +27,7 @@ from .. import formats
 from ..store import Database
 from . import duplicates, labelstats
 from .bins import DIFF_BUCKETS, GAP_BUCKETS, Bins, bucket_sql, choose_bins
+from .. import catalogue
 
 UNITS = {"chars": "characters", "words": "words", "tokens": "tokens"}
 FACET_COLUMNS = 8
@@ -78,7 +79,7 @@ ORDER BY row
 
 def check_pairs(db: Database, name: Any):
     """The catalogue entry of dataset ``name``, which must hold pairs."""
-    return db.dataset_of(name, StatsError, ("pairs",), "statistics are for pairs")
+    return catalogue.dataset_of(db, name, StatsError, ("pairs",), "statistics are for pairs")
 
 
 def measures(db: Database, name: str) -> tuple[Any, Measures]:

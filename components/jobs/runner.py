@@ -21,6 +21,7 @@ from ..store import Database
 from . import record
 from .progress import Progress
 from .step import JobError, Step, ok_rows, run_step
+from .. import catalogue
 
 
 _LIVE: dict[str, threading.Event] = {}
@@ -80,7 +81,7 @@ def select_rows(db: Database, dataset: str, rows=None, query: str | None = None,
         raise JobError("limit must be at least 1")
     if rows is not None:
         wanted = [int(r) for r in rows]
-        present = set(db.existing_rows(dataset, wanted))
+        present = set(catalogue.existing_rows(db, dataset, wanted))
         chosen, selection = [r for r in wanted if r in present], {"rows": wanted}
     elif query:
         from ..search import SearchError, find_rows
@@ -104,7 +105,7 @@ def select_rows(db: Database, dataset: str, rows=None, query: str | None = None,
     if limit:
         selection["limit"] = int(limit)
         if chosen is None:
-            chosen = db.first_rows(dataset, int(limit))
+            chosen = catalogue.first_rows(db, dataset, int(limit))
         chosen = chosen[: int(limit)]
     if chosen is not None and not chosen:
         raise JobError(f"no rows of {dataset} selected")
@@ -121,7 +122,7 @@ def run(db: Database, step: Step, dataset: str, *, rows=None, query: str | None 
     cluster has GPUs). A KeyboardInterrupt (Ctrl-C, or raised by ``on_progress``) marks the job
     interrupted and propagates; ``cancel`` set stops it between batches (status cancelled).
     """
-    info = db.dataset(dataset)
+    info = catalogue.dataset(db, dataset)
     if info is None:
         raise JobError(f"no dataset named {str(dataset)[:100]!r}")
     if batch_size is None or int(batch_size) < 1:

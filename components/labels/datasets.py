@@ -11,6 +11,7 @@ from .. import search
 from ..names import InvalidName, check_dataset_name
 from ..store import Database
 from .events import LabelError
+from .. import catalogue
 
 # (table, column) pairs that name a dataset, moved by a rename
 _NAMED_BY = [("records", "dataset"), ("rejects", "dataset"), ("label_events", "dataset"),
@@ -20,7 +21,7 @@ _NAMED_BY = [("records", "dataset"), ("rejects", "dataset"), ("label_events", "d
 
 
 def _existing(db: Database, name: object) -> str:
-    if not isinstance(name, str) or db.dataset(name) is None:
+    if not isinstance(name, str) or catalogue.dataset(db, name) is None:
         raise LabelError(f"no dataset named {str(name)[:100]!r}")
     return name
 
@@ -50,7 +51,7 @@ def rename_dataset(db: Database, name: object, new_name: object) -> dict:
         raise LabelError(str(err)) from None
     if new == name:
         raise LabelError(f"the dataset is already called {name!r}")
-    if db.dataset(new) is not None:
+    if catalogue.dataset(db, new) is not None:
         raise LabelError(f"a dataset named {new!r} exists already: delete or rename it first")
     had_index = search.forget_index(db, name)  # its folder is named after it: rebuilt under the new name
 

@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from ..schema import JUDGMENTS, judged
-from ..store import Database, DatasetInfo
+from ..catalogue import DatasetInfo
+from ..store import Database
 from ..text import utc_now
+from .. import catalogue
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ def check_label(label: Any) -> str:
 
 def check_pairs(db: Database, dataset: Any) -> DatasetInfo:
     """The catalogue entry of ``dataset``, which must exist and hold preference pairs."""
-    return db.dataset_of(dataset, LabelError, ("pairs",), "there is nothing to compare")
+    return catalogue.dataset_of(db, dataset, LabelError, ("pairs",), "there is nothing to compare")
 
 
 def check_row(db: Database, dataset: str, row: Any) -> int:

@@ -21,6 +21,7 @@ from typing import Callable
 from ..store import Database
 from ..text import clip
 from .library import Persona
+from .. import catalogue
 
 JUDGE_SYSTEM = (
     "You are role-playing a real person. Stay in character: judge as this person would, by their values, "
@@ -165,7 +166,7 @@ def judge_pairs(db: Database, dataset: str, persona: Persona, backend, settings=
             out.stopped = True
             break
         chunk, asks = [], []
-        for rec in db.rows_of(info.name, todo[start:start + size]):
+        for rec in catalogue.rows_of(db, info.name, todo[start:start + size]):
             flip = swapped(info.name, rec["row"], persona.name)
             a, b = (rec["rejected"], rec["chosen"]) if flip else (rec["chosen"], rec["rejected"])
             messages = judge_messages(persona, rec["prompt"], a, b)

@@ -23,6 +23,7 @@ from .library import Principle
 from .prompts import conversation, critique_messages, fit_context, parse_critique, revision_messages
 from .results import accept_revisions, add_revisions, pair_of, target_name
 from .revision import build_result
+from .. import catalogue
 
 
 def parse_rows(text: str | Iterable[int] | None) -> list[int] | None:
@@ -53,7 +54,7 @@ def select_rows(db: Database, dataset: str, rows=None, query: str | None = None,
                 notes: list[str] | None = None) -> list[int]:
     """The rows a batch revises: given rows (those that exist), a search's hits in rank order, or the
     dataset from its first row -- at most ``limit``. How a query was answered goes to ``notes``."""
-    info = db.dataset_of(dataset, RevisionError, ("pairs", "conversations"), "nothing to revise")
+    info = catalogue.dataset_of(db, dataset, RevisionError, ("pairs", "conversations"), "nothing to revise")
     if limit is not None and limit < 1:
         raise RevisionError("limit must be at least 1")
     rows = parse_rows(rows)
@@ -62,10 +63,10 @@ def select_rows(db: Database, dataset: str, rows=None, query: str | None = None,
     if query and query.strip():
         found = search_rows(db, dataset, query.strip(), limit or 1000, notes if notes is not None else [])
     elif rows is not None:
-        present = set(db.existing_rows(dataset, rows))
+        present = set(catalogue.existing_rows(db, dataset, rows))
         found = [r for r in rows if r in present]
     else:
-        found = db.first_rows(dataset, limit or info.row_count)
+        found = catalogue.first_rows(db, dataset, limit or info.row_count)
     found = found[:limit] if limit else found
     if not found:
         raise RevisionError(f"no rows of {dataset} to revise" + (f" match {query!r}" if query else ""))

@@ -10,6 +10,7 @@ from typing import Callable, Iterable
 from ..store import Database
 from .errors import RevisionError
 from .library import Principle
+from .. import catalogue
 
 SIDES = ("chosen", "rejected")
 
@@ -28,12 +29,12 @@ class Source:
 
 def conversation(db: Database, dataset: str, row: int, side: str = "chosen") -> Source:
     """Row ``row`` of ``dataset`` as a conversation ending in an assistant turn (``side`` of a pair)."""
-    info = db.dataset_of(dataset, RevisionError, ("pairs", "conversations"), "nothing to revise")
+    info = catalogue.dataset_of(db, dataset, RevisionError, ("pairs", "conversations"), "nothing to revise")
     if side not in SIDES:
         raise RevisionError(f"side must be chosen or rejected, not {side!r}")
     if side == "rejected" and info.kind != "pairs":
         raise RevisionError(f"{dataset} holds {info.kind}: only its conversation (side chosen) can be revised")
-    rec = db.record(dataset, int(row))
+    rec = catalogue.record(db, dataset, int(row))
     if rec is None:
         raise RevisionError(f"row {row} is not in {dataset} (rejected at ingest, or past the end)")
     messages = [_msg(m) for m in (rec.get("prompt") or []) + (rec.get(side) or [])]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from .. import catalogue
 
 
 def add_arguments(s: argparse.ArgumentParser) -> None:
@@ -28,7 +29,7 @@ def score_command(db, args) -> int:
     from .reward import ScoreError, reward_step
     from .store import score_counts
 
-    info = db.dataset(args.name)
+    info = catalogue.dataset(db, args.name)
     if info is None:
         print(f"error: no dataset named {args.name[:100]!r}", file=sys.stderr)
         return 1

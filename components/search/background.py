@@ -19,6 +19,7 @@ from typing import Callable, Iterable
 from ..store import Database
 from .errors import SearchError
 from .index import DEFAULT_B, DEFAULT_K1, build_index
+from .. import catalogue
 
 BATCH_ROWS = 5_000
 """Rows per indexer call in the background: a search waits at most one such batch."""
@@ -100,7 +101,7 @@ def index_in_background(db: Database, names: Iterable[str], on_progress: Callabl
             key = _key(db, name)
             job = _JOBS.get(key)
             if job is None or job.state != "queued":
-                info = db.dataset(name)
+                info = catalogue.dataset(db, name)
                 job = IndexJob(name, key[0], rows=info.row_count if info else 0, queued_at=time.monotonic())
                 _JOBS[key] = job
                 _QUEUE.put((db, job, k1, b, on_progress))

@@ -9,6 +9,7 @@ import os
 import sys
 
 from ..text import fail
+from .. import catalogue
 
 
 def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -49,7 +50,7 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
 def index_command(db, args) -> int:
     from .. import search
 
-    names = [d.name for d in db.datasets()] if args.all else args.names
+    names = [d.name for d in catalogue.datasets(db)] if args.all else args.names
     if not names:
         return fail("name a dataset to index, or pass --all")
 

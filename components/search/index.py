@@ -31,6 +31,7 @@ from .feed import ahead, documents
 from .errors import IndexNotReady, SearchError
 from .java import LOCK, java, java_message, locked
 from .query import FIELDS
+from .. import catalogue
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_K1 = 0.9
@@ -194,7 +195,7 @@ _NUMERIC_TYPE = re.compile(r"^(u?int\d+|float|double|halffloat|decimal.*)$")
 
 def numeric_metadata(db: Database, dataset: str) -> dict[str, str]:
     """{Lucene field: column} for the dataset's numeric metadata columns."""
-    info = db.dataset(dataset)
+    info = catalogue.dataset(db, dataset)
     cols = info.columns if info else {}
     return {numbers.metadata_field(c): c for c, t in sorted(cols.items()) if _NUMERIC_TYPE.match(str(t))}
 
@@ -229,7 +230,7 @@ def build_index(db: Database, dataset: str, k1: float = DEFAULT_K1, b: float = D
     searches go on between batches while an index builds.
     """
     report = progress or (lambda frac, desc: None)
-    info = db.dataset(dataset)
+    info = catalogue.dataset(db, dataset)
     if info is None:
         raise SearchError(f"no dataset named {dataset!r}")
     for name, value in (("k1", k1), ("b", b)):

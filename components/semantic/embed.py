@@ -6,13 +6,14 @@ from __future__ import annotations
 from ..store import Database
 from .errors import SemanticError
 from .step import FIELDS, EmbedStep, default_field
+from .. import catalogue
 
 
 def embed_step(db: Database, dataset: str, model: str, field: str | None = None, batch_size: int = 32,
                device: str | None = None) -> EmbedStep:
     """The step that embeds ``field`` of ``dataset`` (default: a document's text, else the prompt)
     with ``model``; a field the dataset's kind has not is refused in one line."""
-    info = db.dataset(dataset)
+    info = catalogue.dataset(db, dataset)
     if info is None:
         raise SemanticError(f"no dataset named {str(dataset)[:100]!r}")
     field = field or default_field(info.kind)

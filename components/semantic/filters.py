@@ -19,6 +19,7 @@ from ..search import numbers
 from ..search.filters import LABEL_STATUSES, Filters, _bound, label_rows, number_field
 from ..store import Database
 from .errors import SemanticError
+from .. import catalogue
 
 _SIDES = """
     WITH r AS (
@@ -101,5 +102,5 @@ def split_ok(db: Database, dataset: str, filters: Filters | None) -> bool:
     """Whether ``dataset`` is searched under the split filter of ``filters``."""
     if filters is None or not filters.split:
         return True
-    info = db.dataset(dataset)
+    info = catalogue.dataset(db, dataset)
     return info is not None and (info.split or "") == filters.split

@@ -14,6 +14,7 @@ from .filters import passing_rows
 from .index import vector_index
 from .step import field_text
 from .vectors import current_set
+from .. import catalogue
 
 MLT_CLASS = "org.apache.lucene.queries.mlt.MoreLikeThis"
 MLT_TERMS = 25
@@ -57,8 +58,8 @@ def similar(db: Database, dataset: str, row: int, k: int = 10, model: str | None
     them, else MoreLikeThis). Raises SemanticError (one line) when neither can be used."""
     k = max(1, min(int(k), 10_000))
     row = int(row)
-    if db.record(dataset, row) is None:
-        raise SemanticError(f"{dataset} has no row {row}" if db.dataset(dataset) else f"no dataset named {dataset!r}")
+    if catalogue.record(db, dataset, row) is None:
+        raise SemanticError(f"{dataset} has no row {row}" if catalogue.dataset(db, dataset) else f"no dataset named {dataset!r}")
     if engine not in ("auto", "embeddings", "mlt"):
         raise SemanticError(f"unknown engine {engine!r} (use auto, embeddings or mlt)")
     note = ""
@@ -95,7 +96,7 @@ def _more_like_this(db: Database, dataset: str, row: int, k: int, field: str | N
     lucene_field = field if field in ("prompt", "chosen", "rejected") else "contents"
     if kind == "documents":
         lucene_field = "contents"
-    record = db.record(dataset, row)
+    record = catalogue.record(db, dataset, row)
     if lucene_field == "contents":
         text = "\n\n".join(t for t in (record.get("text") or "", *(field_text(record.get(s))
                                        for s in ("prompt", "chosen", "rejected"))) if t)

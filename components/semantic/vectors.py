@@ -13,6 +13,7 @@ import numpy as np
 
 from ..store import Database
 from .errors import NoEmbeddings
+from .. import catalogue
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ def has_embeddings(db: Database, dataset: str) -> bool:
 def current_set(db: Database, dataset: str, model: str | None = None, field: str | None = None) -> VectorSet:
     """The newest vector set of ``dataset``'s current version (of ``model`` and ``field`` when given).
     Raises NoEmbeddings, in one line, when there is none."""
-    if db.dataset(dataset) is None:
+    if catalogue.dataset(db, dataset) is None:
         raise NoEmbeddings(f"no dataset named {dataset!r}")
     sets = [s for s in vector_sets(db, dataset)
             if (model is None or s.model == model) and (field is None or s.field == field)]

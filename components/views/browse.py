@@ -7,7 +7,7 @@ import math
 
 import gradio as gr
 
-from .. import labels
+from .. import catalogue, labels
 from ..labels import LabelError
 from ..store import Database
 from ..text import clip
@@ -36,7 +36,7 @@ COLUMNS = {
 
 
 def dataset_summary(db: Database, name: str | None) -> str:
-    info = db.dataset(name) if name else None
+    info = catalogue.dataset(db, name) if name else None
     if info is None:
         return "No dataset selected." if not name else f"No dataset named **{escape(name)}**."
     text = (
@@ -51,13 +51,13 @@ def dataset_summary(db: Database, name: str | None) -> str:
 
 def page_rows(db: Database, name: str | None, page: int) -> tuple[dict, int, int]:
     """Page ``page`` (1-based, clamped) as a gr.Dataframe value, the page, and the number of pages."""
-    info = db.dataset(name) if name else None
+    info = catalogue.dataset(db, name) if name else None
     headers, keys, _ = COLUMNS[info.kind if info else "pairs"]
     if info is None:
         return {"headers": headers, "data": []}, 1, 1
     pages = max(1, math.ceil(info.row_count / PAGE_SIZE))
     page = min(max(1, page), pages)
-    rows = db.page(name, (page - 1) * PAGE_SIZE, PAGE_SIZE)
+    rows = catalogue.page(db, name, (page - 1) * PAGE_SIZE, PAGE_SIZE)
     data = [[clip(r[k]) if k == "preview" else r[k] for k in keys] for r in rows]
     return {"headers": headers, "data": data}, page, pages
 
@@ -66,10 +66,10 @@ def open_row(db: Database, name: str | None, row: int) -> dict:
     """Everything the row panel shows for source row ``row`` of dataset ``name``."""
     empty = {"found": False, "title": "", "kind": None, "prompt": [], "chosen": [], "rejected": [], "text": "",
              "metadata": {}, "link": ""}
-    info = db.dataset(name) if name else None
+    info = catalogue.dataset(db, name) if name else None
     if info is None:
         return empty | {"title": f"No dataset named **{escape(name)}**." if name else "Pick a dataset to browse."}
-    rec = db.record(name, row)
+    rec = catalogue.record(db, name, row)
     if rec is None:
         return empty | {"title": f"Row {row} is not in **{escape(name)}** (rejected at ingest, or past the end)."}
     meta = rec.get("metadata") or {}
@@ -140,7 +140,7 @@ def build(studio: Studio) -> None:
         @browsing
         def show_page(name, wanted):
             rows, shown, count = page_rows(db, name, as_int(wanted, 1))
-            info = db.dataset(name) if name else None
+            info = catalogue.dataset(db, name) if name else None
             widths = COLUMNS[info.kind if info else "pairs"][2]
             return gr.update(value=rows, column_widths=widths), shown, f"of {count:,} pages"
 
@@ -183,7 +183,7 @@ def build(studio: Studio) -> None:
 
         @browsing
         def refresh_list(name):
-            return gr.update(choices=dataset_choices(db), value=name if db.dataset(name or "") else None)
+            return gr.update(choices=dataset_choices(db), value=name if catalogue.dataset(db, name or "") else None)
 
         @browsing
         def previous_page(name, current):
@@ -246,7 +246,7 @@ def build(studio: Studio) -> None:
                 gr.update(choices=choices, value=name),
                 gr.update(selected=TAB_ID) if ours else gr.update(),
                 dataset_summary(db, name),
-                *show_page(name, 1 + (db.row_position(name, row) or 0) // PAGE_SIZE),
+                *show_page(name, 1 + (catalogue.row_position(db, name, row) or 0) // PAGE_SIZE),
                 row,
                 *show_row(name, row),
             )

@@ -13,6 +13,7 @@ import gradio as gr
 
 from ..store import Database
 from ..policies import DATASET
+from .. import catalogue
 
 
 @dataclass
@@ -154,7 +155,7 @@ def escape(text: Any) -> str:
 
 
 def dataset_choices(db: Database, kinds: tuple[str, ...] | None = None) -> list[str]:
-    return [d.name for d in db.datasets() if kinds is None or d.kind in kinds]
+    return [d.name for d in catalogue.datasets(db) if kinds is None or d.kind in kinds]
 
 
 def query_params(request: gr.Request | None) -> dict:
@@ -213,7 +214,7 @@ def resolve_dataset(db: Database, wanted: str | None, kinds: tuple[str, ...] | N
     """
     if not wanted:
         return None, ""
-    info = db.dataset(str(wanted))
+    info = catalogue.dataset(db, str(wanted))
     if info is None:
         return None, f"⚠️ No dataset named **{escape(clip_name(wanted))}**: it was deleted or renamed, or the link is mistyped."
     if kinds and info.kind not in kinds:

@@ -13,6 +13,7 @@ from ..ingest import IngestError, empty_side_counts, ingest
 from ..store import Database
 from .common import Studio, dataset_change, escape, requires
 from ..policies import DATASET
+from .. import catalogue
 
 TAB_ID = "data"
 TABLE_COLUMNS = ["name", "kind", "format", "rows", "rejected", "empty side", "version", "source", "updated"]
@@ -35,7 +36,7 @@ def datasets_table(db: Database) -> list[list]:
     return [
         [d.name, d.kind, d.format, d.row_count, d.rejected_count, flagged.get(d.name, 0), d.version,
          shown_source(d.source), str(d.updated_at)[:19]]
-        for d in db.datasets()
+        for d in catalogue.datasets(db)
     ]
 
 
@@ -151,7 +152,7 @@ def build(studio: Studio) -> None:
         @requires(DATASET.list)
         def list_datasets() -> list[dict]:
             """Every loaded dataset: name, kind, format, rows, rejected rows, version, source."""
-            return [d.as_dict() | {"source": shown_source(d.source)} for d in db.datasets()]
+            return [d.as_dict() | {"source": shown_source(d.source)} for d in catalogue.datasets(db)]
 
         gr.api(list_datasets, api_name="datasets")
         studio.on_load.append((refresh, [table]))

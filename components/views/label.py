@@ -12,7 +12,7 @@ from typing import Any
 
 import gradio as gr
 
-from .. import labels, personas, triage
+from .. import catalogue, labels, personas, triage
 from ..labels import LabelError
 from ..store import Database
 from ..policies import DATASET, LABEL, PERSONA, PROJECT
@@ -213,7 +213,7 @@ def form_updates(schema: dict, values: list) -> list:
 
 def guidelines_updates(db: Database, dataset: str | None) -> list:
     """The guidelines panel: shown with its version when the dataset has guidelines."""
-    text = labels.setting(db, dataset, "guidelines") if dataset and db.dataset(dataset) else ""
+    text = labels.setting(db, dataset, "guidelines") if dataset and catalogue.dataset(db, dataset) else ""
     if not text:
         return [gr.update(visible=False), ""]
     return [gr.update(visible=True, label=f"Guidelines (version {labels.guidelines_version(db, dataset)})"), text]

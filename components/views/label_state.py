@@ -20,6 +20,7 @@ from ..labels.settings import blind_title, is_blind, swapped, unblind
 from ..search.find import terms
 from ..store import Database
 from .common import chat, escape, marker
+from .. import catalogue
 
 
 @dataclass
@@ -33,7 +34,7 @@ class LabelForm:
 
 
 def pair_datasets(db: Database) -> list[str]:
-    return [d.name for d in db.datasets() if d.kind == "pairs"]
+    return [d.name for d in catalogue.datasets(db) if d.kind == "pairs"]
 
 
 def signed_in(who) -> bool:
@@ -97,7 +98,7 @@ def pair_view(db: Database, dataset: str | None, row: int | None, with_diff: boo
              "diff": "", "metadata": {}, "swapped": False, "open_earlier": False, "responses": None}
     if not dataset or row is None:
         return empty
-    rec = db.record(dataset, int(row))
+    rec = catalogue.record(db, dataset, int(row))
     if rec is None or rec.get("rejected") is None:
         return empty
     flip = blind and swapped(dataset, int(row))
@@ -136,7 +137,7 @@ def new_queue(db: Database, dataset: str | None, mode: str = "unlabeled", query:
     """A labeling queue positioned at ``row`` if given, else where ``annotator`` left off. ``model``
     (default: the first model that scored the dataset) gives the suggestions and orders the score
     queues; ``model2`` is the second model of "two models disagree"."""
-    info = db.dataset(dataset) if dataset else None
+    info = catalogue.dataset(db, dataset) if dataset else None
     state = {"dataset": dataset, "mode": mode, "query": query or "", "rows": [], "pos": None, "auto": row is None,
              "engine": None, "message": "", "blind": is_blind(db, dataset) if info else False,
              "overlap": labels.overlap(db, dataset) if info else None, "models": [], "model": None, "model2": None,
@@ -162,7 +163,7 @@ def new_queue(db: Database, dataset: str | None, mode: str = "unlabeled", query:
     if row is not None:
         if row in rows:
             state["pos"] = rows.index(row)
-        elif (rec := db.record(dataset, row)) is not None and rec.get("rejected") is not None:
+        elif (rec := catalogue.record(db, dataset, row)) is not None and rec.get("rejected") is not None:
             state["rows"] = rows = [row, *rows]  # a pair outside this queue, opened by a link: show it first
             state["pos"] = 0
         else:

@@ -13,6 +13,7 @@ from ..store import Database
 from .common import as_int, escape, requires
 from .label import Controls
 from ..policies import LABEL, PROJECT
+from .. import catalogue
 
 NOT_GOLD = "not gold"
 
@@ -78,7 +79,7 @@ def build(db: Database, controls: Controls, tab: gr.Tab) -> None:
 
     @requires(PROJECT.figures)
     def load(dataset):
-        if not dataset or db.dataset(dataset) is None:
+        if not dataset or catalogue.dataset(db, dataset) is None:
             return ["Pick a dataset.", [], "", None, []]
         try:
             now = labels.project_settings(db, dataset)

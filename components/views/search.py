@@ -19,6 +19,7 @@ from ..store import Database
 from .common import Studio, as_int, compare_link, escape, query_params, requires
 from .search_form import LENGTHS, SLOTS, TAB_ID, SearchForm
 from ..policies import DATASET, PAGE
+from .. import catalogue
 
 PAGE_SIZE = 10
 FIELD_CHOICES = [(label, key) for key, label in engine.FIELDS.items()]
@@ -96,7 +97,7 @@ def searchable_choices(db: Database) -> tuple[list[str], list[str]]:
 
 
 def split_choices(db: Database) -> list[str]:
-    return ["any"] + sorted({d.split for d in db.datasets() if d.split})
+    return ["any"] + sorted({d.split for d in catalogue.datasets(db) if d.split})
 
 
 def number_choices(db: Database, datasets: list[str] | None = None) -> list[tuple[str, str]]:
@@ -232,7 +233,7 @@ def queue_index(db: Database, dataset: str | None, k1, b) -> str:
     """Queue a background build of ``dataset``'s index; the Indexes panel shows its progress."""
     if not dataset:
         return "⚠️ Pick a dataset to index."
-    if db.dataset(dataset) is None:
+    if catalogue.dataset(db, dataset) is None:
         return f"⚠️ No dataset named {escape(dataset)}."
     try:
         k1 = engine.DEFAULT_K1 if k1 in (None, "") else float(k1)

@@ -18,6 +18,7 @@ from ..insights import charts
 from ..store import Database
 from .common import Studio, deep_link, escape, query_params, requires
 from ..policies import DATASET
+from .. import catalogue
 
 TAB_ID = "stats"
 ROWS_SHOWN = 200
@@ -38,7 +39,7 @@ CSS = """
 
 
 def pair_datasets(db: Database) -> list[str]:
-    return [d.name for d in db.datasets() if d.kind == "pairs"]
+    return [d.name for d in catalogue.datasets(db) if d.kind == "pairs"]
 
 
 # -- plain functions -----------------------------------------------------------------------------
@@ -126,7 +127,7 @@ PLOTS = ["lengths", "diff", "longer", "turns", "scores", "margin"] + [f"facet-{i
 def rows_html(db: Database, dataset: str, found: insights.BinRows, key: str | None = None) -> str:
     if not found.rows:
         return f"<p>No rows: {escape(found.title)}.</p>"
-    recs = {r["row"]: r for r in db.rows_of(dataset, found.rows)}
+    recs = {r["row"]: r for r in catalogue.rows_of(db, dataset, found.rows)}
     more = f" (the first {len(found.rows):,})" if found.total > len(found.rows) else ""
     queue = "?" + urlencode({"tab": "compare", "dataset": dataset, "queue": "bin", "q": key}) if key else ""
     label = f" · <a class='stats-label' href='{escape(queue)}'>Label these {found.total:,} pairs →</a>" if key else ""
@@ -165,7 +166,7 @@ def contamination_html(db: Database, result, threshold: float | None = None, lim
     if not ms:
         return head
     shown = ms[:CONTAM_SHOWN]
-    texts = {r["row"]: r for r in db.rows_of(result.train, [m.row for m in shown])}
+    texts = {r["row"]: r for r in catalogue.rows_of(db, result.train, [m.row for m in shown])}
     from ..insights.contamination import field_text
 
     out = [head, "<table><tr><th>row</th><th>score</th><th>eval row</th><th>training text</th></tr>"]
