@@ -138,26 +138,36 @@ the query alone, kept while they pass), not as a clause: a clause the ranking mu
 candidate made the page several times slower for filters that pass nearly everything."""
 
 
+_COLLECTOR = "org.apache.lucene.search.Collector"
+_FIELD_DOC = "org.apache.lucene.search.FieldDoc"
+
+
+@locked
+def collect(searcher, query, n: int) -> list:
+    """The best ``n`` documents of ``query`` (Lucene ScoreDocs, each a FieldDoc whose sort values are
+    the score and the id), by score, ties in source order (as Anserini breaks them: by the id, which
+    holds the zero-padded row). Lucene skips what cannot reach them; nothing is counted beyond."""
+    J = java()
+    collector = J.TopFieldCollector.create(J.sort, n, n)
+    searcher.search(query, J.cast(_COLLECTOR, collector))
+    return list(collector.topDocs(0, n).scoreDocs)
+
+
+@locked
+def hit_of(found) -> tuple[str, int, float, int]:
+    """(dataset, row, score, Lucene document number) of a document ``collect`` found, read from its
+    sort values: no stored document is read."""
+    score, ident = java().cast(_FIELD_DOC, found).fields
+    dataset, _, row = ident.utf8ToString().rpartition("/")
+    return dataset, int(row), float(score), found.doc
+
+
 @locked
 def ranked(searcher, query, offset: int, k: int) -> tuple[int, list[tuple[str, int, float, int]]]:
-    """(dataset, row, score, Lucene document number) of hits offset+1 .. offset+k of ``query`` by
-    score, ties in source order (as Anserini breaks them: by the id, which holds the zero-padded
-    row), and how many hits were collected (at least offset+k when there are that many). Lucene
-    skips what cannot reach the page; nothing is counted beyond it."""
-    J = java()
-    collector = J.TopFieldCollector.create(J.sort, offset + k, offset + k)
-    searcher.search(query, J.cast("org.apache.lucene.search.Collector", collector))
-    top = collector.topDocs(0, offset + k)
-    found = top.scoreDocs
-    if len(found) <= offset:
-        return len(found), []
-    J.TopFieldCollector.populateScores(found, searcher, query)
-    out = []
-    for sd in found[offset:]:  # the id from the sort values: no stored document is read
-        ident = J.cast("org.apache.lucene.search.FieldDoc", sd).fields[1].utf8ToString()
-        dataset, _, row = ident.rpartition("/")
-        out.append((dataset, int(row), float(sd.score), sd.doc))
-    return len(found), out
+    """(dataset, row, score, Lucene document number) of hits offset+1 .. offset+k of ``query``
+    (``collect``), and how many hits were collected (at least offset+k when there are that many)."""
+    found = collect(searcher, query, offset + k)
+    return len(found), [hit_of(f) for f in found[offset:]]
 
 
 POST_FILTER_MAX = 10_000
@@ -177,10 +187,10 @@ def top(searcher, query, clauses: list[tuple[str, object]], offset: int, k: int)
     ranking = combine(query, [c for c, share in zip(clauses, passing) if share < DENSE])
     n = 2 * (offset + k) + 10
     while n <= POST_FILTER_MAX:  # the best n of the query, kept while they pass; more when too few passed
-        collected, hits = ranked(searcher, ranking, 0, n)
-        kept = [h for h, ok in zip(hits, total.passes(searcher, dense, [h[3] for h in hits])) if ok]
-        if len(kept) >= offset + k or collected < n:
-            return kept[offset:offset + k]
+        found = collect(searcher, ranking, n)
+        kept = [f for f, ok in zip(found, total.passes(searcher, dense, [f.doc for f in found])) if ok]
+        if len(kept) >= offset + k or len(found) < n:
+            return [hit_of(f) for f in kept[offset:offset + k]]  # ids read for the page's hits alone
         n *= 4
     return ranked(searcher, combine(query, clauses), offset, k)[1]
 
@@ -256,7 +266,8 @@ def _search(db: Database, datasets: Sequence[str] | str, query: str, field: str,
         documents = {st.dataset for st in statuses if st.kind == "documents"}
         copies = {st.dataset: os.path.join(st.path, CARDS) for st in statuses}
         pending = _read_records(db, hits, searcher, parsed, aside, documents, copies) if snippets and hits else None
-        count = total.exact_total(searcher, parsed.lucene, clauses)
+        count = total.exact_total(searcher, parsed.lucene, clauses,
+                                  (parsed.field, parsed.terms) if parsed.terms else None)
         if searcher.timedOut():  # Lucene stopped scoring at the budget: the page would be partial
             raise OverBudget(over_budget(parsed.expanding))
         if pending is not None:

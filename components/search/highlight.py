@@ -63,6 +63,8 @@ def matched_terms(searcher, query: ParsedQuery, fields: Iterable[str] = FIELDS) 
 def matched_fields_and_terms(searcher, query: ParsedQuery) -> set[tuple[str, str]]:
     """(field, index term) of each term ``query`` matches in the indexes of ``searcher`` (its
     positive clauses: a prohibited word is not a match)."""
+    if query.terms is not None:  # a bag of words matches its own analyzed words
+        return {(query.field, t) for t in query.terms}
     J = java()
     lucene = query.lucene
     if query.mode != "words":  # plain words are term queries already
@@ -87,8 +89,8 @@ class Marker:
         # not looked up. Words the analyzer may split (dots, apostrophes, CJK) always are.
         self.candidate = None
         if 0 < len(self.terms) <= 2000:
-            heads = sorted({t[:max(1, len(t) - 2)] for t in self.terms}, key=len)
-            self.candidate = re.compile("|".join(re.escape(h) for h in heads)).match
+            heads = tuple(sorted({t[:max(1, len(t) - 2)] for t in self.terms}, key=len))
+            self.candidate = lambda word: word.startswith(heads)  # nothing to compile per search
 
     def __bool__(self) -> bool:
         return bool(self.terms)

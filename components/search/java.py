@@ -89,12 +89,24 @@ def keep_jvm_signal_handlers() -> None:
             _sigaction(n, saved)
 
 
+_DEPTH = threading.local()
+
+
 def locked(fn):
-    """Run ``fn`` holding ``LOCK``."""
+    """Run ``fn`` holding ``LOCK``. The outermost such call of a thread first puts the JVM's signal
+    handlers back if a library replaced them (``keep_jvm_signal_handlers``): once per way into Java,
+    not on each of the many calls nested inside it."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         with LOCK:
-            return fn(*args, **kwargs)
+            depth = getattr(_DEPTH, "n", 0)
+            if depth == 0:
+                keep_jvm_signal_handlers()
+            _DEPTH.n = depth + 1
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _DEPTH.n = depth
     return wrapper
 
 
@@ -170,6 +182,7 @@ class _Java:
         "QueryTimeoutImpl": "org.apache.lucene.index.QueryTimeoutImpl",
         "ExitableDirectoryReader": "org.apache.lucene.index.ExitableDirectoryReader",
         "BytesRef": "org.apache.lucene.util.BytesRef",
+        "Term": "org.apache.lucene.index.Term",
         "FixedBitSet": "org.apache.lucene.util.FixedBitSet",
         "ScoreMode": "org.apache.lucene.search.ScoreMode",
         "Sort": "org.apache.lucene.search.Sort",
@@ -185,8 +198,17 @@ class _Java:
 
     def __init__(self, autoclass, cast, exception):
         self.autoclass = autoclass
-        self.cast = cast
+        self._cast = cast
+        self._cast_to: dict[str, object] = {}
         self.JavaException = exception
+
+    def cast(self, name: str, obj):
+        """``obj`` seen as Java class ``name`` (the class looked up once: jnius's own cast looks a
+        name up on every call, which was a tenth of a search's time)."""
+        cls = self._cast_to.get(name)
+        if cls is None:
+            cls = self._cast_to[name] = self.autoclass(name)
+        return self._cast(cls, obj)
 
     def __getattr__(self, name: str):  # only for names not looked up yet
         with LOCK:
@@ -220,8 +242,8 @@ class _Java:
 @locked
 def java() -> _Java:
     """The Java side of search (starting the JVM the first time). Every path into Java asks for it
-    first, so here the calling thread is set to leave the JVM when it ends, and the JVM's signal
-    handlers are put back if a library replaced them."""
+    first, so here the calling thread is set to leave the JVM when it ends; being ``locked``, the
+    outermost call puts the JVM's signal handlers back if a library replaced them."""
     global _JAVA
     detach_at_thread_exit()
     if _JAVA is None:
@@ -243,7 +265,7 @@ def java() -> _Java:
         j = _Java(autoclass, cast, JavaException)
         j.__dict__["jul_logger"] = jul  # java.util.logging keeps loggers weakly: hold this one
         _JAVA = j
-    keep_jvm_signal_handlers()  # the first time: the JVM's handlers, as Java just set them
+        keep_jvm_signal_handlers()  # the first time: the JVM's handlers, as Java just set them
     return _JAVA
 
 

@@ -39,6 +39,7 @@ class ParsedQuery:
     mode: str
     ignored: list[str] = field(default_factory=list)  # Lucene operators plain words took as words
     expanding: bool = False  # has wildcards, prefixes, fuzzy words, regular expressions or ranges
+    terms: list[str] | None = None  # a bag of words: its analyzed words (it matches any of them)
 
     @locked
     def expanded(self, rewrite):
@@ -160,9 +161,11 @@ def _plain_words(J, text: str, field_name: str, quotes_and_fields: bool = True) 
     found = pieces(text)
     ignored = ignored_operators(text)
     if not quotes_and_fields or all(fld is None and not phrase for fld, _, phrase in found):  # as Pyserini
-        if J.AnalyzerUtils.analyze(J.analyzer, text).isEmpty():
+        terms = list(dict.fromkeys(J.AnalyzerUtils.analyze(J.analyzer, text).toArray()))
+        if not terms:
             raise SearchError(f"no searchable words in {text!r} (only stop words or punctuation?)")
-        return ParsedQuery(J.bag_of_words.buildQuery(field_name, J.analyzer, text), text, field_name, "words", ignored)
+        return ParsedQuery(J.bag_of_words.buildQuery(field_name, J.analyzer, text), text, field_name, "words", ignored,
+                           terms=terms)
     builder = J.BooleanQueryBuilder()
     clauses = 0
     words = " ".join(w for fld, w, phrase in found if fld is None and not phrase)

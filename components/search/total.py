@@ -3,7 +3,7 @@
 Ranking the page needs only the best ``offset + k`` hits, which Lucene finds while skipping blocks
 that cannot compete; the total needs every match. Counting through the ranking scores each of them
 (about 130 ms for a million matches out of ten million documents). Here the matches of a plain-words
-query -- a disjunction -- are counted the way a bit set counts: each part's postings are OR-ed into a
+query -- a disjunction -- are counted the way a bit set counts: each word's postings are OR-ed into a
 ``FixedBitSet`` per segment, each filter AND-ed in as a cached bit set, and the bits counted (a few
 ms for the same query). Any other query (Lucene syntax with required or excluded clauses, a segment
 with deleted documents) is counted by Lucene's own ``IndexSearcher.count``.
@@ -25,13 +25,15 @@ _BOOLEAN = "org.apache.lucene.search.BooleanQuery"
 _BOOST = "org.apache.lucene.search.BoostQuery"
 _CLAUSE = "org.apache.lucene.search.BooleanClause"
 _LEAF = "org.apache.lucene.index.LeafReaderContext"
+_ITERATOR = "org.apache.lucene.search.DocIdSetIterator"
 
 _FILTERS: dict[tuple[int, int], tuple[object, object, list, float]] = {}
 """(id(searcher), id(filter query)) -> (searcher, query, [FixedBitSet per segment], the share of the
 documents it matches); the searcher and query are held so that their ids stay theirs while the
 entry lives."""
-_LEAVES: dict[int, tuple[object, list, list[int], int]] = {}
-"""id(searcher) -> (searcher, its segments' contexts, their first document numbers, its documents)."""
+_LEAVES: dict[int, tuple[object, list, list[int], int, list, bool]] = {}
+"""id(searcher) -> (searcher, its segments' contexts, their first document numbers, its documents,
+the segments' readers, whether any segment has deleted documents): an open searcher never changes."""
 MAX_FILTERS = 64  # about 1.2 MB per filter per ten million documents
 
 
@@ -42,7 +44,9 @@ def leaves(searcher) -> tuple[list, list[int]]:
         J = java()
         reader = searcher.getIndexReader()
         contexts = [J.cast(_LEAF, c) for c in reader.leaves().toArray()]
-        cached = _LEAVES[id(searcher)] = (searcher, contexts, [c.docBase for c in contexts], reader.maxDoc())
+        readers = [c.reader() for c in contexts]
+        cached = _LEAVES[id(searcher)] = (searcher, contexts, [c.docBase for c in contexts], reader.maxDoc(),
+                                          readers, any(r.hasDeletions() for r in readers))
     return cached[1], cached[2]
 
 
@@ -139,20 +143,37 @@ def passes(searcher, clauses: list[tuple[str, object]], docs: list[int]) -> list
 
 
 @locked
-def exact_total(searcher, query, clauses: list[tuple[str, object]]) -> int:
-    """How many documents match ``query`` and pass the (occur, query) filter ``clauses``."""
+def exact_total(searcher, query, clauses: list[tuple[str, object]], terms: tuple[str, list[str]] | None = None) -> int:
+    """How many documents match ``query`` and pass the (occur, query) filter ``clauses``. ``terms``,
+    (field, words) when ``query`` is a bag of those words, lets the words' postings be read at once
+    instead of walking the query's parts."""
     J = java()
-    contexts = leaves(searcher)[0]
-    parts = disjuncts(searcher.rewrite(query))
-    if parts is None or any(c.reader().hasDeletions() for c in contexts):
+    leaves(searcher)
+    _, contexts, _, _, readers, deleted = _LEAVES[id(searcher)]
+    if deleted:
         return searcher.count(combine(query, clauses))
-    weights = [searcher.createWeight(p, J.ScoreMode.COMPLETE_NO_SCORES, 1.0) for p in parts]
+    if terms is not None:
+        words = [J.Term(terms[0], w) for w in terms[1]]
+
+        def fill(i: int, bits) -> None:
+            for word in words:
+                postings = readers[i].postings(word, 0)  # PostingsEnum.NONE: documents only
+                if postings is not None:
+                    getattr(bits, "or")(J.cast(_ITERATOR, postings))
+    else:
+        parts = disjuncts(searcher.rewrite(query))
+        if parts is None:
+            return searcher.count(combine(query, clauses))
+        weights = [searcher.createWeight(p, J.ScoreMode.COMPLETE_NO_SCORES, 1.0) for p in parts]
+
+        def fill(i: int, bits) -> None:
+            for weight in weights:
+                _matches(J, weight, contexts[i], bits)
     sets = [(occur, filter_bits(searcher, q)) for occur, q in clauses]
     total = 0
     for i, context in enumerate(contexts):
-        bits = J.FixedBitSet(context.reader().maxDoc())
-        for weight in weights:
-            _matches(J, weight, context, bits)
+        bits = J.FixedBitSet(readers[i].maxDoc())
+        fill(i, bits)
         for occur, per_leaf in sets:
             if occur == "MUST_NOT":
                 bits.andNot(per_leaf[i])
