@@ -1,7 +1,7 @@
 """Labeling under load, and the key press -> next pair time in a real browser.
 
     .venv/bin/python bench/bench_label.py [--clients 16] [--per-client 100] [--presses 60] [--hits 30]
-                                          [--browser-only]
+                                          [--browser-only] [--schema binary|graded|ranking|all]
 
 1. Starts the real server (`python app.py serve`) on a fresh database file holding a dataset of pairs:
    the UltraFeedback sample in ../shared/data when it is there (998 pairs of real text), else 1,000
@@ -9,7 +9,11 @@
 2. In Chromium (Playwright), one annotator labels --presses pairs with the keyboard alone; for each key
    the page records the keydown time and the time the next pair was on screen (the title names a new
    row, then one animation frame so that it is painted).
-   Then --hits search hits are opened from the Browse tab the way a click on a result link opens
+   --schema says which label schema the keys answer (default binary; all: each in turn, one dataset
+   each): binary (keys 1-4), graded (a 7-point scale with two aspects, helpfulness and safety: keys 1-7,
+   every other pair after Tab and a key per aspect), ranking (four responses per prompt, UltraFeedback's
+   raw rows with per-aspect ratings made from the same sample: three keys rank them, the third sends).
+   The time runs from the key that sends the label. Then --hits search hits are opened from the Browse tab the way a click on a result link opens
    them: the time from the click to the pair's title painted in Compare (no page reload).
 3. --clients gradio_client clients, each in its own thread (one process) with its own annotator name,
    label --per-client pairs each as fast as they can: `/next_pair` then `/label`, timing each round
@@ -50,6 +54,38 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 LABELS = ["chosen", "rejected", "tie", "both_bad", "skip"]
 KEYS = {"chosen": "1", "rejected": "2", "tie": "3", "both_bad": "4"}
+SCHEMAS = ("binary", "graded", "ranking")
+DATASETS = {"binary": "bench", "graded": "bench_graded", "ranking": "bench_ranking"}
+GRADED = {"overall": 7, "aspects": ["helpfulness", "safety"]}
+
+
+def keys_for(schema: str, i: int) -> list[str]:
+    """The keys that label the i-th pair under ``schema``; the last one sends the label."""
+    if schema == "graded":
+        grade = str(i % 7 + 1)
+        return ["Tab", "1", "3", grade] if i % 2 else [grade]
+    if schema == "ranking":
+        order = "1234"[i % 4:] + "1234"[:i % 4]
+        return list(order[:3])  # the fourth goes last by itself
+    return [list(KEYS.values())[i % len(KEYS)]]
+
+
+def ranking_source(src: Path, folder: Path) -> Path:
+    """Four responses per prompt in UltraFeedback's raw shape, made of the sample's pairs: each row's
+    chosen and rejected and the next rows' (real text), with overall scores and aspect ratings."""
+    rows = [json.loads(line) for line in open(src, encoding="utf-8") if line.strip()]
+    path = folder / "ranking.jsonl"
+    with open(path, "w", encoding="utf-8") as f:
+        for i, r in enumerate(rows):
+            texts = [r["chosen"], r["rejected"], rows[(i + 1) % len(rows)]["chosen"], rows[(i + 2) % len(rows)]["rejected"]]
+            if any(not isinstance(t, str) for t in texts) or not isinstance(r.get("prompt"), str):
+                continue
+            f.write(json.dumps({"instruction": r["prompt"], "completions": [
+                {"response": t, "overall_score": float(9 - 2 * j),
+                 "annotations": {"helpfulness": {"Rating": str(5 - j), "Rationale": "-"},
+                                 "honesty": {"Rating": str(1 + j), "Rationale": "-"}}}
+                for j, t in enumerate(texts)]}) + "\n")
+    return path
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -218,7 +254,7 @@ def open_hits(page, dataset: str, rows: list[int]) -> list[float]:
     return took
 
 
-def browser_test(url: str, dataset: str, presses: int, hits: list[int]) -> dict:
+def browser_test(url: str, dataset: str, presses: int, hits: list[int], schema: str = "binary") -> dict:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -234,13 +270,13 @@ def browser_test(url: str, dataset: str, presses: int, hits: list[int]) -> dict:
                                timeout=30_000)
         page.wait_for_timeout(500)
         page.evaluate(INSTRUMENT)
-        order = list(KEYS.values())
         for i in range(presses):
-            page.keyboard.press(order[i % len(order)])
+            for key in keys_for(schema, i):
+                page.keyboard.press(key)
             page.wait_for_function(f"() => window.__bench.length >= {i + 1}", timeout=30_000)
             page.wait_for_timeout(50)
         samples = page.evaluate("window.__bench")
-        hit_ms = open_hits(page, dataset, hits)
+        hit_ms = open_hits(page, dataset, hits) if hits else []
         browser.close()
     return {"samples": samples, "hit_ms": hit_ms}
 
@@ -252,6 +288,9 @@ def main() -> None:
     ap.add_argument("--presses", type=int, default=60, help="key presses in Chromium (default 60)")
     ap.add_argument("--hits", type=int, default=30, help="search hits opened in Compare (default 30)")
     ap.add_argument("--browser-only", action="store_true", help="only the browser part (no clients)")
+    ap.add_argument("--schema", choices=SCHEMAS + ("all",), default="binary",
+                    help="the label schema the keys answer: binary (default), graded, ranking, or all in turn "
+                         "(the clients label the binary dataset)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "label.json"), help="where the JSON result goes")
     args = ap.parse_args()
 
@@ -262,6 +301,14 @@ def main() -> None:
     from components.ingest import ingest
 
     info = ingest(db, str(src), name="bench")
+    schemas = list(SCHEMAS) if args.schema == "all" else [args.schema]
+    if "graded" in schemas:
+        from components import labels
+
+        ingest(db, str(src), name=DATASETS["graded"])
+        labels.set_setting(db, DATASETS["graded"], "label_schema", GRADED, "bench")
+    if "ranking" in schemas:
+        ingest(db, str(ranking_source(src, folder)), name=DATASETS["ranking"])
     db.close()
     pairs = info.rows_loaded
     described = f"{described}, {pairs:,} pairs"
@@ -274,7 +321,9 @@ def main() -> None:
     try:
         load_avg = os.getloadavg()[0]
         hits = random.Random(3).sample(range(pairs), min(args.hits, pairs))
-        web = browser_test(url, "bench", args.presses, hits)  # first, on a quiet server
+        web = {}
+        for n, schema in enumerate(schemas):  # first, on a quiet server; the hits with the first schema
+            web[schema] = browser_test(url, DATASETS[schema], args.presses, hits if n == 0 else [], schema)
         server_cpu0, client_cpu0 = cpu_seconds(proc.pid), own_cpu_seconds()
         if args.browser_only:
             args.clients = 0
@@ -287,21 +336,35 @@ def main() -> None:
 
     db = Database(db_path, read_only=True)
     expected = args.clients * args.per_client
-    from_clients = db.scalar("SELECT count(*) FROM label_events WHERE annotator LIKE 'bench-%' "
+    from_clients = db.scalar("SELECT count(*) FROM label_events WHERE dataset = 'bench' AND annotator LIKE 'bench-%' "
                              "AND annotator <> 'bench-browser'")
     distinct = db.scalar("SELECT count(*) FROM (SELECT DISTINCT annotator, row FROM label_events "
-                         "WHERE annotator LIKE 'bench-%' AND annotator <> 'bench-browser')")
+                         "WHERE dataset = 'bench' AND annotator LIKE 'bench-%' AND annotator <> 'bench-browser')")
     mismatched = 0
     for name, mine in load["sent"].items():
-        stored = dict(db.rows("SELECT row, label FROM label_events WHERE annotator = ?", [name]))
+        stored = dict(db.rows("SELECT row, label FROM label_events WHERE dataset = 'bench' AND annotator = ?", [name]))
         mismatched += sum(1 for row, label in mine.items() if stored.get(row) != label) + len(set(stored) - set(mine))
-    from_browser = db.scalar("SELECT count(*) FROM label_events WHERE annotator = 'bench-browser'")
-    browser_rows = [r[0] for r in db.rows("SELECT row FROM label_events WHERE annotator = 'bench-browser' ORDER BY id")]
+    per_schema = {}
+    for schema in schemas:
+        events = db.dicts("SELECT row, grade, ranking FROM label_events WHERE dataset = ? AND annotator = 'bench-browser' "
+                          "ORDER BY id", [DATASETS[schema]])
+        samples = web[schema]["samples"]
+        painted = [x["painted"] for x in samples]
+        as_schema = all((e["grade"] is not None) if schema == "graded" else (e["ranking"] is not None)
+                        if schema == "ranking" else True for e in events)
+        per_schema[schema] = {
+            "dataset": DATASETS[schema], "events_from_browser": len(events),
+            "browser_labels_match_pairs_shown": [x["from"] for x in samples] == [e["row"] for e in events],
+            "events_hold_the_schema": as_schema,
+            "key_to_pair_p50_ms": statistics.median(painted), "key_to_pair_p95_ms": pct(painted, 95),
+            "key_to_pair_max_ms": max(painted)}
     db.close()
 
-    samples = web["samples"]
-    painted = [s["painted"] for s in samples]
-    shown_in_order = [s["from"] for s in samples] == browser_rows
+    first = per_schema[schemas[0]]
+    hit_ms = web[schemas[0]]["hit_ms"] or [0.0]
+    from_browser = sum(x["events_from_browser"] for x in per_schema.values())
+    shown_in_order = all(x["browser_labels_match_pairs_shown"] and x["events_hold_the_schema"]
+                         for x in per_schema.values())
     result = {
         "dataset": described, "pairs": pairs, "clients": args.clients, "per_client": args.per_client,
         "events_expected": expected, "events_from_clients": from_clients, "distinct_annotator_pairs": distinct,
@@ -311,15 +374,15 @@ def main() -> None:
         "throughput_events_per_s": len(load["label_ms"]) / load["wall_s"], "wall_s": load["wall_s"],
         "server_cpu_ms_per_call": server_cpu * 1000 / (2 * len(load["label_ms"])),
         "clients_cpu_ms_per_call": client_cpu * 1000 / (2 * len(load["label_ms"])),
-        "load_average_before": load_avg, "cpus": os.cpu_count(),
+        "load_average_before": load_avg, "load_average_after": os.getloadavg()[0], "cpus": os.cpu_count(),
         "presses": args.presses, "events_from_browser": from_browser, "browser_labels_match_pairs_shown": shown_in_order,
-        "key_to_pair_p50_ms": statistics.median(painted), "key_to_pair_p95_ms": pct(painted, 95),
-        "key_to_pair_max_ms": max(painted),
-        "hits": len(web["hit_ms"]), "hit_to_pair_p50_ms": statistics.median(web["hit_ms"]),
-        "hit_to_pair_p95_ms": pct(web["hit_ms"], 95), "hit_to_pair_max_ms": max(web["hit_ms"]),
+        "key_to_pair_p50_ms": first["key_to_pair_p50_ms"], "key_to_pair_p95_ms": first["key_to_pair_p95_ms"],
+        "key_to_pair_max_ms": first["key_to_pair_max_ms"], "schemas": per_schema,
+        "hits": len(web[schemas[0]]["hit_ms"]), "hit_to_pair_p50_ms": statistics.median(hit_ms),
+        "hit_to_pair_p95_ms": pct(hit_ms, 95), "hit_to_pair_max_ms": max(hit_ms),
     }
     ok = (from_clients == expected and distinct == expected and mismatched == 0 and not load["errors"]
-          and from_browser == args.presses and shown_in_order)
+          and from_browser == args.presses * len(schemas) and shown_in_order)
     result["ok"] = ok
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
@@ -339,13 +402,13 @@ def main() -> None:
           f"({load['wall_s']:.0f} s in all) |")
     print(f"| CPU per API call: server / the {args.clients} clients (one process) | "
           f"{result['server_cpu_ms_per_call']:.0f} ms / {result['clients_cpu_ms_per_call']:.0f} ms |")
-    print(f"| browser: key press -> next pair painted, p50 / p95 / max ({args.presses} presses) | "
-          f"{result['key_to_pair_p50_ms']:.0f} ms / {result['key_to_pair_p95_ms']:.0f} ms / "
-          f"{result['key_to_pair_max_ms']:.0f} ms |")
+    for schema, x in per_schema.items():
+        print(f"| browser: key press -> next pair painted, {schema}, p50 / p95 / max ({args.presses} presses) | "
+              f"{x['key_to_pair_p50_ms']:.0f} ms / {x['key_to_pair_p95_ms']:.0f} ms / {x['key_to_pair_max_ms']:.0f} ms |")
     print(f"| browser: search hit clicked -> its pair painted in Compare, p50 / p95 / max ({result['hits']} hits) | "
           f"{result['hit_to_pair_p50_ms']:.0f} ms / {result['hit_to_pair_p95_ms']:.0f} ms / "
           f"{result['hit_to_pair_max_ms']:.0f} ms |")
-    print(f"| browser label events in DuckDB (expected {args.presses}), each on the pair shown | "
+    print(f"| browser label events in DuckDB (expected {args.presses * len(schemas)}), each on the pair shown | "
           f"{from_browser} ({'yes' if shown_in_order else 'NO'}) |")
     if load["errors"]:
         print("\nerrors:", *load["errors"][:10], sep="\n  ")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..policies import cli_name
 from ..text import fail
+from . import binarized
 
 
 def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -39,6 +40,10 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     s.add_argument("--score-model", metavar="M", help="the model whose scores to use (default: the only one)")
     s.add_argument("--min-margin", metavar="X", type=float,
                    help="keep only pairs whose margin (score of the written chosen minus rejected) is at least X")
+    s.add_argument("--with-grades", action="store_true",
+                   help="a graded label schema: margin from the graded strength (TRL's RewardTrainer) and an "
+                        "aspect_NAME column per aspect; pairs without a grade are left out")
+    binarized.add_binarize_arguments(s)
     s.add_argument("--push-to-hub", metavar="REPO", help="also push the file to this Hub dataset repo (needs HF_TOKEN)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(run=export_command)
@@ -65,6 +70,15 @@ def export_command(db, args) -> int:
         return fail("--labels-log writes every event of every annotator: leave out --annotator and --majority")
     annotator = None if args.majority else args.annotator  # no --annotator: the majority as well
     by_persona = args.persona is not None or args.all_personas
+    recipe = binarized.binarize_options(args)
+    if recipe and (args.labels_log or by_persona or args.majority or args.with_scores or args.score_model
+                   or args.min_margin is not None or args.with_grades or args.labeled_only or args.keep_ties):
+        return fail("--binarize writes the pairs a recipe makes of N responses: it goes with --from, --seed, "
+                    "--format and (with --from rankings) --annotator alone")
+    if args.with_grades and (args.labels_log or by_persona or args.with_scores or args.score_model
+                             or args.min_margin is not None):
+        return fail("--with-grades goes with an export of pairs, without --with-scores, --score-model and "
+                    "--min-margin (a margin comes from the grades or from a reward model, not both)")
     if (args.with_scores or args.score_model or args.min_margin is not None) and (args.labels_log or args.persona
                                                                                or args.all_personas):
         return fail("--with-scores, --score-model and --min-margin go with an export of pairs: leave out "
@@ -73,7 +87,9 @@ def export_command(db, args) -> int:
         return fail("--persona and --all-personas write each persona's labeled or revised pairs: leave out "
                      "--labels-log, --labeled-only and --keep-ties")
     try:
-        if args.labels_log:
+        if recipe:
+            summary = binarized.export_binarized(db, args.name, args.out, **recipe)
+        elif args.labels_log:
             summary = labels.export_log(db, args.name, args.out)
         elif by_persona:
             from .. import personas
@@ -86,7 +102,7 @@ def export_command(db, args) -> int:
             summary = labels.export_pairs(db, args.name, args.out, style=args.format, annotator=annotator,
                                           labeled_only=args.labeled_only, keep_ties=args.keep_ties,
                                           with_scores=args.with_scores, score_model=args.score_model,
-                                          min_margin=args.min_margin)
+                                          min_margin=args.min_margin, with_grades=args.with_grades)
         result = summary.as_dict()
         if args.push_to_hub:
             result["hub_url"] = labels.push_to_hub(args.out, args.push_to_hub)

@@ -6,6 +6,12 @@ With a reward model's stored scores (``components.scores.store.current_scores``)
 written (a flip swaps the scores and negates the margin): TRL's ``RewardTrainer`` reads ``margin``.
 A minimum margin keeps only the pairs the model prefers the written chosen side of by that much.
 
+On a graded label schema (a 5- or 7-point scale, aspects) ``with_grades`` writes the strength of the
+graded preference instead: ``margin`` is the grade as written (positive: the written chosen side is
+better; the mean over the annotators whose labels decided, ``grade_margin``), and one
+``aspect_NAME`` column per aspect of the schema holds chosen, rejected or tie as written. An export of
+N ranked or rated responses into pairs by a recipe is ``binarized.export_binarized``.
+
 >>> apply_preference({"prompt": [], "chosen": ["A"], "rejected": ["B"]}, "rejected")["chosen"]
 ['B']
 """
@@ -23,8 +29,8 @@ from ..store import Database
 from ..text import first_line
 from .gold import gold_labels
 from .review import reviewed_labels
-from .events import (LabelError, check_annotator, check_pairs, current_labels, label_log, labeled_rows,
-                     majority_labels)
+from .events import (LabelError, check_annotator, check_pairs, current_labels, graded_labels, label_log,
+                     labeled_rows, majority_labels)
 
 STYLES = ("conversational", "standard")
 FILE_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
@@ -166,13 +172,61 @@ def write_rows(rows: list[dict], out: Path, fmt: str, schema=None) -> None:
 SCORE_COLUMNS = ("score_chosen", "score_rejected", "margin")
 
 
-def _schema(style: str, with_scores: bool = False):
+def _schema(style: str, with_scores: bool = False, aspects: list[str] | None = None):
     import pyarrow as pa
 
     msgs = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
     t = msgs if style == "conversational" else pa.string()
+    grades = [("margin", pa.float64())] + [(aspect_column(a), pa.string()) for a in aspects] if aspects is not None else []
     return pa.schema([("prompt", t), ("chosen", t), ("rejected", t), ("source_row", pa.int64()),
-                      ("human_label", pa.string())] + [(c, pa.float64()) for c in SCORE_COLUMNS if with_scores])
+                      ("human_label", pa.string())] + [(c, pa.float64()) for c in SCORE_COLUMNS if with_scores]
+                     + grades)
+
+
+def aspect_column(aspect: str) -> str:
+    """The export column of an aspect's choice.
+
+    >>> aspect_column("Instruction following")
+    'aspect_instruction_following'
+    """
+    return "aspect_" + re.sub(r"\W+", "_", aspect.strip().lower()).strip("_")
+
+
+def grade_margin(grades: list[int], flipped: bool) -> float | None:
+    """The margin of a graded pair as written: the mean grade, negated so that a positive margin says
+    the written chosen side is better (grades are stored from the source's side: negative, the
+    source's chosen side better; a flip swaps the sides).
+
+    >>> grade_margin([-3], False), grade_margin([2, 3], True), grade_margin([], False)
+    (3.0, 2.5, None)
+    """
+    if not grades:
+        return None
+    mean = sum(grades) / len(grades)
+    return float(mean if flipped else -mean) + 0.0
+
+
+def written_choice(choices: list[str], flipped: bool) -> str | None:
+    """The aspect's choice as written: the one most annotators made (None when two lead), swapped
+    with the sides on a flip.
+
+    >>> written_choice(["chosen", "chosen", "tie"], True), written_choice(["chosen", "rejected"], False)
+    ('rejected', None)
+    """
+    top = Counter(choices).most_common(2)
+    if not top or (len(top) == 2 and top[0][1] == top[1][1]):
+        return None
+    c = top[0][0]
+    return {"chosen": "rejected", "rejected": "chosen"}.get(c, c) if flipped else c
+
+
+def _grades(db: Database, dataset: str, annotator: str | None) -> dict[int, list[dict]]:
+    """{row: the graded current labels (grade, aspects) that decide it}: the annotator's, or everyone's."""
+    out: dict[int, list[dict]] = {}
+    for g in graded_labels(db, dataset):
+        if g["grade"] is not None and (annotator is None or g["annotator"] == annotator):
+            out.setdefault(g["row"], []).append(g)
+    return out
 
 
 def _scores(db: Database, dataset: str, model: str | None) -> tuple[str, dict[int, tuple[float, float, float]]]:
@@ -196,7 +250,7 @@ def _pairs(db: Database, dataset: str):
 def export_pairs(db: Database, dataset: str, out: str | os.PathLike, style: str = "conversational",
                  annotator: str | None = None, labeled_only: bool = False, keep_ties: bool = False,
                  with_scores: bool = False, score_model: str | None = None,
-                 min_margin: float | None = None) -> ExportSummary:
+                 min_margin: float | None = None, with_grades: bool = False) -> ExportSummary:
     """Write every pair of ``dataset`` in source order with its current preference, in TRL's format.
 
     ``style`` "conversational" writes ``prompt``/``chosen``/``rejected`` as message lists, "standard"
@@ -211,6 +265,10 @@ def export_pairs(db: Database, dataset: str, out: str | os.PathLike, style: str 
     stored scores (default: the only model that scored the dataset), for the pair as written;
     ``min_margin`` keeps only pairs whose written margin is at least that. Either leaves out the
     pairs the model has not scored.
+
+    ``with_grades`` (a graded label schema) adds ``margin``, the graded strength as written
+    (``grade_margin``), and an ``aspect_NAME`` column per aspect of the schema (``written_choice``);
+    it leaves out the pairs without a grade (``ungraded``) and does not go with ``with_scores``.
     """
     info = check_pairs(db, dataset)
     if style not in STYLES:
@@ -220,6 +278,13 @@ def export_pairs(db: Database, dataset: str, out: str | os.PathLike, style: str 
     if min_margin is not None and not isinstance(min_margin, (int, float)):
         raise LabelError(f"the minimum margin must be a number, not {min_margin!r}")
     use_scores = with_scores or min_margin is not None
+    if with_grades and use_scores:
+        raise LabelError("a margin comes from a reward model's scores or from the grades, not both")
+    if with_grades:
+        from .settings import label_schema
+
+        aspects = label_schema(db, info.name).get("aspects") or []
+        grades = _grades(db, info.name, check_annotator(annotator) if annotator else None)
     score_model, scores = _scores(db, info.name, score_model) if use_scores else (None, {})
     decided = decisions(db, info.name, annotator)
     labels = {row: lab for row, (lab, _why) in decided.items()}
@@ -249,6 +314,16 @@ def export_pairs(db: Database, dataset: str, out: str | os.PathLike, style: str 
             if min_margin is not None and score[2] < min_margin:
                 left_out["below_min_margin"] += 1
                 continue
+        graded = {}
+        if with_grades:
+            given = grades.get(rec["row"])
+            if not given:
+                left_out["ungraded"] += 1
+                continue
+            flip = label == "rejected"
+            graded = {"margin": grade_margin([g["grade"] for g in given], flip)}
+            graded |= {aspect_column(a): written_choice([g["aspects"][a] for g in given if a in g["aspects"]], flip)
+                       for a in aspects}
         if label is None:
             summary.unlabeled += 1
         elif label in NO_PREFERENCE:
@@ -269,8 +344,8 @@ def export_pairs(db: Database, dataset: str, out: str | os.PathLike, style: str 
             pair = {"prompt": prompt_text(pair["prompt"]), "chosen": _text(pair["chosen"]),
                     "rejected": _text(pair["rejected"])}
         rows.append(pair | {"source_row": rec["row"], "human_label": label}
-                    | (dict(zip(SCORE_COLUMNS, score)) if with_scores else {}))
-    write_rows(rows, out, fmt, _schema(style, with_scores))
+                    | (dict(zip(SCORE_COLUMNS, score)) if with_scores else {}) | graded)
+    write_rows(rows, out, fmt, _schema(style, with_scores, aspects if with_grades else None))
     summary.rows = len(rows)
     summary.left_out = dict(left_out)
     summary.kept = dict(kept)
