@@ -5,6 +5,7 @@
   export as JSON lines;
 * ``card`` -- a persona as escaped HTML, for any screen that shows who a pair is judged for;
 * ``judge`` -- a model role-playing a persona labels pairs (stored as ``sim-PERSONA@MODEL``);
+* ``ratings`` -- the same judge rates each reply 1-10 against chosen principles (stored as scores);
 * ``divergence`` -- per pair, the entropy of the personas' labels (most divergent first), and per
   persona, agreement between human and simulated labels;
 * ``export`` -- TRL's preference format with the persona's system message first in the prompt.
@@ -23,6 +24,7 @@ from .divergence import (SOURCES, Divergence, PersonaAgreement, dataset_divergen
                          label_entropy, persona_labels, persona_table, plurality, rank_divergence)
 from .export import PersonaExport, export_persona_pairs, persona_pairs
 from .judge import JudgeSummary, annotator_name, judge_messages, judge_pairs, parse_verdict, swapped
+from .ratings import RatingSummary, parse_rating, rate_pairs, rating_messages, ratings_model
 from .library import (DEFAULT_TEMPLATE, PERSONAS_FILE, Persona, PersonaError, attributes_text, check_persona,
                       delete_persona, ensure_personas, import_personas, parse_attributes, persona, persona_history,
                       personas, read_personas, render, resolve, save_persona, seed_personas, version_of,
@@ -34,6 +36,7 @@ __all__ = [
     "label_entropy", "persona_labels", "persona_table", "plurality",
     "PersonaExport", "export_persona_pairs", "persona_pairs",
     "JudgeSummary", "annotator_name", "judge_messages", "judge_pairs", "parse_verdict", "swapped",
+    "RatingSummary", "parse_rating", "rate_pairs", "rating_messages", "ratings_model",
     "DEFAULT_TEMPLATE", "PERSONAS_FILE", "Persona", "PersonaError", "attributes_text", "check_persona",
     "delete_persona", "ensure_personas", "import_personas", "parse_attributes", "persona", "persona_history",
     "personas", "read_personas", "render", "resolve", "save_persona", "seed_personas", "version_of",

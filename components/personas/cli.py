@@ -1,5 +1,5 @@
 """``app.py personas`` and ``app.py judge NAME --persona P``: the persona library; a model labels pairs as
-a persona."""
+a persona, or with ``--ratings`` rates both replies 1-10 (stored as scores, ``personas/ratings.py``)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,10 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     which.add_argument("--rows", help="pairs to judge, e.g. 0-99 or 3,7 (default: from the first)")
     which.add_argument("--limit", type=int, metavar="N", help="judge the first N pairs")
     s.add_argument("--again", action="store_true", help="judge pairs this judge labeled before again")
+    s.add_argument("--ratings", action="store_true",
+                   help="rate each reply 1-10 instead of a verdict; stored as scores of sim-PERSONA@MODEL[:PRINCIPLES]")
+    s.add_argument("--principles", metavar="ID,...",
+                   help="with --ratings: principles to rate against (default: the persona's own needs)")
     s.add_argument("--max-new-tokens", type=int, default=32, metavar="N")
     s.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     s.add_argument("--seed", type=int, default=0)
@@ -76,26 +80,36 @@ def personas_command(db, args) -> int:
 def judge_command(db, args) -> int:
     from .. import labels, personas, revise
 
+    if args.ratings and args.again:
+        return fail("--again goes with verdicts: a judge's ratings are kept; a new persona version, principle "
+                    "or setting rates afresh")
+    if args.principles and not args.ratings:
+        return fail("--principles goes with --ratings")
     out = []
     try:
         settings = revise.Settings(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                                    seed=args.seed, batch_size=args.batch_size).checked()
         chosen = [personas.resolve(db, n) for n in dict.fromkeys(args.persona)]
         labels.check_pairs(db, args.name)
+        principles = revise.resolve_principles(db, args.principles) if args.principles else []
         backend = revise.make_backend(args.model, args.endpoint)
         for p in chosen:
             def progress(done, total, name=p.name):
                 print(f"[{done}/{total}] judged as {name}", file=sys.stderr, flush=True)
 
-            summary = personas.judge_pairs(db, args.name, p, backend, settings, rows=args.rows, limit=args.limit,
-                                           again=args.again, progress=progress)
+            if args.ratings:
+                summary = personas.rate_pairs(db, args.name, p, backend, settings, principles, rows=args.rows,
+                                              limit=args.limit, scored_by=cli_name(args), progress=progress)
+            else:
+                summary = personas.judge_pairs(db, args.name, p, backend, settings, rows=args.rows,
+                                               limit=args.limit, again=args.again, progress=progress)
             out.append(summary)
             if not args.json:
                 print(summary.describe())
     except (personas.PersonaError, labels.LabelError, revise.RevisionError) as err:
         return fail(err)
     except KeyboardInterrupt:
-        print("interrupted: the labels written so far are kept; run the same command again to go on",
+        print("interrupted: the labels and ratings written so far are kept; run the same command again to go on",
               file=sys.stderr)
         return 130
     if args.json:
