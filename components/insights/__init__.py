@@ -3,8 +3,10 @@
 ``stats`` computes the statistics of one dataset in DuckDB (cached per dataset version), with
 ``duplicates`` (exact and MinHash near duplicates) and ``labelstats`` (the labels part);
 ``bins`` makes every bar an SQL predicate, so ``rows_for`` returns exactly the rows of a bar;
-``contamination`` finds evaluation prompts inside training rows by word n-grams; ``charts`` draws
-the statistics as plotly figures.
+``contamination`` finds evaluation prompts inside training rows by word n-grams; ``accuracy`` is a
+reward model's accuracy per length-difference bin (against the data and the people's majority);
+``projection`` maps the stored embeddings onto two dimensions (PCA); ``charts`` draws the statistics
+as plotly figures.
 """
 
 from .contamination import (

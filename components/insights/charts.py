@@ -6,6 +6,8 @@ Each bar carries its ``key`` in ``customdata``: ``stats.rows_for`` turns it into
 
 from __future__ import annotations
 
+import html
+
 import plotly.graph_objects as go
 
 CHOSEN = "#2f9e6e"
@@ -124,4 +126,68 @@ def kappa_heatmap(a: dict) -> go.Figure:
     fig = _layout(fig, "Cohen's kappa between annotators", "annotator", "annotator",
                   height=max(320, 120 + 40 * len(names)))
     fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def model_accuracy(rm: dict, dataset: str) -> go.Figure:
+    """A reward model's accuracy per length-difference bin, against the data and against the people's
+    majority; each bar's ``customdata`` is the key of the pairs of that bin the model got wrong."""
+    d = rm["by_difference"]
+    fig = go.Figure()
+    pct = lambda xs: [None if v is None else 100 * v for v in xs]  # noqa: E731
+    fig.add_bar(x=d["labels"], y=pct(d["accuracy"]), customdata=d["keys"], name="vs the data's chosen side",
+                marker_color=CHOSEN, text=[f"n={n:,}" if n else "" for n in d["pairs"]], textposition="outside",
+                hovertemplate="%{x}: %{y:.1f}% right (%{text}) · click: the pairs it got wrong<extra></extra>")
+    if rm.get("judged"):
+        fig.add_bar(x=d["labels"], y=pct(d["majority_accuracy"]), customdata=d["keys_majority"],
+                    name="vs the people's majority", marker_color=OTHER,
+                    text=[f"n={n:,}" if n else "" for n in d["judged"]], textposition="outside",
+                    hovertemplate="%{x}: %{y:.1f}% agree (%{text}) · click: the pairs it got wrong<extra></extra>")
+    fig.add_hline(y=50, line_dash="dot", line_color=TEXT)
+    name = html.escape(rm["model"] if len(rm["model"]) <= 60 else "…" + rm["model"][-59:])
+    fig = _layout(fig, f"Reward model {name}: accuracy by length difference<br><sup>% of pairs where it prefers "
+                       "the chosen (or the majority's) side · click a bar to label the pairs it got wrong</sup>",
+                  "chosen − rejected (characters of the final responses)", "% right", height=400)
+    fig.update_layout(barmode="group", margin={"t": 80}, meta={"link": "queue", "dataset": dataset})
+    fig.update_yaxes(range=[0, 115])
+    return fig
+
+
+MAP_COLORS = {**LABEL_COLORS, "no majority": "#c9a227", "unlabeled": "rgba(138, 143, 152, 0.55)"}
+MAP_WEBGL = 5000
+"""Points above which the map is drawn with WebGL (SVG slows down past a few thousand points)."""
+
+
+def projection_map(p: dict) -> go.Figure:
+    """The 2-D map of ``projection.projection``: one point a row (``customdata``), coloured by label
+    (one legend entry per label) or by a number (a diverging scale around 0)."""
+    fig = go.Figure()
+    Scatter = go.Scattergl if p["shown"] > MAP_WEBGL else go.Scatter
+    hover = [f"row {r}<br>{html.escape(t)}" for r, t in zip(p["rows"], p["prompts"])]
+    marker = {"size": 6 if p["shown"] <= 2000 else 4, "opacity": 0.85}
+    if p["color"] == "label":
+        for lab in [*LABEL_COLORS, "no majority", "unlabeled"]:
+            idx = [i for i, v in enumerate(p["values"]) if v == lab]
+            if idx:
+                fig.add_trace(Scatter(
+                    x=[p["x"][i] for i in idx], y=[p["y"][i] for i in idx], mode="markers", name=lab,
+                    customdata=[p["rows"][i] for i in idx], text=[hover[i] for i in idx],
+                    marker={**marker, "color": MAP_COLORS[lab]}, hovertemplate="%{text}<extra>" + lab + "</extra>"))
+    else:
+        values = [v if v is not None else float("nan") for v in p["values"]]
+        top = max((abs(v) for v in p["values"] if v is not None), default=1) or 1
+        fig.add_trace(Scatter(
+            x=p["x"], y=p["y"], mode="markers", customdata=p["rows"],
+            text=[f"{h}<br>{html.escape(p['color_title'])}: " + ("–" if v is None else f"{v:,.3g}")
+                  for h, v in zip(hover, p["values"])],
+            marker={**marker, "color": values, "colorscale": "RdBu", "cmin": -top, "cmax": top,
+                    "colorbar": {"title": {"text": html.escape(p["color_title"]), "side": "right"}}},
+            hovertemplate="%{text}<extra></extra>", showlegend=False))
+    ex = p["explained"]
+    sampled = (f"a sample of {p['shown']:,} of {p['total']:,} rows" if p["sampled"] else f"{p['shown']:,} rows")
+    title = (f"Map of the dataset: {sampled}, embeddings of the {html.escape(p['field'])} "
+             f"<br><sup>{p['method']} of the {html.escape(p['model'][-60:])} vectors ({ex[0]:.0%} + {ex[1]:.0%} "
+             f"of the variance) · coloured by {html.escape(p['color_title'])} · click a point to open its row</sup>")
+    fig = _layout(fig, title, "first principal component", "second principal component", height=560)
+    fig.update_layout(margin={"t": 80}, hovermode="closest", meta={"link": "row", "dataset": p["dataset"]})
     return fig

@@ -17,6 +17,8 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     s.add_argument("name", help="dataset name")
     s.add_argument("--unit", choices=["chars", "words", "tokens"], help="unit of the length histograms")
     s.add_argument("--tokenizer", metavar="PATH", help="a local tokenizer folder or tokenizer.json: token lengths")
+    s.add_argument("--model", metavar="NAME", help="the reward model whose accuracy by length difference is shown "
+                                                  "(default: the first that scored the dataset)")
     s.add_argument("--json", action="store_true", help="print every statistic as one JSON object")
     s.set_defaults(run=stats_command)
 
@@ -39,7 +41,11 @@ def stats_command(db, args) -> int:
     try:
         tokenizer = insights.load_tokenizer(args.tokenizer) if args.tokenizer else None
         stats = insights.dataset_stats(db, args.name, unit=args.unit or ("tokens" if tokenizer else "chars"),
-                                       tokenizer=tokenizer)
+                                       tokenizer=tokenizer, model=args.model)
+        rm = stats["reward_model"]
+        if args.model and args.model != rm.get("model"):
+            raise insights.StatsError(f"{args.model!r} has not scored {args.name}"
+                                      + (f"; scored by: {', '.join(rm['models'])}" if rm["models"] else ""))
     except insights.StatsError as err:
         return fail(err)
     if args.json:

@@ -6,7 +6,8 @@ prompt and of the pair), keeps it in memory for the dataset's version, and aggre
 in-memory DuckDB: rows, rejected rows by reason, flagged rows, turns, length histograms, the length
 bias, ratings, duplicates and metadata facets. Word and token lengths are measured on request (a
 word count costs about as much as everything else together at 1M pairs). Labels change without a
-new version, so their part (``labelstats``) is computed on each call.
+new version, so their part (``labelstats``) is computed on each call, as is a reward model's accuracy
+(``accuracy``: scores too are added to a version).
 
 Every bar carries a ``key``; ``rows_for(db, name, key)`` returns exactly the rows of that bar, by
 the same SQL predicate that counted them (``bins``).
@@ -25,7 +26,7 @@ import duckdb
 
 from .. import formats
 from ..store import Database
-from . import duplicates, labelstats
+from . import accuracy, duplicates, labelstats
 from .bins import DIFF_BUCKETS, GAP_BUCKETS, Bins, bucket_sql, choose_bins
 from .. import catalogue
 
@@ -232,11 +233,12 @@ def _timed(timings: dict, name: str, fn: Callable[[], Any]) -> Any:
 
 
 def dataset_stats(db: Database, name: str, unit: str = "chars", tokenizer: Any = None,
-                  labels: bool = True) -> dict:
+                  labels: bool = True, model: str | None = None) -> dict:
     """Every statistic of dataset ``name`` as plain data (the CLI prints it as JSON, charts draws it).
 
     ``unit`` (chars, words or tokens; tokens need ``tokenizer``) is the unit of the length histograms;
-    the length bias is always in characters.
+    the length bias is always in characters. ``model`` (default: the first that scored the dataset)
+    is the reward model whose accuracy by length difference is given (``accuracy``).
     """
     if unit not in UNITS:
         raise StatsError(f"unknown unit {unit!r}: use one of {', '.join(UNITS)}")
@@ -257,6 +259,8 @@ def dataset_stats(db: Database, name: str, unit: str = "chars", tokenizer: Any =
     out["duplicates"]["near"].pop("_hashes", None)
     if labels:
         out["labels"] = _timed(timings, "labels", lambda: labelstats.label_stats(db, info.name, m.table))
+    out["reward_model"] = _timed(timings, "reward_model",
+                                 lambda: accuracy.model_accuracy(db, info.name, m.table, model))
     out["timings_s"] = timings | {"total": round(time.perf_counter() - t0, 3)}
     return out
 
@@ -365,6 +369,9 @@ def rows_for(db: Database, name: str, key: str, limit: int = 200) -> BinRows:
     try:
         if kind == "facet":
             return _facet_rows(db, info.name, key, limit)
+        if kind in accuracy.KINDS:
+            title, rows = accuracy.rows_for(db, info.name, m.table, key)
+            return BinRows(title, rows[:limit], len(rows))
         if kind in ("annot", "tag"):
             title, rows = labelstats.rows_for(db, info.name, key)
             return BinRows(title, rows[:limit], len(rows))

@@ -34,6 +34,7 @@ def describe_stats(s: dict, markdown: bool = False, escape: Callable[[str], str]
     if lab.get("judgments"):
         lines.append(f"Annotators picked the longer response in {b(_pct(lab['longer_picked_share']))} of "
                      f"{lab['judgments']:,} judgments.")
+    lines += _reward_model(s.get("reward_model") or {}, b, escape)
     r = s["ratings"]
     if r["scored"]:
         lines.append(f"\n{b('Ratings:')} {r['scored']:,} scored pairs; margin 0 or less in "
@@ -46,3 +47,25 @@ def describe_stats(s: dict, markdown: bool = False, escape: Callable[[str], str]
                     if near["capped"] else ")") + ".")
     lines.append(f"\nComputed in {s['timings_s']['total']:.2f} s.")
     return lines
+
+
+def _reward_model(rm: dict, b: Callable[[str], str], escape: Callable[[str], str]) -> list[str]:
+    """The reward model's accuracy, overall and per length-difference bin (one line a bin with pairs)."""
+    if not rm.get("model"):
+        return []
+    d = rm["by_difference"]
+    out = [f"\n{b('Reward model')} {escape(rm['model'])}: scores the chosen side higher in "
+           f"{b(_pct(rm['accuracy']))} of {rm['pairs']:,} scored pairs"
+           + (f"; agrees with the people's majority in {b(_pct(rm['majority_accuracy']))} of "
+              f"{rm['judged']:,} judged pairs." if rm["judged"] else ".")
+           + (f" Other models: {escape(', '.join(m for m in rm['models'] if m != rm['model']))}."
+              if len(rm["models"]) > 1 else ""),
+           "By length difference (chosen − rejected, characters):"]
+    for i, label in enumerate(d["labels"]):
+        if not d["pairs"][i]:
+            continue
+        line = f"- {label}: {_pct(d['accuracy'][i])} of {d['pairs'][i]:,}"
+        if d["judged"][i]:
+            line += f" · vs majority {_pct(d['majority_accuracy'][i])} of {d['judged'][i]:,}"
+        out.append(line)
+    return out

@@ -3,6 +3,8 @@ contamination check of a training set against evaluation sets.
 
 Every bar is listed in the "Rows behind a bar" picker (its label and count); picking one shows exactly
 that bar's rows, each linking to the row (``?dataset=NAME&row=N``). Opens on ``?tab=stats&dataset=NAME``.
+With a reward model's scores, its accuracy by length difference (a click on a bar labels the pairs of
+that bin it got wrong).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from urllib.parse import urlencode
 import gradio as gr
 
 from .. import insights
-from ..insights import charts
+from ..insights import charts, projection
 from ..store import Database
 from .common import Studio, deep_link, escape, query_params, requires
 from ..policies import DATASET
@@ -26,6 +28,9 @@ FACETS_SHOWN = 4
 CONTAM_LIMIT = 1000
 """Matches a check shows at most (the suspects queue and the clean export take them all)."""
 CONTAM_SHOWN = 100
+
+HEAD = f"<script>\n{(Path(__file__).parent / 'static' / 'stats.js').read_text(encoding='utf-8')}</script>\n"
+"""A click on the accuracy chart's bar opens its queue, on the map's point its row (``static/stats.js``)."""
 
 CSS = """
 #stats-rows table, #stats-contam table { width: 100%; border-collapse: collapse; font-size: 0.9em; border: none; }
@@ -66,6 +71,12 @@ def bar_choices(s: dict) -> list[tuple[str, str]]:
     hist(s["turns"], "Messages")
     hist(s["ratings"].get("scores"), "Score")
     hist(s["ratings"].get("margin"), "Margin")
+    rm = s.get("reward_model") or {}
+    if rm.get("pairs"):
+        d = rm["by_difference"]
+        for what, keys, n, k in (("data", "keys", "pairs", "right"), ("majority", "keys_majority", "judged", "agree")):
+            out += [(f"{rm['model']} wrong vs the {what}: {lab} ({a - b:,})", key)
+                    for lab, key, a, b in zip(d["labels"], d[keys], d[n], d[k]) if a - b]
     if s["ratings"].get("margin_nonpositive"):
         out.append((f"Margin 0 or less ({s['ratings']['margin_nonpositive']:,})", "margin_nonpositive"))
     if s["flagged_empty_side"]:
@@ -105,6 +116,7 @@ def figures(s: dict) -> list:
     facets += [None] * (FACETS_SHOWN - len(facets))
     r = s["ratings"]
     has = lab.get("labels")
+    rm = s.get("reward_model") or {}
     return [
         charts.histogram(s["lengths"]),
         charts.length_difference(s["length_bias"]),
@@ -112,6 +124,7 @@ def figures(s: dict) -> list:
         charts.histogram(s["turns"]),
         charts.histogram(r["scores"]) if r.get("scores") else None,
         charts.histogram(r["margin"]) if r.get("margin") else None,
+        charts.model_accuracy(rm, s["dataset"]) if rm.get("pairs") else None,
         *facets,
         charts.per_annotator(lab["per_annotator"]) if has else None,
         charts.progress(lab["progress"]) if has else None,
@@ -120,8 +133,10 @@ def figures(s: dict) -> list:
     ]
 
 
-PLOTS = ["lengths", "diff", "longer", "turns", "scores", "margin"] + [f"facet-{i}" for i in range(FACETS_SHOWN)] + \
-    ["annotators", "progress", "tags", "kappa"]
+GRID = [["lengths", "diff"], ["longer", "turns"], ["scores", "margin"], ["accuracy"]] + \
+    [[f"facet-{i}", f"facet-{i + 1}"] for i in range(0, FACETS_SHOWN, 2)] + [["annotators", "progress"], ["tags", "kappa"]]
+"""The plots' rows on the page (the accuracy chart alone: eleven bins, two bars each)."""
+PLOTS = [name for row in GRID for name in row]
 
 
 def rows_html(db: Database, dataset: str, found: insights.BinRows, key: str | None = None) -> str:
@@ -185,6 +200,23 @@ def contamination_html(db: Database, result, threshold: float | None = None, lim
     return "".join(out)
 
 
+def map_outputs(db: Database, name: str | None, color: str | None, model: str | None) -> list:
+    """(note, colour choice, plot) of the dataset's map: drawn when it has embeddings, else one line
+    saying how to make them."""
+    hide = [gr.update(visible=False), gr.update(value=None, visible=False)]
+    if not name:
+        return [""] + hide
+    try:
+        if not projection.has_map(db, name):
+            return [f"**Map of the dataset:** {escape(name)} has no embeddings of its current version; make them "
+                    f"with `python app.py embed {name} --model PATH` (any sentence-transformers model)."] + hide
+        p = projection.projection(db, name, color or "label", model=model or None)
+    except insights.StatsError as err:
+        return [f"❌ {escape(err)}"] + hide
+    note = f"**Map of the dataset** — {escape(projection.describe(p))} A click on a point opens its row in Compare."
+    return [note, gr.update(visible=True), gr.update(value=charts.projection_map(p), visible=True)]
+
+
 # -- the tab -------------------------------------------------------------------------------------
 
 
@@ -196,6 +228,8 @@ def build(studio: Studio) -> None:
             studio.follow(dataset, lambda: pair_datasets(db))
             unit = gr.Radio([("characters", "chars"), ("words", "words")], value="chars", label="Lengths in",
                             scale=2, elem_id="stats-unit")
+            rmodel = gr.Dropdown([], label="Reward model (its accuracy by length difference)", visible=False,
+                                 scale=2, elem_id="stats-model")
             run = gr.Button("Compute", variant="primary", scale=1, elem_id="stats-run")
         summary = gr.Markdown(elem_id="stats-summary")
         with gr.Row():
@@ -203,10 +237,15 @@ def build(studio: Studio) -> None:
             show = gr.Button("Show rows", scale=1, elem_id="stats-show")
         rows = gr.HTML(elem_id="stats-rows")
         plots = []
-        for i in range(0, len(PLOTS), 2):
+        for names in GRID:
             with gr.Row():
-                for name in PLOTS[i:i + 2]:
+                for name in names:
                     plots.append(gr.Plot(visible=False, show_label=False, elem_id=f"stats-plot-{name}"))
+        with gr.Row(equal_height=True):
+            map_note = gr.Markdown(elem_id="stats-map-note")
+            map_color = gr.Radio([("label", "label"), ("margin", "margin"), ("length difference", "length")],
+                                 value="label", label="Colour the map by", visible=False, elem_id="stats-map-color")
+        map_plot = gr.Plot(visible=False, show_label=False, elem_id="stats-plot-map")
         with gr.Accordion("Contamination check: are evaluation prompts in this training set?", open=False,
                           elem_id="stats-contam-box"):
             with gr.Row():
@@ -226,19 +265,26 @@ def build(studio: Studio) -> None:
             clean_file = gr.File(label="Clean subset (JSON lines)", visible=False, elem_id="stats-clean-file")
 
         @requires(DATASET.stats)
-        def compute(name, u):
+        def compute(name, u, model):
+            hidden = gr.update(choices=[], value=None, visible=False)
             if not name:
-                return ["Pick a dataset of pairs.", gr.update(choices=[], value=None), ""] + \
+                return ["Pick a dataset of pairs.", hidden, gr.update(choices=[], value=None), ""] + \
                     [gr.update(visible=False) for _ in PLOTS]
             try:
-                s = insights.dataset_stats(db, name, unit=u or "chars")
+                s = insights.dataset_stats(db, name, unit=u or "chars", model=model or None)
             except insights.StatsError as err:
-                return [f"❌ {escape(err)}", gr.update(choices=[], value=None), ""] + \
+                return [f"❌ {escape(err)}", hidden, gr.update(choices=[], value=None), ""] + \
                     [gr.update(visible=False) for _ in PLOTS]
             figs = figures(s)
-            return [summary_markdown(s), gr.update(choices=bar_choices(s), value=None), ""] + \
+            rm = s["reward_model"]
+            models = gr.update(choices=rm["models"], value=rm["model"], visible=bool(rm["models"]))
+            return [summary_markdown(s), models, gr.update(choices=bar_choices(s), value=None), ""] + \
                 [gr.update(value=f, visible=True) if f is not None else gr.update(value=None, visible=False)
                  for f in figs]
+
+        @requires(DATASET.stats)
+        def draw_map(name, color, model):
+            return map_outputs(db, name, color, model)
 
         @requires(DATASET.stats)
         def show_rows(name, key):
@@ -280,10 +326,16 @@ def build(studio: Studio) -> None:
             name = params.get("dataset") if params.get("dataset") in choices else None
             return gr.update(choices=choices, value=name), gr.update(choices=choices), gr.update(selected=TAB_ID)
 
-        outputs = [summary, bar, rows] + plots
-        run.click(compute, [dataset, unit], outputs)
-        dataset.change(compute, [dataset, unit], outputs)
-        unit.input(compute, [dataset, unit], outputs)
+        outputs = [summary, rmodel, bar, rows] + plots
+        run.click(compute, [dataset, unit, rmodel], outputs)
+        dataset.change(compute, [dataset, unit, rmodel], outputs)
+        unit.input(compute, [dataset, unit, rmodel], outputs)
+        rmodel.input(compute, [dataset, unit, rmodel], outputs)
+        map_outputs_ = [map_note, map_color, map_plot]
+        run.click(draw_map, [dataset, map_color, rmodel], map_outputs_)
+        dataset.change(draw_map, [dataset, map_color, rmodel], map_outputs_)
+        map_color.input(draw_map, [dataset, map_color, rmodel], map_outputs_)
+        rmodel.input(draw_map, [dataset, map_color, rmodel], map_outputs_)
         show.click(show_rows, [dataset, bar], [rows])
         bar.input(show_rows, [dataset, bar], [rows])
         check.click(run_check, [dataset, against, n, fld, threshold], [contam])
