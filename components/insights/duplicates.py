@@ -1,10 +1,25 @@
 """Duplicates in a dataset of pairs: exact duplicate prompts and pairs (hashes, in DuckDB) and
-near-duplicate prompts (MinHash LSH, ``datasketch``) with their clusters.
+near-duplicate prompts (MinHash LSH) with their clusters, over every distinct prompt.
 
-Near duplicates are looked for among the distinct prompts, the first ``NEAR_LIMIT`` of them in
-source order (shingles are hashed in DuckDB, but MinHash and the LSH index cost about 0.1 ms a
-prompt in Python); the result says when it was capped. Two prompts are near duplicates when their word 3-gram sets have an estimated Jaccard
-similarity of ``NEAR_THRESHOLD`` or more; clusters are the connected groups of such prompts.
+Two prompts are near duplicates when their word 3-gram sets have an estimated Jaccard similarity of
+``NEAR_THRESHOLD`` or more; clusters are the connected groups of such prompts. Who does what:
+
+- DuckDB: the distinct prompts (the first row of each) and the 32-bit hashes of their 3-grams
+  (``SHINGLES_SQL``), read as one flat Arrow array;
+- datasketch: the MinHash family (``MinHash(num_perm=NUM_PERM)``'s permutations, scheme
+  ``affine32``) and the LSH banding (``MinHashLSH``'s bands and rows for the threshold); the
+  signatures computed here over numpy arrays are the very ``hashvalues`` ``datasketch.MinHash``
+  gives the same shingles (tests/test_near_duplicates.py checks both against datasketch). The
+  signatures and the band buckets are computed over numpy arrays, every prompt at once, because
+  datasketch's objects cost about 0.1 ms a prompt in Python (100 s for a million);
+- numpy: band keys, sorted into buckets; the candidate pairs of a bucket verified by their
+  estimated Jaccard (the share of equal signature values, as ``MinHash.jaccard``);
+- scipy: the connected components of the verified pairs (``scipy.sparse.csgraph``).
+
+A bucket of up to ``WINDOW + 1`` prompts has all its pairs compared, as ``MinHashLSH.query`` would;
+in a larger one (a template many prompts share) each prompt is compared with the ``WINDOW`` after it
+in row order, which keeps the cost linear (such clusters may come out split where a full
+comparison would join them).
 """
 
 from __future__ import annotations
@@ -12,15 +27,18 @@ from __future__ import annotations
 from typing import Any
 
 import duckdb
+import numpy as np
 
 from ..store import Database
 from ..text import clip
 
 NEAR_THRESHOLD = 0.7
-NEAR_LIMIT = 10_000
 NUM_PERM = 64
 SHINGLE = 3
 CLUSTERS_SHOWN = 50
+WINDOW = 100
+"""In a bucket of more than WINDOW + 1 prompts, each is compared with the WINDOW after it, not with all."""
+PAIRS_AT_ONCE = 1 << 20
 
 SHINGLES_SQL = (
     "list_distinct(CASE WHEN len(w) < {k} THEN [hash(array_to_string(w, ' ')) & 4294967295] "
@@ -50,6 +68,138 @@ def shingle_hashes(texts: list[str]) -> list[list[int]]:
     return [r[0] for r in got]
 
 
+def _family(num_perm: int) -> tuple[np.ndarray, np.ndarray]:
+    """datasketch's permutations (a, b) for ``num_perm`` (seed 1, scheme affine32)."""
+    from datasketch import MinHash
+
+    a, b = MinHash(num_perm=num_perm, seed=1, scheme="affine32").permutations
+    return np.asarray(a, np.uint32), np.asarray(b, np.uint32)
+
+
+def signatures(values: np.ndarray, offsets: np.ndarray, num_perm: int = NUM_PERM) -> np.ndarray:
+    """The (sets, num_perm) uint32 MinHash signatures of the sets ``values[offsets[i]:offsets[i + 1]]``
+    (32-bit shingle hashes; no set empty): row i is ``datasketch.MinHash(num_perm,
+    hashfunc=int)``'s ``hashvalues`` after ``update_batch`` of set i.
+
+    >>> from datasketch import MinHash
+    >>> m = MinHash(num_perm=8, hashfunc=int); m.update_batch([7, 11, 13])
+    >>> bool((signatures(np.array([7, 11, 13, 5]), np.array([0, 3, 4]), 8)[0] == m.hashvalues).all())
+    True
+    """
+    from datasketch.minhash import _fmix
+
+    values = np.asarray(values).astype(np.uint32, copy=False)
+    offsets = np.asarray(offsets, np.int64)
+    starts = offsets[:-1]
+    if len(starts) == 0:
+        return np.zeros((0, num_perm), np.uint32)
+    if (np.diff(offsets) <= 0).any():
+        raise ValueError("every set needs at least one shingle")
+    a, b = _family(num_perm)
+    mixed = _fmix(values, 32)
+    out = np.empty((len(starts), num_perm), np.uint32)
+    with np.errstate(over="ignore"):
+        for p in range(num_perm):  # one pass over the shingles per permutation; wraps modulo 2^32 as datasketch's
+            out[:, p] = np.minimum.reduceat(mixed * a[p] + b[p], starts)
+    return out
+
+
+def bands(threshold: float, num_perm: int) -> tuple[int, int]:
+    """(bands, rows per band) datasketch's ``MinHashLSH`` chooses for ``threshold`` and ``num_perm``."""
+    from datasketch import MinHashLSH
+
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    return lsh.b, lsh.r
+
+
+def candidate_pairs(sig: np.ndarray, threshold: float = NEAR_THRESHOLD, window: int = WINDOW
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(i, j) arrays, i < j, of the signatures that share a band bucket (LSH): every pair of a
+    bucket of up to ``window + 1``; in a larger bucket, each with the ``window`` after it."""
+    n, num_perm = sig.shape
+    nb, r = bands(threshold, num_perm)
+    mult = np.random.default_rng(0).integers(1, 2**63, size=r, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    firsts, seconds = [], []
+    for band in range(nb):
+        block = sig[:, band * r:(band + 1) * r].astype(np.uint64)
+        with np.errstate(over="ignore"):
+            key = (block * mult).sum(axis=1, dtype=np.uint64)
+            key ^= key >> np.uint64(29)
+        order = np.argsort(key, kind="stable")
+        keys = key[order]
+        same = keys[1:] == keys[:-1]
+        shared = np.zeros(n, bool)
+        shared[1:] |= same
+        shared[:-1] |= same
+        members, mkeys = order[shared], keys[shared]
+        at = np.arange(len(members) - 1)
+        for d in range(1, window + 1):
+            at = at[at + d < len(members)]
+            at = at[mkeys[at + d] == mkeys[at]]
+            if not len(at):
+                break
+            i, j = members[at], members[at + d]
+            firsts.append(np.minimum(i, j))
+            seconds.append(np.maximum(i, j))
+    if not firsts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    pairs = np.unique(np.stack([np.concatenate(firsts), np.concatenate(seconds)], axis=1).astype(np.int64), axis=0)
+    return pairs[:, 0], pairs[:, 1]
+
+
+def similar_pairs(sig: np.ndarray, threshold: float = NEAR_THRESHOLD, window: int = WINDOW
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The candidate pairs whose estimated Jaccard (share of equal signature values) is ``threshold`` or more."""
+    i, j = candidate_pairs(sig, threshold, window)
+    keep = np.zeros(len(i), bool)
+    need = threshold * sig.shape[1]
+    for s in range(0, len(i), PAIRS_AT_ONCE):
+        a, b = i[s:s + PAIRS_AT_ONCE], j[s:s + PAIRS_AT_ONCE]
+        keep[s:s + PAIRS_AT_ONCE] = np.count_nonzero(sig[a] == sig[b], axis=1) >= need - 1e-9
+    return i[keep], j[keep]
+
+
+def groups_of(n: int, i: np.ndarray, j: np.ndarray) -> list[list[int]]:
+    """The connected groups (two or more of ``range(n)``) of the edges (i, j), largest first, then by first member."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    if not len(i):
+        return []
+    graph = coo_matrix((np.ones(len(i), np.int8), (i, j)), shape=(n, n))
+    _, label = connected_components(graph, directed=False)
+    sizes = np.bincount(label)
+    members = np.flatnonzero(sizes[label] > 1)
+    members = members[np.argsort(label[members], kind="stable")]
+    cuts = np.flatnonzero(np.diff(label[members])) + 1
+    groups = [g.tolist() for g in np.split(members, cuts)] if len(members) else []
+    return sorted(groups, key=lambda g: (-len(g), g[0]))
+
+
+def flat_clusters(values: np.ndarray, offsets: np.ndarray, threshold: float = NEAR_THRESHOLD,
+                  num_perm: int = NUM_PERM, window: int = WINDOW) -> list[list[int]]:
+    """Groups (indexes of the sets ``values[offsets[i]:offsets[i + 1]]``) of near-duplicate sets,
+    largest first; empty sets are in none."""
+    offsets = np.asarray(offsets, np.int64)
+    sizes = np.diff(offsets)
+    keep = np.flatnonzero(sizes > 0)
+    if len(keep) < 2:
+        return []
+    values = np.asarray(values)
+    if len(keep) < len(sizes):
+        values = values[np.repeat(offsets[keep], sizes[keep]) + _ranges(sizes[keep])]
+        offsets = np.concatenate([[0], np.cumsum(sizes[keep])])
+    sig = signatures(values, offsets, num_perm)
+    i, j = similar_pairs(sig, threshold, window)
+    return [[int(keep[x]) for x in g] for g in groups_of(len(keep), i, j)]
+
+
+def _ranges(sizes: np.ndarray) -> np.ndarray:
+    """0..size-1 for each of ``sizes``, concatenated."""
+    ends = np.cumsum(sizes)
+    return np.arange(ends[-1]) - np.repeat(ends - sizes, sizes)
+
+
 def near_clusters(sets: list[list[int]], threshold: float = NEAR_THRESHOLD, num_perm: int = NUM_PERM) -> list[list[int]]:
     """Groups (indexes into ``sets``, two or more each) of near-duplicate shingle sets, largest first.
 
@@ -57,65 +207,59 @@ def near_clusters(sets: list[list[int]], threshold: float = NEAR_THRESHOLD, num_
     ...                               "a different question about the stock market"]))
     [[0, 1]]
     """
-    from datasketch import LeanMinHash, MinHash, MinHashLSH
+    offsets = np.concatenate([[0], np.cumsum([len(s) for s in sets])]).astype(np.int64)
+    values = np.fromiter((v for s in sets for v in s), np.uint64, count=int(offsets[-1]))
+    return flat_clusters(values, offsets, threshold, num_perm)
 
-    keep = [i for i, s in enumerate(sets) if s]
-    hashes = MinHash.bulk([sets[i] for i in keep], num_perm=num_perm, hashfunc=int)
-    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-    lean = {}
-    with lsh.insertion_session() as session:
-        for i, h in zip(keep, hashes):
-            lean[i] = LeanMinHash(h)
-            session.insert(i, lean[i], check_duplication=False)
-    parent = {i: i for i in keep}
 
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i in keep:
-        for j in lsh.query(lean[i]):
-            if j != i and lean[i].jaccard(lean[j]) >= threshold:
-                a, b = root(i), root(j)
-                if a != b:
-                    parent[max(a, b)] = min(a, b)
-    groups: dict[int, list[int]] = {}
-    for i in keep:
-        groups.setdefault(root(i), []).append(i)
-    return sorted((sorted(g) for g in groups.values() if len(g) > 1), key=lambda g: (-len(g), g[0]))
+PROMPT_TEXT = "array_to_string(list_transform(prompt, lambda x: coalesce(x.content, '')), ' ')"
+DISTINCT_PROMPTS_SQL = f"""
+SELECT first, h, CASE WHEN len(w) = 0 THEN [] ELSE {SHINGLES_SQL} END AS s FROM (
+    SELECT first, h, {WORDS_SQL.format(text='t')} AS w FROM (
+        SELECT min(row) AS first, hash(prompt) AS h, arg_min({PROMPT_TEXT}, row) AS t
+        FROM records WHERE dataset = ? AND chosen IS NOT NULL AND rejected IS NOT NULL GROUP BY 2))
+ORDER BY first"""
+"""Each distinct prompt of a dataset's pairs (the measures' ``prompt_hash``): its first row, hash and shingles."""
 
 
 def _near(db: Database, name: str, con: duckdb.DuckDBPyConnection) -> dict:
-    con.execute("CREATE OR REPLACE TEMP TABLE firsts AS SELECT prompt_hash, min(row) AS first FROM m GROUP BY 1")
-    distinct = con.execute("SELECT count(*) FROM firsts").fetchone()[0]
-    firsts = con.execute("SELECT prompt_hash, first FROM firsts ORDER BY first LIMIT ?", [NEAR_LIMIT]).fetchall()
-    rows = [r[1] for r in firsts]
-    text = "array_to_string(list_transform(prompt, lambda x: coalesce(x.content, '')), ' ')"
-    got = {r: (t, h) for r, t, h in db.rows(
-        f"SELECT row, t, CASE WHEN len(w) = 0 THEN [] ELSE {SHINGLES_SQL} END FROM ("
-        f"  SELECT row, {text} AS t, {WORDS_SQL.format(text=text)} AS w FROM records "
-        "  WHERE dataset = ? AND row IN (SELECT unnest(?)))", [name, rows])} if rows else {}
-    texts = [got.get(r, ("", []))[0] for r in rows]
-    groups = near_clusters([got.get(r, ("", []))[1] for r in rows])
-    hashes = [[firsts[i][0] for i in g] for g in groups]
-    counts = []
-    if hashes:
-        con.execute("CREATE OR REPLACE TEMP TABLE near AS SELECT c.cluster, unnest(c.hashes) AS h "
-                    "FROM (SELECT unnest(range(len(?))) AS cluster, unnest(?) AS hashes) c", [hashes, hashes])
-        counts = dict(con.execute("SELECT near.cluster, count(*) FROM m JOIN near ON m.prompt_hash = near.h "
-                                  "GROUP BY 1").fetchall())
-    clusters = [{"key": f"near:{k}", "prompts": len(g), "rows": counts.get(k, 0),
-                 "example": clip(texts[g[0]], 160), "first_rows": [rows[i] for i in g[:5]]}
-                for k, g in enumerate(groups)]
-    return {
-        "threshold": NEAR_THRESHOLD, "checked_prompts": len(firsts), "distinct_prompts": distinct,
-        "capped": distinct > len(firsts), "clusters_found": len(groups),
-        "prompts_in_clusters": sum(len(g) for g in groups), "rows_in_clusters": sum(counts.values()) if counts else 0,
-        "clusters": clusters[:CLUSTERS_SHOWN], "_hashes": hashes,
-    }
+    import pyarrow as pa
 
+    table = db.arrow(DISTINCT_PROMPTS_SQL, [name])
+    rows = table.column("first").to_numpy()
+    prompt_hash = table.column("h").to_numpy()
+    shingles = table.column("s").combine_chunks() if table.num_rows else pa.array([], pa.list_(pa.uint64()))
+    if isinstance(shingles, pa.ChunkedArray):  # pragma: no cover - no chunks at all
+        shingles = pa.array([], pa.list_(pa.uint64()))
+    offsets = shingles.offsets.to_numpy().astype(np.int64)
+    values = shingles.values.to_numpy(zero_copy_only=False)
+    values = values[offsets[0]:offsets[-1]] if len(offsets) else values
+    offsets = offsets - (offsets[0] if len(offsets) else 0)
+    del table, shingles
+    groups = flat_clusters(values, offsets)
+    hashes = [prompt_hash[g].tolist() for g in groups]
+    counts: dict[int, int] = {}
+    if hashes:
+        near = pa.table({"cluster": np.repeat(np.arange(len(groups)), [len(g) for g in groups]),
+                         "h": pa.array(np.concatenate([prompt_hash[g] for g in groups]), pa.uint64())})
+        con.register("near_prompts", near)
+        try:
+            counts = dict(con.execute("SELECT n.cluster, count(*) FROM m JOIN near_prompts n ON m.prompt_hash = n.h "
+                                      "GROUP BY 1").fetchall())
+        finally:
+            con.unregister("near_prompts")
+    shown = groups[:CLUSTERS_SHOWN]
+    texts = dict(db.rows(f"SELECT row, {PROMPT_TEXT} FROM records WHERE dataset = ? AND row IN (SELECT unnest(?))",
+                         [name, [int(rows[g[0]]) for g in shown]])) if shown else {}
+    clusters = [{"key": f"near:{k}", "prompts": len(g), "rows": counts.get(k, 0),
+                 "example": clip(texts.get(int(rows[g[0]])) or "", 160), "first_rows": [int(rows[i]) for i in g[:5]]}
+                for k, g in enumerate(shown)]
+    return {
+        "threshold": NEAR_THRESHOLD, "checked_prompts": len(rows), "distinct_prompts": len(rows),
+        "capped": False, "clusters_found": len(groups),
+        "prompts_in_clusters": sum(len(g) for g in groups), "rows_in_clusters": sum(counts.values()),
+        "clusters": clusters, "_hashes": hashes,
+    }
 
 def duplicate_stats(db: Database, name: str, con: duckdb.DuckDBPyConnection) -> dict:
     """Exact and near duplicates of dataset ``name``; ``con`` holds its measures as table ``m``."""
@@ -124,7 +268,7 @@ def duplicate_stats(db: Database, name: str, con: duckdb.DuckDBPyConnection) -> 
                (SELECT coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM m GROUP BY prompt_hash HAVING n > 1)),
                (SELECT count(*) FROM (SELECT pair_hash FROM m GROUP BY 1 HAVING count(*) > 1)),
                (SELECT coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM m GROUP BY pair_hash HAVING n > 1))
-    """).fetchone()
+    """).fetchall()[0]
     return {
         "duplicate_prompts": {"groups": prompt_groups, "rows": int(prompt_rows), "key": "dup_prompt"},
         "duplicate_pairs": {"groups": pair_groups, "rows": int(pair_rows), "key": "dup_pair"},

@@ -14,7 +14,7 @@ Modules, lowest first:
 - ``search``: ``semantic_search``, ``hybrid_search``, ``rrf``, ``search`` (all three modes).
 - ``similar``: ``similar``: nearest rows by embedding, or Lucene's MoreLikeThis.
 - ``clusters``: near-duplicate clusters by embedding.
-- ``projection``: a 2-D map of the embeddings (PCA or t-SNE) as a plotly figure.
+- the 2-D map of the embeddings (scikit-learn PCA, a plotly figure) is ``insights.projection``.
 
 For a page: ``datasets_with_embeddings(db)`` says where semantic search can be offered;
 ``search(db, datasets, query, mode=...)``, ``similar(db, dataset, row, k)`` (``.rows`` is a

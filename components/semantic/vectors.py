@@ -7,6 +7,7 @@ a set of the dataset's current version only; a re-ingested dataset says it must 
 
 from __future__ import annotations
 
+import threading
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -36,9 +37,28 @@ class VectorSet:
         return asdict(self) | {"embedded_at": str(self.embedded_at)}
 
 
+_SETS: dict[tuple, list[VectorSet]] = {}
+_SETS_LOCK = threading.Lock()
+
+
 def vector_sets(db: Database, dataset: str | None = None, current: bool = True) -> list[VectorSet]:
     """The vector sets of ``dataset`` (or of every dataset), newest first; only those of each
-    dataset's current version with ``current``."""
+    dataset's current version with ``current``. Kept per database state (``db.generation``): a
+    query reads them once, not the whole table each time (a million vectors: about 0.1 s)."""
+    key = (str(db.path), id(db), db.generation, dataset, current)
+    with _SETS_LOCK:
+        found = _SETS.get(key)
+    if found is not None:
+        return list(found)
+    found = _read_sets(db, dataset, current)
+    with _SETS_LOCK:
+        if len(_SETS) > 64:
+            _SETS.clear()
+        _SETS[key] = found
+    return list(found)
+
+
+def _read_sets(db: Database, dataset: str | None, current: bool) -> list[VectorSet]:
     where = "WHERE e.dataset = ?" if dataset else ""
     version = "AND e.dataset_version = d.version" if current else ""
     got = db.rows(
