@@ -105,7 +105,12 @@ def test_near_duplicates_are_found_beyond_the_first_10000_prompts(db, tmp_path):
     path.write_text("\n".join(json.dumps(_pair(t, i)) for i, t in enumerate(texts)), encoding="utf-8")
     ingest(db, str(path), name="big")
 
+    first = insights.dataset_stats(db, "big", labels=False, near=False)  # a page's first draw
+    assert first["duplicates"]["near"]["pending"] and "near_duplicates" not in first["timings_s"]
+    assert "being looked for" in "\n".join(insights.describe_stats(first))
     near = insights.dataset_stats(db, "big", labels=False)["duplicates"]["near"]
+    assert "pending" not in near
+    assert insights.dataset_stats(db, "big", labels=False, near=False)["duplicates"]["near"] == near  # kept
 
     assert near["capped"] is False
     assert near["checked_prompts"] == near["distinct_prompts"] == 10_050

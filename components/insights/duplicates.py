@@ -36,7 +36,7 @@ NEAR_THRESHOLD = 0.7
 NUM_PERM = 64
 SHINGLE = 3
 CLUSTERS_SHOWN = 50
-WINDOW = 100
+WINDOW = 8
 """In a bucket of more than WINDOW + 1 prompts, each is compared with the WINDOW after it, not with all."""
 PAIRS_AT_ONCE = 1 << 20
 
@@ -143,8 +143,8 @@ def candidate_pairs(sig: np.ndarray, threshold: float = NEAR_THRESHOLD, window: 
             seconds.append(np.maximum(i, j))
     if not firsts:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    pairs = np.unique(np.stack([np.concatenate(firsts), np.concatenate(seconds)], axis=1).astype(np.int64), axis=0)
-    return pairs[:, 0], pairs[:, 1]
+    pairs = np.unique(np.concatenate(firsts).astype(np.int64) * n + np.concatenate(seconds))  # one number a pair
+    return pairs // n, pairs % n
 
 
 def similar_pairs(sig: np.ndarray, threshold: float = NEAR_THRESHOLD, window: int = WINDOW
@@ -261,8 +261,20 @@ def _near(db: Database, name: str, con: duckdb.DuckDBPyConnection) -> dict:
         "clusters": clusters, "_hashes": hashes,
     }
 
+def pending(distinct: int | None = None) -> dict:
+    """What the near duplicates say before they are computed (``dataset_stats(..., near=False)``)."""
+    return {"threshold": NEAR_THRESHOLD, "pending": True, "checked_prompts": 0, "distinct_prompts": distinct,
+            "capped": False, "clusters_found": 0, "prompts_in_clusters": 0, "rows_in_clusters": 0, "clusters": []}
+
+
+def near_duplicates(db: Database, name: str, con: duckdb.DuckDBPyConnection) -> dict:
+    """The near-duplicate prompt clusters of dataset ``name``; ``con`` holds its measures as table ``m``."""
+    return _near(db, name, con)
+
+
 def duplicate_stats(db: Database, name: str, con: duckdb.DuckDBPyConnection) -> dict:
-    """Exact and near duplicates of dataset ``name``; ``con`` holds its measures as table ``m``."""
+    """Exact duplicates of dataset ``name`` (near ones: ``near_duplicates``, seconds at a million
+    prompts); ``con`` holds its measures as table ``m``."""
     prompt_groups, prompt_rows, pair_groups, pair_rows = con.execute("""
         SELECT (SELECT count(*) FROM (SELECT prompt_hash FROM m GROUP BY 1 HAVING count(*) > 1)),
                (SELECT coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM m GROUP BY prompt_hash HAVING n > 1)),
@@ -272,7 +284,6 @@ def duplicate_stats(db: Database, name: str, con: duckdb.DuckDBPyConnection) -> 
     return {
         "duplicate_prompts": {"groups": prompt_groups, "rows": int(prompt_rows), "key": "dup_prompt"},
         "duplicate_pairs": {"groups": pair_groups, "rows": int(pair_rows), "key": "dup_pair"},
-        "near": _near(db, name, con),
     }
 
 

@@ -50,6 +50,7 @@ class Measures:
     table: Any  # pyarrow.Table
     bins: dict[str, Bins] = field(default_factory=dict)
     stats: dict[str, dict] = field(default_factory=dict)  # unit -> statistics without labels
+    near: dict | None = None  # the near-duplicate clusters, once computed (the same in every unit)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -233,12 +234,15 @@ def _timed(timings: dict, name: str, fn: Callable[[], Any]) -> Any:
 
 
 def dataset_stats(db: Database, name: str, unit: str = "chars", tokenizer: Any = None,
-                  labels: bool = True, model: str | None = None) -> dict:
+                  labels: bool = True, model: str | None = None, near: bool = True) -> dict:
     """Every statistic of dataset ``name`` as plain data (the CLI prints it as JSON, charts draws it).
 
     ``unit`` (chars, words or tokens; tokens need ``tokenizer``) is the unit of the length histograms;
     the length bias is always in characters. ``model`` (default: the first that scored the dataset)
-    is the reward model whose accuracy by length difference is given (``accuracy``).
+    is the reward model whose accuracy by length difference is given (``accuracy``). The near
+    duplicates (MinHash over every distinct prompt: about 30 s at a million) are computed once per
+    version; ``near=False`` gives them only when they already are, else ``duplicates.pending``, so
+    that a page draws everything else first.
     """
     if unit not in UNITS:
         raise StatsError(f"unknown unit {unit!r}: use one of {', '.join(UNITS)}")
@@ -256,7 +260,9 @@ def dataset_stats(db: Database, name: str, unit: str = "chars", tokenizer: Any =
             if unit != "tokens":  # a token count depends on the tokenizer: not cached
                 m.stats[unit] = cached
     out = json.loads(json.dumps(cached))  # a copy the caller may change
-    out["duplicates"]["near"].pop("_hashes", None)
+    found = _near_of(db, info, m, timings) if near else m.near
+    out["duplicates"]["near"] = ({k: v for k, v in found.items() if k != "_hashes"} if found is not None
+                                 else duplicates.pending())
     if labels:
         out["labels"] = _timed(timings, "labels", lambda: labelstats.label_stats(db, info.name, m.table))
     out["reward_model"] = _timed(timings, "reward_model",
@@ -350,6 +356,18 @@ def _index(arg: str, n: int, key: str) -> int:
     return i
 
 
+def _near_of(db: Database, info, m: Measures, timings: dict) -> dict:
+    """The near-duplicate clusters of the measures' version, computed once (under the measures' lock)."""
+    with m.lock:
+        if m.near is None:
+            con = _con(m)
+            try:
+                m.near = _timed(timings, "near_duplicates", lambda: duplicates.near_duplicates(db, info.name, con))
+            finally:
+                con.close()
+        return m.near
+
+
 def _ensure(db: Database, info, m: Measures, unit: str) -> dict:
     """The cached statistics of ``unit`` (chars or words), computing them if needed."""
     with m.lock:
@@ -382,7 +400,7 @@ def rows_for(db: Database, name: str, key: str, limit: int = 200) -> BinRows:
         con = _con(m)
         try:
             if kind in ("dup_prompt", "dup_pair", "near"):
-                title, rows = duplicates.rows_for(con, key, stats["duplicates"]["near"])
+                title, rows = duplicates.rows_for(con, key, _near_of(db, info, m, {}) if kind == "near" else None)
                 return BinRows(title, rows[:limit], len(rows))
             pred, title = _bin_predicate(m, key)
             total = con.execute(f"SELECT count(*) FROM m WHERE {pred}").fetchone()[0]

@@ -41,10 +41,12 @@ def describe_stats(s: dict, markdown: bool = False, escape: Callable[[str], str]
                      f"{b(format(r['margin_nonpositive'], ','))}.")
     lines.append(f"\n{b('Duplicates:')} {dup['duplicate_prompts']['groups']:,} prompts occur more than once "
                  f"({dup['duplicate_prompts']['rows']:,} rows); {dup['duplicate_pairs']['groups']:,} pairs occur more "
-                 f"than once ({dup['duplicate_pairs']['rows']:,} rows); {near['clusters_found']:,} clusters of "
-                 f"near-duplicate prompts ({near['rows_in_clusters']:,} rows; MinHash LSH, Jaccard ≥ {near['threshold']}"
-                 + (f", first {near['checked_prompts']:,} of {near['distinct_prompts']:,} distinct prompts)"
-                    if near["capped"] else ")") + ".")
+                 f"than once ({dup['duplicate_pairs']['rows']:,} rows); "
+                 + (f"near-duplicate prompts are being looked for (MinHash LSH over every distinct prompt, "
+                    f"Jaccard ≥ {near['threshold']})…" if near.get("pending") else
+                    f"{near['clusters_found']:,} clusters of near-duplicate prompts ({near['rows_in_clusters']:,} "
+                    f"rows; MinHash LSH over all {near['distinct_prompts']:,} distinct prompts, Jaccard ≥ "
+                    f"{near['threshold']})."))
     lines.append(f"\nComputed in {s['timings_s']['total']:.2f} s.")
     return lines
 

@@ -271,7 +271,8 @@ def build(studio: Studio) -> None:
                 return ["Pick a dataset of pairs.", hidden, gr.update(choices=[], value=None), ""] + \
                     [gr.update(visible=False) for _ in PLOTS]
             try:
-                s = insights.dataset_stats(db, name, unit=u or "chars", model=model or None)
+                # near duplicates next (``finish``): at a million prompts they take seconds more than the rest
+                s = insights.dataset_stats(db, name, unit=u or "chars", model=model or None, near=False)
             except insights.StatsError as err:
                 return [f"❌ {escape(err)}", hidden, gr.update(choices=[], value=None), ""] + \
                     [gr.update(visible=False) for _ in PLOTS]
@@ -281,6 +282,17 @@ def build(studio: Studio) -> None:
             return [summary_markdown(s), models, gr.update(choices=bar_choices(s), value=None), ""] + \
                 [gr.update(value=f, visible=True) if f is not None else gr.update(value=None, visible=False)
                  for f in figs]
+
+        @requires(DATASET.stats)
+        def finish(name, u, model):
+            """The summary and the bars' picker again once the near duplicates are there."""
+            if not name:
+                return gr.update(), gr.update()
+            try:
+                s = insights.dataset_stats(db, name, unit=u or "chars", model=model or None)
+            except insights.StatsError as err:
+                return f"❌ {escape(err)}", gr.update()
+            return summary_markdown(s), gr.update(choices=bar_choices(s))
 
         @requires(DATASET.stats)
         def draw_map(name, color, model):
@@ -327,10 +339,9 @@ def build(studio: Studio) -> None:
             return gr.update(choices=choices, value=name), gr.update(choices=choices), gr.update(selected=TAB_ID)
 
         outputs = [summary, rmodel, bar, rows] + plots
-        run.click(compute, [dataset, unit, rmodel], outputs)
-        dataset.change(compute, [dataset, unit, rmodel], outputs)
-        unit.input(compute, [dataset, unit, rmodel], outputs)
-        rmodel.input(compute, [dataset, unit, rmodel], outputs)
+        ins = [dataset, unit, rmodel]
+        for event in (run.click, dataset.change, unit.input, rmodel.input):
+            event(compute, ins, outputs).then(finish, ins, [summary, bar])
         map_outputs_ = [map_note, map_color, map_plot]
         run.click(draw_map, [dataset, map_color, rmodel], map_outputs_)
         dataset.change(draw_map, [dataset, map_color, rmodel], map_outputs_)
