@@ -84,6 +84,8 @@ def test_accuracy_bars_open_their_queue_and_map_points_open_their_rows(app_serve
 
     page.goto(app_server.url + f"?tab=stats&dataset={DATASET}")
     page.locator("#stats-plot-map .js-plotly-plot").wait_for(timeout=30_000)
+    page.locator("#stats-summary").get_by_text("clusters of near-duplicate prompts").wait_for(timeout=30_000)
+    page.wait_for_timeout(500)
     page.locator("#stats-plot-accuracy .js-plotly-plot").wait_for(timeout=30_000)
     assert page.locator("#stats-plot-accuracy .gtitle").text_content().startswith("Reward model rm-test")
     assert "PCA (scikit-learn)" in page.locator("#stats-map-note").inner_text()
@@ -111,6 +113,8 @@ def test_accuracy_bars_open_their_queue_and_map_points_open_their_rows(app_serve
     # back on the map: the most isolated point opens its own row
     page.goto(app_server.url + f"?tab=stats&dataset={DATASET}")
     page.locator("#stats-plot-map .js-plotly-plot .scatterlayer .point").first.wait_for(timeout=30_000)
+    page.locator("#stats-summary").get_by_text("clusters of near-duplicate prompts").wait_for(timeout=30_000)
+    page.wait_for_timeout(500)
     point = page.evaluate("""() => {
         const gd = document.querySelector('#stats-plot-map .js-plotly-plot');
         gd.scrollIntoView({block: 'center'});
