@@ -95,12 +95,13 @@ _STATUSES: "weakref.WeakKeyDictionary[Database, tuple[int, dict[str, IndexStatus
 
 
 def _current_statuses(db: Database) -> dict[str, IndexStatus]:
+    """The kept statuses (not to be changed: ``searchable`` copies those it picks)."""
     cached = _STATUSES.get(db)
     if cached is None or cached[0] != db.generation:
         generation = db.generation
         cached = (generation, {s.dataset: s for s in index_statuses(db)})
         _STATUSES[db] = cached
-    return {name: replace(s) for name, s in cached[1].items()}
+    return cached[1]
 
 
 def searchable(db: Database, datasets: Sequence[str] | str, split: str | None = None,
@@ -117,7 +118,7 @@ def searchable(db: Database, datasets: Sequence[str] | str, split: str | None = 
     unknown = [d for d in datasets if d not in statuses]
     if unknown:
         raise SearchError(f"no dataset named {', '.join(unknown)}")
-    chosen = [statuses[d] for d in dict.fromkeys(datasets)]
+    chosen = [replace(statuses[d]) for d in dict.fromkeys(datasets)]
     for s in chosen:  # a folder removed since the statuses were read
         if s.ready and not os.path.isdir(s.path):
             s.state = "missing"
@@ -175,6 +176,18 @@ POST_FILTER_MAX = 10_000
 all (a query whose best hits mostly fail a filter that most documents pass)."""
 
 
+def first_take(wanted: int, share: float) -> int:
+    """How many best hits of the query alone to read first when a dense filter passes ``share`` of
+    the documents: enough for ``wanted`` to pass when the hits pass as often as the documents do,
+    and a margin. Every hit read costs a call into Java, so a filter that passes nearly everything
+    reads little more than the page.
+
+    >>> first_take(10, 0.97), first_take(10, 0.5), first_take(100, 0.9)
+    (17, 29, 138)
+    """
+    return int(wanted / max(share, DENSE * DENSE) * 1.2) + 5
+
+
 @locked
 def top(searcher, query, clauses: list[tuple[str, object]], offset: int, k: int) -> list[tuple[str, int, float, int]]:
     """Hits offset+1 .. offset+k (as ``ranked``) of the documents matching ``query`` and passing the
@@ -185,7 +198,7 @@ def top(searcher, query, clauses: list[tuple[str, object]], offset: int, k: int)
     if not dense:
         return ranked(searcher, combine(query, clauses), offset, k)[1]
     ranking = combine(query, [c for c, share in zip(clauses, passing) if share < DENSE])
-    n = 2 * (offset + k) + 10
+    n = first_take(offset + k, math.prod(share for share in passing if share >= DENSE))
     while n <= POST_FILTER_MAX:  # the best n of the query, kept while they pass; more when too few passed
         found = collect(searcher, ranking, n)
         kept = [f for f, ok in zip(found, total.passes(searcher, dense, [f.doc for f in found])) if ok]

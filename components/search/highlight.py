@@ -14,43 +14,13 @@ import re
 from typing import Iterable
 
 from .java import java, locked
-from .query import FIELDS, ParsedQuery
+from .query import FIELDS, ParsedQuery, stems  # noqa: F401  (stems: the analyzer, kept here too)
 
 SNIPPET_CHARS = 280
 EXPANSIONS = 256
 """At most this many index terms are marked for one wildcard, prefix, range or regular expression."""
 
 _WORD = re.compile(r"\w+(?:['’.]\w+)*")
-_STEMS: dict[str, tuple[str, ...]] = {}  # word -> its index terms: the analyzer is a Java call per batch
-_SEPARATOR = "qzq0sep0qzq"
-
-
-@locked
-def stems(words: Iterable[str]) -> dict[str, tuple[str, ...]]:
-    """{word: the index terms the index's analyzer makes of it} (lower-cased words; cached).
-
-    A stop word gives (); "running" gives ("run",).
-    """
-    words = set(words)
-    missing = [w for w in words if w not in _STEMS and w != _SEPARATOR]
-    if missing:
-        J = java()
-        if len(_STEMS) > 500_000:
-            _STEMS.clear()
-        for i in range(0, len(missing), 2000):
-            chunk = missing[i:i + 2000]
-            tokens = list(J.AnalyzerUtils.analyze(J.analyzer, f" {_SEPARATOR} ".join(chunk)).toArray())
-            groups: list[list[str]] = [[]]
-            for t in tokens:
-                if t == _SEPARATOR:
-                    groups.append([])
-                else:
-                    groups[-1].append(t)
-            if len(groups) != len(chunk):  # a word that split oddly: analyze one by one
-                groups = [list(J.AnalyzerUtils.analyze(J.analyzer, w).toArray()) for w in chunk]
-            for w, g in zip(chunk, groups):
-                _STEMS[w] = tuple(g)
-    return {w: _STEMS.get(w, ()) for w in words}
 
 
 def matched_terms(searcher, query: ParsedQuery, fields: Iterable[str] = FIELDS) -> set[str]:

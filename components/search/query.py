@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Iterable
 
 from .errors import QuerySyntaxError, SearchError
 from .java import java, java_error, locked
@@ -27,6 +28,38 @@ FIELDS = {
 """The searchable fields and how the UI names them."""
 
 MODES = {"words": "plain words", "lucene": "Lucene syntax"}
+
+
+_STEMS: dict[str, tuple[str, ...]] = {}  # word -> its index terms: the analyzer is a Java call per batch
+_SEPARATOR = "qzq0sep0qzq"
+
+
+@locked
+def stems(words: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """{word: the index terms the index's analyzer makes of it} (lower-cased words; cached).
+
+    A stop word gives (); "running" gives ("run",).
+    """
+    words = set(words)
+    missing = [w for w in words if w not in _STEMS and w != _SEPARATOR]
+    if missing:
+        J = java()
+        if len(_STEMS) > 500_000:
+            _STEMS.clear()
+        for i in range(0, len(missing), 2000):
+            chunk = missing[i:i + 2000]
+            tokens = list(J.AnalyzerUtils.analyze(J.analyzer, f" {_SEPARATOR} ".join(chunk)).toArray())
+            groups: list[list[str]] = [[]]
+            for t in tokens:
+                if t == _SEPARATOR:
+                    groups.append([])
+                else:
+                    groups[-1].append(t)
+            if len(groups) != len(chunk):  # a word that split oddly: analyze one by one
+                groups = [list(J.AnalyzerUtils.analyze(J.analyzer, w).toArray()) for w in chunk]
+            for w, g in zip(chunk, groups):
+                _STEMS[w] = tuple(g)
+    return {w: _STEMS.get(w, ()) for w in words}
 
 
 @dataclass
@@ -161,7 +194,14 @@ def _plain_words(J, text: str, field_name: str, quotes_and_fields: bool = True) 
     found = pieces(text)
     ignored = ignored_operators(text)
     if not quotes_and_fields or all(fld is None and not phrase for fld, _, phrase in found):  # as Pyserini
-        terms = list(dict.fromkeys(J.AnalyzerUtils.analyze(J.analyzer, text).toArray()))
+        # the analyzer never makes one term of two pieces with space between them: each piece is
+        # analyzed once per process (the same words' terms mark the snippets)
+        spaced = text.split()
+        if _SEPARATOR in spaced:
+            terms = list(dict.fromkeys(J.AnalyzerUtils.analyze(J.analyzer, text).toArray()))
+        else:
+            table = stems(spaced)
+            terms = list(dict.fromkeys(t for piece in spaced for t in table[piece]))
         if not terms:
             raise SearchError(f"no searchable words in {text!r} (only stop words or punctuation?)")
         return ParsedQuery(J.bag_of_words.buildQuery(field_name, J.analyzer, text), text, field_name, "words", ignored,

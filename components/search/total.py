@@ -142,6 +142,20 @@ def passes(searcher, clauses: list[tuple[str, object]], docs: list[int]) -> list
     return out
 
 
+_TERMS: dict[tuple[str, str], object] = {}
+"""(field, word) -> its Lucene Term: a Java object made once (a constructor call costs more than the
+lookup of its postings)."""
+
+
+def _term(J, field: str, word: str):
+    term = _TERMS.get((field, word))
+    if term is None:
+        if len(_TERMS) >= 100_000:
+            _TERMS.clear()
+        term = _TERMS[(field, word)] = J.Term(field, word)
+    return term
+
+
 @locked
 def exact_total(searcher, query, clauses: list[tuple[str, object]], terms: tuple[str, list[str]] | None = None) -> int:
     """How many documents match ``query`` and pass the (occur, query) filter ``clauses``. ``terms``,
@@ -153,7 +167,7 @@ def exact_total(searcher, query, clauses: list[tuple[str, object]], terms: tuple
     if deleted:
         return searcher.count(combine(query, clauses))
     if terms is not None:
-        words = [J.Term(terms[0], w) for w in terms[1]]
+        words = [_term(J, terms[0], w) for w in terms[1]]
 
         def fill(i: int, bits) -> None:
             for word in words:
