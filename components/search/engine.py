@@ -104,6 +104,13 @@ def _current_statuses(db: Database) -> dict[str, IndexStatus]:
     return cached[1]
 
 
+def cards_of(db: Database, dataset: str) -> str | None:
+    """Where the ready index of ``dataset`` keeps its copy of the records (hit cards read from it),
+    or None when it has no ready index."""
+    status = _current_statuses(db).get(dataset)
+    return os.path.join(status.path, CARDS) if status is not None and status.ready else None
+
+
 def searchable(db: Database, datasets: Sequence[str] | str, split: str | None = None,
                skipped: list[str] | None = None) -> list[IndexStatus]:
     """The indexes to search for ``datasets`` (narrowed to ``split``). A dataset whose index is not

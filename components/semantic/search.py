@@ -14,6 +14,7 @@ score is the similarity, or the fused score), so a page shows them alike.
 
 from __future__ import annotations
 
+import concurrent.futures
 import html
 import re
 import time
@@ -23,7 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from ..search.details import record_facts
-from ..search.engine import Hit, Results
+from ..search.engine import Hit, Results, cards_of
 from ..search.engine import search as bm25_search
 from ..search.filters import Filters
 from ..search.highlight import SNIPPET_CHARS, Marker, highlight, stems
@@ -34,6 +35,8 @@ from .errors import NoEmbeddings, SemanticError
 from .filters import passing_rows, split_ok
 from .index import vector_index
 from .vectors import VectorSet, current_set
+
+_ENCODING = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="query-embedding")
 
 MODES = ("bm25", "semantic", "hybrid")
 RRF_K = 60
@@ -98,19 +101,28 @@ def semantic_sets(db: Database, datasets: Sequence[str] | str, model: str | None
     return sets
 
 
-def semantic_ranked(db: Database, sets: list[VectorSet], query: str, n: int, filters: Filters | None = None
-                    ) -> tuple[list[tuple[str, int, float]], int]:
-    """The best ``n`` (dataset, row, similarity) of the rows passing ``filters``, best first, and
-    how many rows were ranked (every passing row that has a vector)."""
+def query_vectors(sets: list[VectorSet], query: str) -> dict[tuple[str, str], np.ndarray]:
+    """{(model, revision): the vector of ``query``} for the models of ``sets`` (each embedded once)."""
     if not query or not query.strip():
         raise SemanticError("type something to search for")
     vectors: dict[tuple[str, str], np.ndarray] = {}
+    for vset in sets:
+        key = (vset.model, vset.model_revision)
+        if key not in vectors:
+            vectors[key] = encode_query(vset.model, vset.model_revision, query)
+    return vectors
+
+
+def semantic_ranked(db: Database, sets: list[VectorSet], query: str, n: int, filters: Filters | None = None,
+                    vectors: dict[tuple[str, str], np.ndarray] | None = None) -> tuple[list[tuple[str, int, float]], int]:
+    """The best ``n`` (dataset, row, similarity) of the rows passing ``filters``, best first, and
+    how many rows were ranked (every passing row that has a vector). ``vectors``: the query's
+    (``query_vectors``), when already embedded."""
+    vectors = vectors if vectors is not None else query_vectors(sets, query)
     found: list[tuple[float, int, int, str]] = []
     ranked = 0
     for order, vset in enumerate(sets):
         key = (vset.model, vset.model_revision)
-        if key not in vectors:
-            vectors[key] = encode_query(vset.model, vset.model_revision, query)
         index = vector_index(db, vset)
         passing = passing_rows(db, vset.dataset, filters)
         allowed = None if passing is None else index.positions(passing)
@@ -156,9 +168,11 @@ def hybrid_search(db: Database, datasets: Sequence[str] | str, query: str, k: in
     names = _names(datasets)
     sets = semantic_sets(db, names, model, field, filters)
     n = max(int(depth), offset + k)
+    # the query is embedded on a thread of its own while Lucene ranks (both let go of the GIL)
+    embedding = _ENCODING.submit(query_vectors, sets, query)
     lexical = bm25_search(db, [s.dataset for s in sets], query, field=bm25_field, mode=mode, k=min(n, MAX_K),
                           filters=filters, snippets=False)
-    dense, _ = semantic_ranked(db, sets, query, n, filters)
+    dense, _ = semantic_ranked(db, sets, query, n, filters, embedding.result())
     order = {s.dataset: i for i, s in enumerate(sets)}
     key = lambda d, r: (order[d], r)  # noqa: E731 - ties broken in dataset, then row order
     bm25_list = [key(h.dataset, h.row) for h in lexical.hits]
@@ -203,7 +217,7 @@ def _add_facts(db: Database, hits: list[SemanticHit], sets: list[VectorSet], que
     for dataset in dict.fromkeys(h.dataset for h in hits):
         field = fields[dataset]
         facts = record_facts(db, dataset, [h.row for h in hits if h.dataset == dataset],
-                             "contents" if field == "text" else field, field == "text")
+                             "contents" if field == "text" else field, field == "text", cards=cards_of(db, dataset))
         for hit in (h for h in hits if h.dataset == dataset):
             fact = facts.get(hit.row)
             if fact is None:
