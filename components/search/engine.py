@@ -165,9 +165,17 @@ def collect(searcher, query, n: int) -> list:
 def hit_of(found) -> tuple[str, int, float, int]:
     """(dataset, row, score, Lucene document number) of a document ``collect`` found, read from its
     sort values: no stored document is read."""
-    score, ident = java().cast(_FIELD_DOC, found).fields
-    dataset, _, row = ident.utf8ToString().rpartition("/")
-    return dataset, int(row), float(score), found.doc
+    return _hits(java(), [found])[0]
+
+
+def _hits(J, found: list) -> list[tuple[str, int, float, int]]:
+    """``hit_of`` of each of ``found``, the Java lock held (by the caller)."""
+    out = []
+    for f in found:
+        score, ident = J.cast(_FIELD_DOC, f).fields
+        dataset, _, row = ident.utf8ToString().rpartition("/")
+        out.append((dataset, int(row), float(score), f.doc))
+    return out
 
 
 @locked
@@ -175,7 +183,7 @@ def ranked(searcher, query, offset: int, k: int) -> tuple[int, list[tuple[str, i
     """(dataset, row, score, Lucene document number) of hits offset+1 .. offset+k of ``query``
     (``collect``), and how many hits were collected (at least offset+k when there are that many)."""
     found = collect(searcher, query, offset + k)
-    return len(found), [hit_of(f) for f in found[offset:]]
+    return len(found), _hits(java(), found[offset:])
 
 
 POST_FILTER_MAX = 10_000
@@ -210,7 +218,7 @@ def top(searcher, query, clauses: list[tuple[str, object]], offset: int, k: int)
         found = collect(searcher, ranking, n)
         kept = [f for f, ok in zip(found, total.passes(searcher, dense, [f.doc for f in found])) if ok]
         if len(kept) >= offset + k or len(found) < n:
-            return [hit_of(f) for f in kept[offset:offset + k]]  # ids read for the page's hits alone
+            return _hits(java(), kept[offset:offset + k])  # ids read for the page's hits alone
         n *= 4
     return ranked(searcher, combine(query, clauses), offset, k)[1]
 
