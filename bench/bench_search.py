@@ -19,7 +19,9 @@ shuffled with a fixed seed, the first N of them for each size. For each size, in
             api_name="/search") for --server-queries queries (the same filtered page of 10)
 
 Queries are --queries random 2-3 word queries made of words of random documents (seeded); each engine
-first answers 100 warm-up queries (10 for the server). Latencies are per query, wall clock, single-threaded. Prints a
+first answers 100 warm-up queries (10 for the server). Latencies are per query, wall clock, single-threaded; the
+app (filtered and not) and Pyserini answer each query in turn, so that Java's compiling and the machine's load
+fall on them alike. Prints a
 Markdown table and writes bench/out/search/results.json.
 """
 
@@ -94,6 +96,18 @@ def timed(fn, queries: list[str], warm: int = 100) -> tuple[list[float], list]:
     return times, out
 
 
+def timed_in_turn(fns: list, queries: list[str], warm: int = 100) -> list[tuple[list[float], list]]:
+    """``timed`` for several engines, each query answered by each engine in turn."""
+    for q in queries[:warm]:
+        for fn in fns:
+            fn(q)
+    out = [([], []) for _ in fns]
+    for q in queries:
+        for fn, (times, answers) in zip(fns, out):
+            t = time.perf_counter()
+            answers.append(fn(q))
+            times.append((time.perf_counter() - t) * 1000)
+    return out
 
 
 def overlap(a: list[list], b: list[list]) -> float:
@@ -142,19 +156,23 @@ def run_size(n: int, docs: list[dict], queries: list[str], server_queries: int) 
     result = {"docs": n, "ingest_s": ingest_s, "build_s": built.seconds, "index_mb": index_mb,
               "documents": built.documents}
 
-    app_t, app_hits = timed(lambda q: search.search(db, [name], q, k=10, filters=FILTER), queries)
-    plain_t, plain_hits = timed(lambda q: search.search(db, [name], q, k=10), queries)
+    from components.search.java import import_pyserini
+
+    searcher = import_pyserini("pyserini.search.lucene").LuceneSearcher(str(index_path))
+    # the three paths that run in Java are timed in turn, query by query: the JIT's compiling of
+    # Lucene's code and the machine's load then weigh on each alike (one after the other, the first
+    # one timed ran while Java was still compiling what the next ones found compiled)
+    (app_t, app_hits), (plain_t, plain_hits), (pys_t, pys_hits) = timed_in_turn([
+        lambda q: search.search(db, [name], q, k=10, filters=FILTER),
+        lambda q: search.search(db, [name], q, k=10),
+        lambda q: [int(h.docid.rpartition("/")[2]) for h in searcher.search(q, k=10)],
+    ], queries)
     result["app"] = {"p50": pct(app_t, 50), "p95": pct(app_t, 95),
                      "empty": sum(1 for r in app_hits if not r.hits),
                      "mean_total": statistics.mean(r.total for r in app_hits)}
     result["app_unfiltered"] = {"p50": pct(plain_t, 50), "p95": pct(plain_t, 95)}
     app_rows = [[h.row for h in r.hits] for r in plain_hits]
     del app_hits, plain_hits
-
-    from components.search.java import import_pyserini
-
-    searcher = import_pyserini("pyserini.search.lucene").LuceneSearcher(str(index_path))
-    pys_t, pys_hits = timed(lambda q: [int(h.docid.rpartition("/")[2]) for h in searcher.search(q, k=10)], queries)
     result["pyserini"] = {"p50": pct(pys_t, 50), "p95": pct(pys_t, 95)}
     searcher.close()
 
