@@ -64,6 +64,7 @@ def cli_user() -> str:
 
 def run_job_command(db, step, args, noun: str = "rows", what: str = "") -> tuple[int, object]:
     """Run ``step`` as the job ``args`` select, printing progress to stderr; (exit code, JobResult)."""
+    from .. import triage
     from .runner import JobError, run, where_from
 
     try:
@@ -87,7 +88,7 @@ def run_job_command(db, step, args, noun: str = "rows", what: str = "") -> tuple
     try:
         result = run(db, step, args.name, rows=rows, query=args.query, queue=args.queue, limit=args.limit,
                      started_by=cli_user(), batch_size=args.batch_size, where=where, workers=args.workers,
-                     num_gpus=args.num_gpus, on_progress=progress, on_start=started)
+                     num_gpus=args.num_gpus, on_progress=progress, on_start=started, open_queue=triage.open_queue)
     except JobError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1, None

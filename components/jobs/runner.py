@@ -72,8 +72,10 @@ def where_from(ray: str | None = None, env: dict | None = None) -> str:
 
 
 def select_rows(db: Database, dataset: str, rows=None, query: str | None = None, queue: str | None = None,
-                limit: int | None = None) -> tuple[list[int] | None, dict]:
-    """The rows a job works on (None: every row of the dataset) and the selection as it is recorded."""
+                limit: int | None = None, open_queue: Callable | None = None) -> tuple[list[int] | None, dict]:
+    """The rows a job works on (None: every row of the dataset) and the selection as it is recorded.
+    ``open_queue(db, dataset, queue)`` gives a labeling queue's rows (``triage.open_queue``, handed
+    in by the caller: triage stands above the concepts whose jobs run here)."""
     given = [x for x in (rows is not None, bool(query), bool(queue)) if x]
     if len(given) > 1:
         raise JobError("give rows, a query or a queue, not more than one")
@@ -93,8 +95,9 @@ def select_rows(db: Database, dataset: str, rows=None, query: str | None = None,
         selection = {"query": query}
     elif queue:
         from ..labels import LabelError
-        from ..triage import open_queue
 
+        if open_queue is None:
+            raise JobError("a job over a queue needs the queues (triage.open_queue)")
         try:
             chosen = list(open_queue(db, dataset, queue).rows)
         except LabelError as err:
@@ -115,7 +118,8 @@ def select_rows(db: Database, dataset: str, rows=None, query: str | None = None,
 def run(db: Database, step: Step, dataset: str, *, rows=None, query: str | None = None, queue: str | None = None,
         limit: int | None = None, started_by: str, batch_size: int = 32, where: str = "process", workers: int = 1,
         num_gpus: float | None = None, on_progress: Callable[[Progress], None] | None = None,
-        cancel: threading.Event | None = None, on_start: Callable[[str, bool], None] | None = None) -> JobResult:
+        cancel: threading.Event | None = None, on_start: Callable[[str, bool], None] | None = None,
+        open_queue: Callable | None = None) -> JobResult:
     """Run ``step`` over the selected rows of ``dataset`` that it has not done; see the module text.
 
     ``where``: "process", "ray:auto" or "ray:ADDRESS". ``num_gpus``: per Ray actor (None: 1 when the
@@ -130,7 +134,7 @@ def run(db: Database, step: Step, dataset: str, *, rows=None, query: str | None 
     batch_size = int(batch_size)
     if where != "process" and not where.startswith("ray:"):
         raise JobError(f"where a job runs: 'process' or 'ray:auto|ADDRESS', not {where!r}")
-    chosen, selection = select_rows(db, dataset, rows, query, queue, limit)
+    chosen, selection = select_rows(db, dataset, rows, query, queue, limit, open_queue)
     cancel = cancel or threading.Event()
 
     cur = db.cursor().cursor()  # the reads of this job, on a connection of their own

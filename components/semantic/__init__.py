@@ -12,7 +12,8 @@ Modules, lowest first:
 - ``index``: Faiss indexes: exact (``IndexFlatIP``) or IVF with exact re-scoring.
 - ``filters``: the search filters as the rows that pass, the same rows BM25 keeps.
 - ``search``: ``semantic_search``, ``hybrid_search``, ``rrf``, ``search`` (all three modes).
-- ``similar``: ``similar``: nearest rows by embedding, or Lucene's MoreLikeThis.
+- ``similar``: ``similar``: nearest rows by embedding, or Lucene's MoreLikeThis; ``similar_search``: the
+  same as a page of search results.
 - ``clusters``: near-duplicate clusters by embedding.
 - the 2-D map of the embeddings (scikit-learn PCA, a plotly figure) is ``insights.projection``.
 
@@ -25,12 +26,12 @@ Importing this package is cheap: faiss, torch and sentence-transformers load on 
 from .embed import embed_dataset, embed_step
 from .errors import NoEmbeddings, SemanticError
 from .search import MODES, RRF_K, SemanticHit, SemanticResults, hybrid_search, rrf, search, semantic_search
-from .similar import Neighbour, Similar, similar
+from .similar import Neighbour, Similar, similar, similar_search
 from .step import FIELDS, EmbedStep
 from .vectors import VectorSet, current_set, datasets_with_embeddings, has_embeddings, vector_sets
 
 __all__ = [
     "FIELDS", "MODES", "RRF_K", "EmbedStep", "Neighbour", "NoEmbeddings", "SemanticError", "SemanticHit",
     "SemanticResults", "Similar", "VectorSet", "current_set", "datasets_with_embeddings", "embed_dataset",
-    "embed_step", "has_embeddings", "hybrid_search", "rrf", "search", "semantic_search", "similar", "vector_sets",
+    "embed_step", "has_embeddings", "hybrid_search", "rrf", "search", "semantic_search", "similar", "similar_search", "vector_sets",
 ]

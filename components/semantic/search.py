@@ -209,7 +209,12 @@ def search(db: Database, datasets: Sequence[str] | str, query: str, mode: str = 
 def _add_facts(db: Database, hits: list[SemanticHit], sets: list[VectorSet], query: str | None) -> None:
     """Each hit's ratings, labels, source id and a snippet of the field its vector was made of (with
     the query's words marked when ``query`` is given: the hybrid mode, where BM25 is running anyway)."""
-    fields = {s.dataset: s.field for s in sets}
+    add_cards(db, hits, {s.dataset: s.field for s in sets}, query)
+
+
+def add_cards(db: Database, hits: list[Hit], fields: dict[str, str], query: str | None = None) -> None:
+    """What a hit card shows -- ratings, labels, source id, a snippet of ``fields[dataset]`` (``text``
+    for a document, else a side or ``contents``), the words of ``query`` marked -- for each of ``hits``."""
     marker = None
     if query:
         words = [w.lower() for w in re.findall(r"\w+", query)]

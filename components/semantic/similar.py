@@ -5,6 +5,7 @@ query). Either gives a ranked list of rows, usable as a search result or as a la
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field as dataclass_field
 
 from ..search.filters import Filters
@@ -12,6 +13,7 @@ from ..store import Database
 from .errors import NoEmbeddings, SemanticError
 from .filters import passing_rows
 from .index import vector_index
+from .search import SemanticHit, SemanticResults, add_cards
 from .step import field_text
 from .vectors import current_set
 from .. import catalogue
@@ -40,6 +42,7 @@ class Similar:
     neighbours: list[Neighbour] = dataclass_field(default_factory=list)
     model: str = ""  # the embedding model, or the Lucene field MoreLikeThis read
     note: str = ""  # why MoreLikeThis was used
+    field: str = ""  # the text compared: the vectors' field (prompt, chosen, rejected, text) or the Lucene field
 
     @property
     def rows(self) -> list[int]:
@@ -80,7 +83,7 @@ def similar(db: Database, dataset: str, row: int, k: int = 10, model: str | None
             rows, sims = index.search(vector, k + 1, allowed)
             found = [(int(r), float(s)) for r, s in zip(rows, sims) if int(r) != row][:k]
             return Similar(dataset, row, "embeddings", [Neighbour(i + 1, dataset, r, s) for i, (r, s) in enumerate(found)],
-                           vset.model)
+                           vset.model, field=vset.field)
     return _more_like_this(db, dataset, row, k, field, filters, note)
 
 
@@ -122,4 +125,29 @@ def _more_like_this(db: Database, dataset: str, row: int, k: int, field: str | N
         except J.JavaException as err:
             raise SemanticError(f"MoreLikeThis failed: {java_message(err)}") from None
     neighbours = [Neighbour(i + 1, d, r, float(s)) for i, (d, r, s, _) in enumerate(found)]
-    return Similar(dataset, row, "MoreLikeThis", neighbours, lucene_field, note)
+    return Similar(dataset, row, "MoreLikeThis", neighbours, lucene_field, note,
+                   field="text" if kind == "documents" else lucene_field)
+
+
+SEARCH_DEPTH = 100
+"""How many rows like a row a similar search (and its labeling queue) goes through."""
+
+
+def similar_search(db: Database, dataset: str, row: int, k: int = 10, offset: int = 0,
+                   filters: Filters | None = None, snippets: bool = True):
+    """``similar`` as a page of search results: hits offset+1 .. offset+k of the ``SEARCH_DEPTH``
+    rows most like ``row`` (their score: cosine similarity, or MoreLikeThis's BM25 score), each with
+    what a hit card shows. ``Results.query`` says what was searched for."""
+    started = time.perf_counter()
+    k, offset = max(1, min(int(k), SEARCH_DEPTH)), max(0, int(offset))
+    found = similar(db, dataset, row, SEARCH_DEPTH, filters=filters)
+    embeddings = found.engine == "embeddings"
+    hits = [SemanticHit(n.rank, n.dataset, n.row, n.score, similarity=n.score if embeddings else None,
+                        semantic_rank=n.rank if embeddings else None)
+            for n in found.neighbours[offset:offset + k]]
+    if snippets:
+        add_cards(db, hits, {dataset: found.field})
+    how = f"embeddings of {found.model}" if embeddings else f"Lucene MoreLikeThis on {found.model}"
+    return SemanticResults(hits, len(found.neighbours), offset, k, time.perf_counter() - started, [dataset],
+                           f"rows like row {found.row}", found.field, "words",
+                           skipped=[found.note] if found.note else [], ranking="similar", model=how)

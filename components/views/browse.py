@@ -13,7 +13,7 @@ from ..store import Database
 from ..text import clip
 from ..policies import DATASET
 from .common import (READONLY_CSS, Studio, as_int, chat, chatbot, dataset_change, dataset_choices, deep_link, escape,
-                     query_params, refreshed, requires, resolve_dataset)
+                     query_params, refreshed, requires, resolve_dataset, similar_links)
 
 TAB_ID = "browse"
 CSS = READONLY_CSS + """
@@ -157,7 +157,8 @@ def build(studio: Studio) -> None:
                 gr.update(value=r["rejected"], visible=r["found"] and pairs),
                 gr.update(value=r["text"], visible=docs),
                 r["metadata"],
-                f"Link to this row: [{r['link']}]({r['link']})" if r["link"] else "",
+                (f"Link to this row: [{r['link']}]({r['link']}) · "
+                 + similar_links(name, as_int(row), queue=pairs)) if r["link"] else "",
             )
 
         row_outputs = [title, prompt, chosen, rejected, doc, metadata, link]

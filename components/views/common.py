@@ -242,6 +242,18 @@ def compare_link(dataset: str, row: int | None = None, query: str | None = None)
     return "?" + urlencode(params)
 
 
+def similar_links(dataset: str, row: int, queue: bool = True) -> str:
+    """Markdown links to the rows like ``row``: as a search, and (``queue``: a dataset of pairs) as a
+    labeling queue.
+
+    >>> similar_links("demo", 3)
+    '[rows like this](?tab=search&similar=3&datasets=demo) · [label rows like this](?tab=compare&dataset=demo&queue=similar&q=3)'
+    """
+    search = urlencode({"tab": "search", "similar": row, "datasets": dataset})
+    labeling = urlencode({"tab": "compare", "dataset": dataset, "queue": "similar", "q": row})
+    return f"[rows like this](?{search})" + (f" · [label rows like this](?{labeling})" if queue else "")
+
+
 # -- who may call a handler ------------------------------------------------------------------------
 
 ROLE_ATTR = "__studio_role__"

@@ -19,7 +19,7 @@ from ..labels.ranking import record_responses
 from ..labels.settings import blind_title, is_blind, swapped, unblind
 from ..search.find import terms
 from ..store import Database
-from .common import chat, escape, marker
+from .common import chat, escape, marker, similar_links
 from .. import catalogue
 
 
@@ -308,11 +308,14 @@ def title_markdown(state: dict) -> str:
     queue = triage.QUEUES.get(state["mode"], state["mode"])
     if state["mode"] == "search":
         queue += f" for “{escape(state['query'])}” ({state.get('engine') or 'text match'})"
+    elif state["mode"] == "similar":
+        queue = f"Rows like row {escape(state['query'])} ({escape(state.get('engine') or '')})"
     elif state["mode"] in SCORE_QUEUES:
         models = [state.get("model"), state.get("model2") if state["mode"] == "models_disagree" else None]
         queue += " by " + " and ".join(escape(m) for m in models if m)
     return (f"**{escape(state['dataset'])}** · row **{row}** · pair {state['pos'] + 1:,} of {len(state['rows']):,} "
-            f"in *{queue}*")
+            f"in *{queue}* · {similar_links(state['dataset'], row)}")
+
 
 
 def mine_markdown(db: Database, state: dict, annotator: str | None) -> str:

@@ -15,15 +15,18 @@ import math
 import gradio as gr
 
 from .. import search as engine
+from .. import semantic
 from ..store import Database
-from .common import Studio, as_int, compare_link, escape, query_params, requires
+from .common import Studio, as_int, escape, query_params, requires
 from .search_form import LENGTHS, SLOTS, TAB_ID, SearchForm
+from .search_hits import hit_html, results_html, score_html  # noqa: F401  (the page's hit cards)
 from ..policies import DATASET, PAGE
 from .. import catalogue
 
 PAGE_SIZE = 10
 FIELD_CHOICES = [(label, key) for key, label in engine.FIELDS.items()]
 MODE_CHOICES = [("Plain words", "words"), ("Lucene syntax", "lucene")]
+RANKING_CHOICES = [("BM25", "bm25"), ("By meaning", "semantic"), ("Hybrid", "hybrid")]
 LABEL_CHOICES = [("any", "any"), ("unlabeled", "unlabeled"), ("labeled", "labeled"), ("flipped (majority: rejected)", "flipped"),
                  ("an empty side (flagged at ingest)", "empty_side")]
 EXAMPLES = (
@@ -74,6 +77,28 @@ window.addEventListener("popstate", () => {
   const restore = document.querySelector("#search-restore");
   if (params.get("tab") === "search" && restore) restore.click();
 });
+// A link to ?tab=search ("similar" on a hit card, in Browse and in Compare) runs that search in the
+// page: the address bar takes the link, the Search tab is shown, and its restore button runs it.
+document.addEventListener("click", (e) => {
+  if (e.defaultPrevented || e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey) return;
+  const a = e.target && e.target.closest ? e.target.closest("a[href]") : null;
+  if (!a || (a.target && a.target !== "_self")) return;
+  let url;
+  try { url = new URL(a.getAttribute("href"), location.href); } catch (err) { return; }
+  if (url.origin !== location.origin || url.pathname !== location.pathname) return;
+  if (url.searchParams.get("tab") !== "search") return;
+  const tab = document.getElementById("search-tab-button");
+  if (!tab) return;
+  e.preventDefault();
+  try { history.pushState({studio: "search"}, "", url.search); } catch (err) { /* a sandboxed frame */ }
+  tab.click();
+  const started = performance.now();
+  (function run() {
+    const restore = document.querySelector("#search-restore");
+    if (restore) return restore.click();
+    if (performance.now() - started < 5000) setTimeout(run, 25);
+  })();
+}, true);
 </script>"""
 
 PUSH_URL = """(url) => {
@@ -116,7 +141,8 @@ def run_search(db: Database, form: SearchForm, page: int = 1) -> dict:
     string, and the operators plain words ignored."""
     out = {"error": "", "summary": "", "html": "", "page": 1, "pages": 1, "total": 0, "hits": [], "ignored": [],
            "url": form.url()}
-    if not form.query.strip():
+    similar_row = form.similar  # rows like this row (the form holds none when a query is typed)
+    if not form.query.strip() and similar_row is None:
         out["html"] = '<div class="sr-empty">Type a query and press Enter.</div>'
         return out
     page = max(1, as_int(page, 1))
@@ -124,8 +150,20 @@ def run_search(db: Database, form: SearchForm, page: int = 1) -> dict:
         filters = form.filters()
 
         def ask(pg):
+            offset = (pg - 1) * PAGE_SIZE
+            if similar_row is not None:
+                if not form.datasets:
+                    raise engine.SearchError("pick the dataset of the row to find rows like it")
+                return semantic.similar_search(db, form.datasets[0], similar_row, k=PAGE_SIZE, offset=offset,
+                                               filters=filters)
+            if form.ranking == "semantic":
+                return semantic.semantic_search(db, form.datasets, form.query, k=PAGE_SIZE, offset=offset,
+                                                filters=filters, partial=True)
+            if form.ranking == "hybrid":
+                return semantic.hybrid_search(db, form.datasets, form.query, k=PAGE_SIZE, offset=offset,
+                                              filters=filters, mode=form.mode, bm25_field=form.field)
             return engine.search(db, form.datasets, form.query, field=form.field, mode=form.mode, k=PAGE_SIZE,
-                                 offset=(pg - 1) * PAGE_SIZE, filters=filters, partial=True)
+                                 offset=offset, filters=filters, partial=True)
 
         res = ask(page)
         if res.total and not res.hits and page > 1:  # past the last page: show the last one
@@ -135,7 +173,15 @@ def run_search(db: Database, form: SearchForm, page: int = 1) -> dict:
         out["error"] = f'<div class="search-err">⚠️ {escape(err)}</div>'
         return out
     where = ", ".join(escape(d) for d in res.datasets) or "no dataset (filters left none)"
-    summary = (f"**{res.total:,}** hit{'s' if res.total != 1 else ''} in {where} · {res.seconds * 1000:.1f} ms"
+    ranking = getattr(res, "ranking", "bm25")
+    if ranking == "similar":
+        found = f"**{res.total:,}** row{'s' if res.total != 1 else ''} like row {similar_row} of {where}"
+        how = f" · by {escape(res.model)}"
+    else:
+        found = f"**{res.total:,}** hit{'s' if res.total != 1 else ''} in {where}"
+        how = {"semantic": f" · by meaning ({escape(getattr(res, 'model', ''))})",
+               "hybrid": f" · BM25 and meaning ({escape(getattr(res, 'model', ''))}) fused by rank"}.get(ranking, "")
+    summary = (f"{found}{how} · {res.seconds * 1000:.1f} ms"
                + (f" · page {res.page:,} of {res.pages:,}" if res.total else ""))
     for why in res.skipped:
         summary += f"  \n⏳ not searched: {escape(why)}"
@@ -145,48 +191,6 @@ def run_search(db: Database, form: SearchForm, page: int = 1) -> dict:
     out.update(summary=summary, html=results_html(res), page=res.page, pages=res.pages, total=res.total,
                hits=res.hits, ignored=res.ignored, url=form.url(res.page))
     return out
-
-
-def _number(x: float) -> str:
-    return f"{x:g}"
-
-
-def hit_html(h: engine.Hit) -> str:
-    """One hit card: where its snippet comes from, its BM25 score, ratings, margin and label status."""
-    meta = [f'<span class="sr-rank">#{h.rank}</span>',
-            f'<a class="sr-open" href="{escape(h.link)}">{escape(h.dataset)} · row {h.row}</a>',
-            f'<span class="sr-score" title="BM25 relevance score">BM25 {h.score:.4f}</span>']
-    if h.part:
-        who = f" · {escape(h.speaker)}" if h.speaker else ""
-        turn = f", turn {h.turn}" if h.turn else ""
-        meta.append(f'<span class="sr-part side-{escape(h.part)}">{escape(h.part)}{who}{turn}</span>')
-    if h.score_chosen is not None or h.score_rejected is not None:
-        ratings = [f"{side} {_number(v)}" for side, v in (("chosen", h.score_chosen), ("rejected", h.score_rejected))
-                   if v is not None]
-        if h.margin is not None:
-            ratings.append(f"margin {h.margin:+g}")
-        meta.append(f'<span class="sr-ratings">{escape(" · ".join(ratings))}</span>')
-    if h.labels:
-        votes = ", ".join(f"{label} {n}" for label, n in h.labels.items())
-        meta.append(f'<span class="sr-label">labeled: {escape(votes)}</span>')
-    else:
-        meta.append('<span class="sr-label">unlabeled</span>')
-    if h.source_id:
-        meta.append(f"<span>id {escape(h.source_id)}</span>")
-    return (f'<div class="sr-hit" data-dataset="{escape(h.dataset)}" data-row="{h.row}">'
-            f'<div class="sr-meta">{"".join(meta)}</div><div class="sr-snippet">{h.snippet}</div></div>')
-
-
-def results_html(res: engine.Results) -> str:
-    """The hit cards of one page (``data-query``: the query they answer, for scripts that wait for them)."""
-    query = escape(res.query)
-    if not res.hits:
-        return f'<div class="sr-empty" data-query="{query}">No hits.</div>'
-    label = "".join(
-        f'<a class="sr-label-hits" href="{escape(compare_link(ds, None, res.query))}">Label these hits in {escape(ds)} →</a>'
-        for ds in dict.fromkeys(h.dataset for h in res.hits))
-    return (f'<div class="sr-list" data-query="{query}"><div class="sr-actions">{label}</div>'
-            + "".join(hit_html(h) for h in res.hits) + "</div>")
 
 
 def indexes_html(db: Database) -> str:
@@ -253,7 +257,7 @@ def queue_index(db: Database, dataset: str | None, k1, b) -> str:
 def build(studio: Studio) -> None:
     db = studio.db
     everything, ready = searchable_choices(db)
-    with gr.Tab("Search", id=TAB_ID) as tab:
+    with gr.Tab("Search", id=TAB_ID, elem_id="search-tab") as tab:
         with gr.Row(equal_height=True):
             query = gr.Textbox(label="Search", placeholder="e.g. how long to boil an egg", scale=6,
                                elem_id="search-query", autofocus=False)
@@ -267,6 +271,8 @@ def build(studio: Studio) -> None:
             studio.follow(datasets, lambda: searchable_choices(db)[0])
             field = gr.Dropdown(label="Field", choices=FIELD_CHOICES, value="contents", scale=1, elem_id="search-field")
             mode = gr.Radio(label="Mode", choices=MODE_CHOICES, value="words", scale=2, elem_id="search-mode")
+            ranking = gr.Radio(label="Ranking", choices=RANKING_CHOICES, value="bm25", scale=2, elem_id="search-ranking",
+                               info="by meaning: needs the dataset's embeddings (python app.py embed)")
         with gr.Accordion("Filters (applied to the whole ranked list)", open=False,
                           elem_id="search-filters") as filters_box:
             with gr.Row():
@@ -317,13 +323,14 @@ def build(studio: Studio) -> None:
             index_result = gr.Markdown(elem_id="search-index-result")
         # the query string of the search shown ("push:?tab=search&..." or "replace:..."), and Back's trigger
         url = gr.Textbox(visible=True, elem_id="search-url", elem_classes=["studio-hidden"], container=False)
+        similar = gr.Textbox(visible=True, elem_id="search-similar", elem_classes=["studio-hidden"], container=False)
         restore_btn = gr.Button("restore", elem_id="search-restore", elem_classes=["studio-hidden"])
         watching = gr.State([])  # the datasets this page saw being indexed: they join the selection when ready
         timer = gr.Timer(1.0, active=pending(db))
 
         # the inputs in the order SearchForm.from_inputs takes them (the first eleven: the API's order)
         inputs = [query, datasets, field, mode, split, lengths[0], lengths[1], *slots[:3], label, *lengths[2:],
-                  *slots[3:]]
+                  *slots[3:], ranking, similar]
         outputs = [error, summary, results, page, pages, url, try_lucene]
 
         def show(form: SearchForm, pg, how: str = "push") -> tuple:
@@ -338,10 +345,10 @@ def build(studio: Studio) -> None:
         def do_search(query, datasets, field, mode, split, length_min, length_max, number, number_min, number_max,
                       label, length_prompt_min="", length_prompt_max="", length_chosen_min="", length_chosen_max="",
                       length_rejected_min="", length_rejected_max="", number2=None, number2_min="", number2_max="",
-                      page=1, step=0):
+                      ranking="bm25", similar="", page=1, step=0):
             values = [query, datasets, field, mode, split, length_min, length_max, number, number_min, number_max,
                       label, length_prompt_min, length_prompt_max, length_chosen_min, length_chosen_max,
-                      length_rejected_min, length_rejected_max, number2, number2_min, number2_max]
+                      length_rejected_min, length_rejected_max, number2, number2_min, number2_max, ranking, similar]
             pg = as_int(page, 1)
             try:
                 form = form_of(values)
@@ -353,6 +360,12 @@ def build(studio: Studio) -> None:
         quick = dict(show_progress="hidden")
         gr.on(triggers=[go.click, query.submit], fn=do_search, inputs=[*inputs, gr.State(1), gr.State(0)],
               outputs=outputs, api_name="search", **quick).then(**push)
+        @requires(DATASET.search)
+        def end_similar(typed, row):  # a query typed ends a search for rows like a row (it left the box empty)
+            return "" if str(typed or "").strip() else row
+
+        gr.on(triggers=[go.click, query.submit], fn=end_similar, inputs=[query, similar], outputs=[similar],
+              api_visibility="private", **quick)
         page.submit(do_search, [*inputs, page, gr.State(0)], outputs, api_visibility="private", **quick).then(**push)
         prev_btn.click(do_search, [*inputs, page, gr.State(-1)], outputs, api_visibility="private",
                        **quick).then(**push)
@@ -379,7 +392,7 @@ def build(studio: Studio) -> None:
             form, pg = SearchForm.from_params(params, every, now_ready)
             values = form.inputs()
             values[1] = gr.update(choices=every, value=form.datasets)
-            shown = show(form, pg, how) if form.query else (*[gr.update()] * (len(outputs) - 2), f"{how}:{form.url(pg)}",
+            shown = show(form, pg, how) if form.query or form.similar is not None else (*[gr.update()] * (len(outputs) - 2), f"{how}:{form.url(pg)}",
                                                            gr.update(visible=False))
             # a search with filters shows them (a closed accordion's boxes are not on the page)
             opened = gr.Accordion(open=True) if form.ranges or form.split != "any" or form.label != "any" else gr.update()

@@ -8,6 +8,10 @@ string that holds them (so that Back, a reload and a shared link restore the sam
 ...                                       "length_prompt": ":500", "margin": "1:", "p": "2"}, ["a", "b", "c"])
 >>> again == form, page
 (True, 2)
+>>> SearchForm("", ["a"], ranking="hybrid", similar="12").url()
+'?tab=search&q=&datasets=a&similar=12&rank=hybrid'
+>>> SearchForm.from_params({"tab": "search", "datasets": "a", "similar": "12", "rank": "hybrid"}, ["a"])[0].similar
+12
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ LENGTHS = ("length", "length_prompt", "length_chosen", "length_rejected")
 SLOTS = 2
 """Other numeric filters (scores, margin, metadata columns) the form holds at once."""
 DEFAULT_NUMBERS = ("margin", "score_chosen")
+RANKINGS = ("bm25", "semantic", "hybrid")
+"""BM25 alone, nearness of meaning (the dataset's embeddings), or the two fused by reciprocal rank."""
 
 
 def _bound(v) -> str:
@@ -41,6 +47,8 @@ class SearchForm:
     split: str = "any"
     label: str = "any"
     ranges: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
+    ranking: str = "bm25"  # bm25 | semantic | hybrid
+    similar: int | None = None  # rows like this row of the first dataset, instead of a query
 
     def __post_init__(self):
         self.query = self.query or ""
@@ -49,6 +57,10 @@ class SearchForm:
         self.mode = self.mode if self.mode in engine.MODES else "words"
         self.split = self.split or "any"
         self.label = self.label if self.label in engine.LABEL_STATUSES else "any"
+        self.ranking = self.ranking if self.ranking in RANKINGS else "bm25"
+        self.similar = as_int(self.similar, -1) if self.similar not in (None, "") else None
+        if (self.similar is not None and self.similar < 0) or self.query.strip():
+            self.similar = None  # a query typed ends a search for rows like a row
         self.ranges = {name: (_bound(lo), _bound(hi)) for name, (lo, hi) in (self.ranges or {}).items()
                        if name and (_bound(lo) or _bound(hi))}
 
@@ -58,8 +70,9 @@ class SearchForm:
     def from_inputs(cls, query, datasets, field, mode, split, length_min, length_max, number, number_min, number_max,
                     label, *more) -> "SearchForm":
         """From the form's inputs in their order (``more``: the per-side lengths, then the other
-        numeric slots as name, from, to)."""
-        more = list(more) + [""] * (3 * 2 + 3 * (SLOTS - 1) - len(more))
+        numeric slots as name, from, to, then the ranking and the row of a similar search)."""
+        more = list(more) + [""] * (3 * 2 + 3 * (SLOTS - 1) + 2 - len(more))
+        ranking, similar = more[3 * 2 + 3 * (SLOTS - 1):][:2]
         ranges = {"length": (length_min, length_max)}
         for i, name in enumerate(LENGTHS[1:]):
             ranges[name] = (more[2 * i], more[2 * i + 1])
@@ -69,7 +82,7 @@ class SearchForm:
                 if name in ranges and (_bound(ranges[name][0]) or _bound(ranges[name][1])):
                     raise engine.SearchError(f"the {name} filter is set twice")
                 ranges[name] = (lo, hi)
-        return cls(query, datasets, field, mode, split, label, ranges)
+        return cls(query, datasets, field, mode, split, label, ranges, ranking or "bm25", similar)
 
     def inputs(self) -> list:
         """The values of the form's inputs, in their order (what ``from_inputs`` takes)."""
@@ -83,7 +96,7 @@ class SearchForm:
             values += [lo, hi]
         for slot in others[1:]:
             values += list(slot)
-        return values
+        return values + [self.ranking, "" if self.similar is None else str(self.similar)]
 
     def filters(self) -> engine.Filters:
         return engine.Filters(split=None if self.split in ("", "any") else self.split,
@@ -95,8 +108,11 @@ class SearchForm:
     def url(self, page: int = 1) -> str:
         """The query string of this search at ``page`` (settings left at their defaults are left out)."""
         params = {"tab": TAB_ID, "q": self.query, "datasets": ",".join(self.datasets)}
+        if self.similar is not None:
+            params["similar"] = self.similar
         for name, value, default in (("field", self.field, "contents"), ("mode", self.mode, "words"),
-                                     ("split", self.split, "any"), ("label", self.label, "any")):
+                                     ("rank", self.ranking, "bm25"), ("split", self.split, "any"),
+                                     ("label", self.label, "any")):
             if value != default:
                 params[name] = value
         for name, (lo, hi) in self.ranges.items():
@@ -116,5 +132,5 @@ class SearchForm:
                 lo, _, hi = str(value).partition(":")
                 ranges[name] = (lo, hi)
         form = cls(params.get("q") or "", chosen, params.get("field"), params.get("mode"), params.get("split"),
-                   params.get("label"), ranges)
+                   params.get("label"), ranges, params.get("rank") or "bm25", params.get("similar"))
         return form, max(1, as_int(params.get("p"), 1))

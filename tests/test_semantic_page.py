@@ -1,0 +1,119 @@
+"""Semantic and hybrid ranking and "rows like this" where people use them: the Search page's own
+function (``views.search.run_search``), the labeling queue of the rows like a row (``triage``), and
+the whole path in real Chromium -- rank by meaning, open the rows like a hit, label them in Compare.
+The encoder is the tiny one ``test_semantic`` makes (random weights, a tokenizer trained here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from components import labels, search, triage
+from components.ingest import ingest
+from components.semantic import embed_dataset, similar
+from components.store import Database
+from components.views import search as view
+from components.views.search_form import SearchForm
+from helpers import AppServer, shown_row
+from test_semantic import make_tiny_encoder, pair_rows
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    tmp = tmp_path_factory.mktemp("semantic-page")
+    rows = pair_rows()
+    texts = [m["content"] for r in rows for side in ("prompt", "chosen", "rejected") for m in r[side]]
+    model = str(make_tiny_encoder(tmp / "encoder", texts))
+    src = tmp / "pairs.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    db = Database(tmp / "studio.duckdb")
+    ingest(db, str(src), name="howto")
+    ingest(db, str(src), name="bare")  # indexed, no embeddings
+    search.build_index(db, "howto")
+    search.build_index(db, "bare")
+    embed_dataset(db, "howto", model, started_by="tester", batch_size=8)
+    yield {"db": db, "rows": rows}
+    db.close()
+
+
+def test_the_similar_queue_is_the_row_then_its_neighbours(world):
+    db = world["db"]
+    queue = triage.open_queue(db, "howto", "similar", "3")
+    near = similar(db, "howto", 3, k=100)
+    assert queue.rows == [3, *near.rows] and queue.rows[1] == 23  # row 23 repeats row 3's prompt
+    assert len(queue.rows) == 40 and queue.engine == "embeddings"
+    assert triage.open_queue(db, "bare", "similar", "3").engine == "MoreLikeThis"  # no vectors: BM25's flavour
+    for bad in ("", "three", "999"):
+        with pytest.raises(labels.LabelError):
+            triage.open_queue(db, "howto", "similar", bad)
+    nxt = triage.next_in_queue(db, "howto", "ann", "similar", "3")
+    assert nxt == 3
+    labels.add_label(db, "howto", 3, "chosen", "ann")
+    assert triage.next_in_queue(db, "howto", "ann", "similar", "3") == 23
+
+
+def test_the_page_ranks_by_meaning_fuses_and_finds_rows_like_a_row(world):
+    db = world["db"]
+    query = world["rows"][3]["prompt"][0]["content"]
+    by_meaning = view.run_search(db, SearchForm(query, ["howto"], ranking="semantic"))
+    assert by_meaning["error"] == ""
+    assert [h.row for h in by_meaning["hits"][:2]] == [3, 23]
+    assert "by meaning" in by_meaning["summary"] and "similarity 1.0000" in by_meaning["html"]
+    assert "&rank=semantic" in by_meaning["url"]
+
+    fused = view.run_search(db, SearchForm("sourdough bread", ["howto"], ranking="hybrid"))
+    assert fused["error"] == "" and fused["total"] > 0
+    assert "fused by rank" in fused["summary"] and re.search(r"fused 0\.\d+ \((BM25|semantic) #1", fused["html"])
+
+    like = view.run_search(db, SearchForm("", ["howto"], similar=3))
+    assert like["error"] == "" and like["hits"][0].row == 23
+    assert like["summary"].startswith("**39** rows like row 3 of howto")
+    assert "queue=similar&amp;q=3" in like["html"]  # "Label these rows" opens the same rows as a queue
+    assert 'href="?tab=search&amp;similar=23&amp;datasets=howto"' in like["html"]  # every card: rows like it
+    assert like["url"] == "?tab=search&q=&datasets=howto&similar=3"
+
+    missing = view.run_search(db, SearchForm("bread", ["bare"], ranking="semantic"))
+    assert "bare has no embeddings" in missing["error"] and "Traceback" not in missing["error"]
+    typed = view.run_search(db, SearchForm("bread", ["howto"], similar=3))  # a query typed wins
+    assert "rows like" not in typed["summary"] and "similar=" not in typed["url"]
+
+
+@pytest.fixture
+def server(world):
+    s = AppServer(world["db"])
+    yield s
+    s.close()
+
+
+@pytest.mark.browser
+def test_rank_by_meaning_open_rows_like_a_hit_and_label_them(server, world, page):
+    page.goto(server.url + "?tab=search")
+    page.locator("#search-datasets").get_by_text("howto").first.wait_for(timeout=30_000)
+    page.locator("#search-ranking").get_by_text("By meaning", exact=True).click()
+    box = page.locator("#search-query textarea, #search-query input").first
+    box.fill(world["rows"][3]["prompt"][0]["content"])
+    box.press("Enter")
+    first = page.locator("#search-results .sr-hit").first
+    expect(first).to_contain_text("similarity 1.0000", timeout=30_000)
+    expect(page.locator("#search-summary")).to_contain_text("by meaning")
+    assert "rank=semantic" in page.url
+    page.screenshot(path=str(server.db.path.parent / "search-semantic.png"), full_page=True)
+
+    # "similar" on the second hit: the rows like it, in the page, and in the address bar
+    second = page.locator("#search-results .sr-hit").nth(1)
+    row = int(second.get_attribute("data-row"))
+    second.locator("a.sr-similar").click()
+    expect(page.locator("#search-summary")).to_contain_text(f"rows like row {row} of howto", timeout=30_000)
+    assert re.search(rf"[?&]similar={row}(&|$)", page.url)
+    expect(page.locator("#search-results .sr-hit").first).to_contain_text("similarity")
+
+    # ... and as a labeling queue in Compare: the row itself first
+    page.locator("#search-results a.sr-label-hits").click()
+    page.get_by_role("tab", name="Compare", selected=True).wait_for(timeout=15_000)
+    expect(page.locator("#cmp-title")).to_contain_text(f"Rows like row {row}", timeout=15_000)
+    assert shown_row(page) == row
