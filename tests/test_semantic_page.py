@@ -117,3 +117,16 @@ def test_rank_by_meaning_open_rows_like_a_hit_and_label_them(server, world, page
     page.get_by_role("tab", name="Compare", selected=True).wait_for(timeout=15_000)
     expect(page.locator("#cmp-title")).to_contain_text(f"Rows like row {row}", timeout=15_000)
     assert shown_row(page) == row
+
+
+def test_the_search_api_takes_the_ranking_and_a_row_to_find_rows_like(server, world):
+    from gradio_client import Client
+
+    client = Client(server.url, verbose=False)
+    query = world["rows"][3]["prompt"][0]["content"]
+    error, summary, html, *_ = client.predict(query, ["howto"], "contents", "words", "any", "", "", "margin", "", "",
+                                              "any", ranking="semantic", api_name="/search")
+    assert error == "" and "by meaning" in summary and "similarity 1.0000" in html
+    error, summary, html, *_ = client.predict("", ["howto"], "contents", "words", "any", "", "", "margin", "", "",
+                                              "any", similar="3", api_name="/search")
+    assert error == "" and summary.startswith("**39** rows like row 3 of howto")

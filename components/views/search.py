@@ -323,7 +323,7 @@ def build(studio: Studio) -> None:
             index_result = gr.Markdown(elem_id="search-index-result")
         # the query string of the search shown ("push:?tab=search&..." or "replace:..."), and Back's trigger
         url = gr.Textbox(visible=True, elem_id="search-url", elem_classes=["studio-hidden"], container=False)
-        similar = gr.Textbox(visible=True, elem_id="search-similar", elem_classes=["studio-hidden"], container=False)
+        similar = gr.Textbox("", visible=True, elem_id="search-similar", elem_classes=["studio-hidden"], container=False)
         restore_btn = gr.Button("restore", elem_id="search-restore", elem_classes=["studio-hidden"])
         watching = gr.State([])  # the datasets this page saw being indexed: they join the selection when ready
         timer = gr.Timer(1.0, active=pending(db))
