@@ -5,40 +5,17 @@ The encoder is the tiny one ``test_semantic`` makes (random weights, a tokenizer
 
 from __future__ import annotations
 
-import json
-import os
 import re
 
 import pytest
 from playwright.sync_api import expect
 
-from components import labels, search, triage
-from components.ingest import ingest
-from components.semantic import embed_dataset, similar
-from components.store import Database
+from components import labels, triage
+from components.semantic import similar
 from components.views import search as view
 from components.views.search_form import SearchForm
 from helpers import AppServer, shown_row
-from test_semantic import make_tiny_encoder, pair_rows
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    tmp = tmp_path_factory.mktemp("semantic-page")
-    rows = pair_rows()
-    texts = [m["content"] for r in rows for side in ("prompt", "chosen", "rejected") for m in r[side]]
-    model = str(make_tiny_encoder(tmp / "encoder", texts))
-    src = tmp / "pairs.jsonl"
-    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    db = Database(tmp / "studio.duckdb")
-    ingest(db, str(src), name="howto")
-    ingest(db, str(src), name="bare")  # indexed, no embeddings
-    search.build_index(db, "howto")
-    search.build_index(db, "bare")
-    embed_dataset(db, "howto", model, started_by="tester", batch_size=8)
-    yield {"db": db, "rows": rows}
-    db.close()
+from test_semantic import world  # noqa: F401  (the fixture: 'howto' indexed and embedded, 'plain' indexed only)
 
 
 def test_the_similar_queue_is_the_row_then_its_neighbours(world):
@@ -47,7 +24,7 @@ def test_the_similar_queue_is_the_row_then_its_neighbours(world):
     near = similar(db, "howto", 3, k=100)
     assert queue.rows == [3, *near.rows] and queue.rows[1] == 23  # row 23 repeats row 3's prompt
     assert len(queue.rows) == 40 and queue.engine == "embeddings"
-    assert triage.open_queue(db, "bare", "similar", "3").engine == "MoreLikeThis"  # no vectors: BM25's flavour
+    assert triage.open_queue(db, "plain", "similar", "3").engine == "MoreLikeThis"  # no vectors: BM25's flavour
     for bad in ("", "three", "999"):
         with pytest.raises(labels.LabelError):
             triage.open_queue(db, "howto", "similar", bad)
@@ -77,8 +54,8 @@ def test_the_page_ranks_by_meaning_fuses_and_finds_rows_like_a_row(world):
     assert 'href="?tab=search&amp;similar=23&amp;datasets=howto"' in like["html"]  # every card: rows like it
     assert like["url"] == "?tab=search&q=&datasets=howto&similar=3"
 
-    missing = view.run_search(db, SearchForm("bread", ["bare"], ranking="semantic"))
-    assert "bare has no embeddings" in missing["error"] and "Traceback" not in missing["error"]
+    missing = view.run_search(db, SearchForm("bread", ["plain"], ranking="semantic"))
+    assert "plain has no embeddings" in missing["error"] and "Traceback" not in missing["error"]
     typed = view.run_search(db, SearchForm("bread", ["howto"], similar=3))  # a query typed wins
     assert "rows like" not in typed["summary"] and "similar=" not in typed["url"]
 

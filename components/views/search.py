@@ -78,19 +78,12 @@ window.addEventListener("popstate", () => {
   if (params.get("tab") === "search" && restore) restore.click();
 });
 // A link to ?tab=search ("similar" on a hit card, in Browse and in Compare) runs that search in the
-// page: the address bar takes the link, the Search tab is shown, and its restore button runs it.
-document.addEventListener("click", (e) => {
-  if (e.defaultPrevented || e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey) return;
-  const a = e.target && e.target.closest ? e.target.closest("a[href]") : null;
-  if (!a || (a.target && a.target !== "_self")) return;
-  let url;
-  try { url = new URL(a.getAttribute("href"), location.href); } catch (err) { return; }
-  if (url.origin !== location.origin || url.pathname !== location.pathname) return;
-  if (url.searchParams.get("tab") !== "search") return;
+// page (static/compare.js's click handler calls this): the address bar takes the link, the Search
+// tab is shown, and its restore button runs the search the address holds.
+window.studioSearch = (search) => {
   const tab = document.getElementById("search-tab-button");
-  if (!tab) return;
-  e.preventDefault();
-  try { history.pushState({studio: "search"}, "", url.search); } catch (err) { /* a sandboxed frame */ }
+  if (!tab) return false;
+  try { history.pushState({studio: "search"}, "", search); } catch (err) { /* a sandboxed frame */ }
   tab.click();
   const started = performance.now();
   (function run() {
@@ -98,7 +91,8 @@ document.addEventListener("click", (e) => {
     if (restore) return restore.click();
     if (performance.now() - started < 5000) setTimeout(run, 25);
   })();
-}, true);
+  return true;
+};
 </script>"""
 
 PUSH_URL = """(url) => {

@@ -195,7 +195,8 @@
     let url;
     try { url = new URL(a.getAttribute("href"), location.href); } catch (err) { return; }
     if (url.origin !== location.origin || url.pathname !== location.pathname) return;
-    if (url.searchParams.get("tab") !== "compare") return;
-    if (window.studioOpen(url.search)) e.preventDefault();
+    const tab = url.searchParams.get("tab");
+    if (tab === "compare" && window.studioOpen(url.search)) e.preventDefault();
+    else if (tab === "search" && window.studioSearch && window.studioSearch(url.search)) e.preventDefault();
   }, true);
 })();
