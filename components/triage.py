@@ -43,7 +43,8 @@ def open_queue(db: Database, dataset: str, mode: str = "unlabeled", query: str |
     if mode == "similar":
         row = str(query or "").strip()
         if not row.isdigit():
-            raise LabelError("the similar queue needs the number of the row to start from")
+            raise LabelError("the queue of rows like a row starts from that row: open it with “label rows like this” "
+                             "beside a pair, in Browse, or on the rows a search found like it")
         try:
             found = semantic.similar(db, check_pairs(db, dataset).name, int(row), SEARCH_DEPTH)
         except SearchError as err:  # no vectors and no ready index, no such row, ...
