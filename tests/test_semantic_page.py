@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 import pytest
 from playwright.sync_api import expect
 
@@ -107,3 +109,38 @@ def test_the_search_api_takes_the_ranking_and_a_row_to_find_rows_like(server, wo
     error, summary, html, *_ = client.predict("", ["howto"], "contents", "words", "any", "", "", "margin", "", "",
                                               "any", similar="3", api_name="/search")
     assert error == "" and summary.startswith("**39** rows like row 3 of howto")
+
+
+def test_near_duplicates_by_embedding_in_the_statistics(world):
+    from components import insights
+    from components.semantic import clusters
+
+    db = world["db"]
+    exact = clusters.embedding_clusters(db, "howto", threshold=0.99999)  # row 23 repeats row 3's prompt
+    assert exact["clusters_found"] == 1 and exact["clusters"][0]["first_rows"] == [3, 23]
+    assert exact["field"] == "prompt" and exact["vectors"] == 40
+    assert clusters.cluster_rows(db, "howto", 0, threshold=0.99999) == [3, 23]
+
+    stats = insights.dataset_stats(db, "howto")
+    emb = stats["duplicates"]["by_embedding"]
+    assert emb["threshold"] == clusters.THRESHOLD and emb["clusters_found"] >= 1
+    first = emb["clusters"][0]
+    assert insights.rows_for(db, "howto", first["key"]).rows[:5] == first["first_rows"]
+    assert "By embedding:" in "\n".join(insights.describe_stats(stats))
+    assert insights.dataset_stats(db, "plain")["duplicates"]["by_embedding"] is None
+
+
+def test_the_inverted_file_finds_the_pairs_the_exact_search_finds():
+    from components.semantic.clusters import close_pairs, components
+
+    rng = np.random.default_rng(1)
+    base = rng.standard_normal((3000, 32)).astype(np.float32)
+    planted = base[:60] + 0.01 * rng.standard_normal((60, 32)).astype(np.float32)  # near copies of rows 0-59
+    vectors = np.concatenate([base, planted])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    exact = set(zip(*close_pairs(vectors, 0.99, exact_max=10**9)))
+    approx = set(zip(*close_pairs(vectors, 0.99, exact_max=0)))
+    assert {(i, 3000 + i) for i in range(60)} <= exact
+    assert approx <= exact and len(approx) >= 0.95 * len(exact)
+    groups = components(len(vectors), *map(np.array, zip(*sorted(exact))))
+    assert len(groups) == 60 and all(len(g) == 2 for g in groups)

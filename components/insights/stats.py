@@ -263,6 +263,7 @@ def dataset_stats(db: Database, name: str, unit: str = "chars", tokenizer: Any =
     found = _near_of(db, info, m, timings) if near else m.near
     out["duplicates"]["near"] = ({k: v for k, v in found.items() if k != "_hashes"} if found is not None
                                  else duplicates.pending())
+    out["duplicates"]["by_embedding"] = _embedding_near(db, info.name, near, timings)
     if labels:
         out["labels"] = _timed(timings, "labels", lambda: labelstats.label_stats(db, info.name, m.table))
     out["reward_model"] = _timed(timings, "reward_model",
@@ -368,6 +369,17 @@ def _near_of(db: Database, info, m: Measures, timings: dict) -> dict:
         return m.near
 
 
+def _embedding_near(db: Database, name: str, compute: bool, timings: dict) -> dict | None:
+    """The near-duplicate clusters of the dataset's embeddings (``semantic.clusters``): None without
+    embeddings, ``{"pending": True}`` while not computed and ``compute`` is False."""
+    from ..semantic import clusters, has_embeddings
+
+    if not has_embeddings(db, name):
+        return None
+    found = _timed(timings, "embedding_clusters", lambda: clusters.embedding_clusters(db, name, compute=compute))
+    return found if found is not None else {"pending": True, "threshold": clusters.THRESHOLD}
+
+
 def _ensure(db: Database, info, m: Measures, unit: str) -> dict:
     """The cached statistics of ``unit`` (chars or words), computing them if needed."""
     with m.lock:
@@ -393,6 +405,14 @@ def rows_for(db: Database, name: str, key: str, limit: int = 200) -> BinRows:
         if kind in ("annot", "tag"):
             title, rows = labelstats.rows_for(db, info.name, key)
             return BinRows(title, rows[:limit], len(rows))
+        if kind == "embnear":
+            from ..semantic import NoEmbeddings, clusters
+
+            try:
+                rows = clusters.cluster_rows(db, info.name, int(key.partition(":")[2]))
+            except (ValueError, IndexError, NoEmbeddings):
+                raise StatsError(f"unknown bar {key!r}") from None
+            return BinRows(f"near-duplicate cluster {key.partition(':')[2]} by embedding", rows[:limit], len(rows))
         unit = chart[4:] if chart.startswith("len_") else "chars"
         if unit == "tokens" and chart not in m.bins:
             raise StatsError("compute the token statistics first (with a tokenizer)")

@@ -47,6 +47,13 @@ def describe_stats(s: dict, markdown: bool = False, escape: Callable[[str], str]
                     f"{near['clusters_found']:,} clusters of near-duplicate prompts ({near['rows_in_clusters']:,} "
                     f"rows; MinHash LSH over all {near['distinct_prompts']:,} distinct prompts, Jaccard ≥ "
                     f"{near['threshold']})."))
+    emb = dup.get("by_embedding")
+    if emb and emb.get("pending"):
+        lines.append(f"Near-duplicate rows by embedding are being looked for (cosine ≥ {emb['threshold']})…")
+    elif emb:
+        lines.append(f"By embedding: {b(format(emb['clusters_found'], ','))} clusters of near-duplicate rows "
+                     f"({emb['rows_in_clusters']:,} rows; cosine ≥ {emb['threshold']} between the {escape(emb['field'])} "
+                     f"embeddings of {escape(emb['model'])}, over all {emb['vectors']:,} vectors).")
     lines.append(f"\nComputed in {s['timings_s']['total']:.2f} s.")
     return lines
 

@@ -14,7 +14,7 @@ Modules, lowest first:
 - ``search``: ``semantic_search``, ``hybrid_search``, ``rrf``, ``search`` (all three modes).
 - ``similar``: ``similar``: nearest rows by embedding, or Lucene's MoreLikeThis; ``similar_search``: the
   same as a page of search results.
-- ``clusters``: near-duplicate clusters by embedding.
+- ``clusters``: ``embedding_clusters``: near-duplicate clusters by embedding (cosine, Faiss, scipy).
 - the 2-D map of the embeddings (scikit-learn PCA, a plotly figure) is ``insights.projection``.
 
 For a page: ``datasets_with_embeddings(db)`` says where semantic search can be offered;

@@ -89,6 +89,8 @@ def bar_choices(s: dict) -> list[tuple[str, str]]:
             out.append((f"{what} ({dup[k]['rows']:,} rows)", dup[k]["key"]))
     for i, c in enumerate(dup["near"]["clusters"]):
         out.append((f"Near-duplicate prompts {i + 1}: {c['example'][:60]} ({c['rows']:,} rows)", c["key"]))
+    for i, c in enumerate((dup.get("by_embedding") or {}).get("clusters") or []):
+        out.append((f"Near-duplicates by embedding {i + 1}: {c['example'][:60]} ({c['rows']:,} rows)", c["key"]))
     for f in s["facets"]:
         out += [(f"{f['column']} = {v} ({n:,})", key) for v, n, key in zip(f["values"], f["counts"], f["keys"])]
     lab = s.get("labels") or {}
