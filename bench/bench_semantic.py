@@ -26,6 +26,8 @@ clusters over every prompt.
 - **recall@10**: the app's index (``vector_index``: exact ``IndexFlatIP`` up to 200,000 vectors, IVF
   with 8-bit codes and exact re-scoring above) against exact top 10 by numpy, for the queries in the
   vectors' own encoding (the realistic case) and as the encoder embeds them.
+- **near-duplicate rows by embedding**: ``semantic.clusters.embedding_clusters`` over the N documents'
+  vectors (each vector's 10 nearest through an inverted file, cosine 0.95 or more, connected components).
 - **near duplicates**: a pairs dataset of N rows whose prompts are the same N summaries;
   ``insights.dataset_stats`` and its ``duplicates`` timing (exact duplicates and MinHash LSH
   clusters over every distinct prompt).
@@ -226,6 +228,15 @@ def measure(n: int, docs: list[dict], work: Path, model: str, cheap: Cheap, n_qu
     del exact, approx
     gc.collect()
 
+    from components.semantic import clusters
+
+    loads["embedding_clusters"] = os.getloadavg()[0]
+    t = time.perf_counter()
+    emb = clusters.embedding_clusters(db, name)
+    out["embedding_clusters"] = {"seconds": time.perf_counter() - t, "vectors": emb["vectors"],
+                                 "clusters": emb["clusters_found"], "rows": emb["rows_in_clusters"]}
+    gc.collect()
+
     loads["near_duplicates"] = os.getloadavg()[0]
     t = time.perf_counter()
     stats = insights.dataset_stats(db, pairs, labels=False)
@@ -289,6 +300,10 @@ def table(embeds: list[dict], results: list[dict]) -> str:
         f"{r['near_duplicates']['clusters']:,}")
     row("duplicates, exact and near: seconds (all of `dataset_stats`)", lambda r: f"{r['near_duplicates']['duplicates_s']:.1f} s "
         f"({r['near_duplicates']['stats_s']:.1f} s)")
+    row("near-duplicate rows by embedding (cosine >= 0.95): vectors / clusters / rows / seconds",
+        lambda r: (f"{r['embedding_clusters']['vectors']:,} / {r['embedding_clusters']['clusters']:,} / "
+                   f"{r['embedding_clusters']['rows']:,} / {r['embedding_clusters']['seconds']:.1f} s")
+        if "embedding_clusters" in r else "")
     row("load average at queries / near duplicates", lambda r: f"{r['load']['queries']:.1f} / {r['load']['near_duplicates']:.1f}")
     row("peak memory of the bench process", lambda r: f"{r['peak_rss_mb']:,.0f} MB")
     lines += ["", "| embedding (CPU, batch 32) | rows | mean characters | seconds | rows/s | load |", "|---|---:|---:|---:|---:|---:|"]
