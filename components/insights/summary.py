@@ -51,7 +51,8 @@ def describe_stats(s: dict, markdown: bool = False, escape: Callable[[str], str]
     if emb and emb.get("pending"):
         lines.append(f"Near-duplicate rows by embedding are being looked for (cosine ≥ {emb['threshold']})…")
     elif emb:
-        lines.append(f"By embedding: {b(format(emb['clusters_found'], ','))} clusters of near-duplicate rows "
+        lines.append(f"By embedding: {b(format(emb['clusters_found'], ','))} "
+                     f"cluster{'' if emb['clusters_found'] == 1 else 's'} of near-duplicate rows "
                      f"({emb['rows_in_clusters']:,} rows; cosine ≥ {emb['threshold']} between the {escape(emb['field'])} "
                      f"embeddings of {escape(emb['model'])}, over all {emb['vectors']:,} vectors).")
     lines.append(f"\nComputed in {s['timings_s']['total']:.2f} s.")
