@@ -131,7 +131,8 @@ def test_near_duplicates_by_embedding_in_the_statistics(world):
 
 
 def test_the_inverted_file_finds_the_pairs_the_exact_search_finds():
-    from components.semantic.clusters import close_pairs, components
+    from components.groups import groups_of
+    from components.semantic.clusters import close_pairs
 
     rng = np.random.default_rng(1)
     base = rng.standard_normal((3000, 32)).astype(np.float32)
@@ -142,5 +143,5 @@ def test_the_inverted_file_finds_the_pairs_the_exact_search_finds():
     approx = set(zip(*close_pairs(vectors, 0.99, exact_max=0)))
     assert {(i, 3000 + i) for i in range(60)} <= exact
     assert approx <= exact and len(approx) >= 0.95 * len(exact)
-    groups = components(len(vectors), *map(np.array, zip(*sorted(exact))))
+    groups = groups_of(len(vectors), *map(np.array, zip(*sorted(exact))))
     assert len(groups) == 60 and all(len(g) == 2 for g in groups)

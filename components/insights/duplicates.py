@@ -14,7 +14,7 @@ Two prompts are near duplicates when their word 3-gram sets have an estimated Ja
   datasketch's objects cost about 0.1 ms a prompt in Python (100 s for a million);
 - numpy: band keys, sorted into buckets; the candidate pairs of a bucket verified by their
   estimated Jaccard (the share of equal signature values, as ``MinHash.jaccard``);
-- scipy: the connected components of the verified pairs (``scipy.sparse.csgraph``).
+- scipy: the connected components of the verified pairs (``groups.groups_of``).
 
 A bucket of up to ``WINDOW + 1`` prompts has all its pairs compared, as ``MinHashLSH.query`` would;
 in a larger one (a template many prompts share) each prompt is compared with the ``WINDOW`` after it
@@ -29,6 +29,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
+from ..groups import groups_of
 from ..store import Database
 from ..text import clip
 
@@ -157,23 +158,6 @@ def similar_pairs(sig: np.ndarray, threshold: float = NEAR_THRESHOLD, window: in
         a, b = i[s:s + PAIRS_AT_ONCE], j[s:s + PAIRS_AT_ONCE]
         keep[s:s + PAIRS_AT_ONCE] = np.count_nonzero(sig[a] == sig[b], axis=1) >= need - 1e-9
     return i[keep], j[keep]
-
-
-def groups_of(n: int, i: np.ndarray, j: np.ndarray) -> list[list[int]]:
-    """The connected groups (two or more of ``range(n)``) of the edges (i, j), largest first, then by first member."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    if not len(i):
-        return []
-    graph = coo_matrix((np.ones(len(i), np.int8), (i, j)), shape=(n, n))
-    _, label = connected_components(graph, directed=False)
-    sizes = np.bincount(label)
-    members = np.flatnonzero(sizes[label] > 1)
-    members = members[np.argsort(label[members], kind="stable")]
-    cuts = np.flatnonzero(np.diff(label[members])) + 1
-    groups = [g.tolist() for g in np.split(members, cuts)] if len(members) else []
-    return sorted(groups, key=lambda g: (-len(g), g[0]))
 
 
 def flat_clusters(values: np.ndarray, offsets: np.ndarray, threshold: float = NEAR_THRESHOLD,

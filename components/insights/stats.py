@@ -372,11 +372,12 @@ def _near_of(db: Database, info, m: Measures, timings: dict) -> dict:
 def _embedding_near(db: Database, name: str, compute: bool, timings: dict) -> dict | None:
     """The near-duplicate clusters of the dataset's embeddings (``semantic.clusters``): None without
     embeddings, ``{"pending": True}`` while not computed and ``compute`` is False."""
-    from ..semantic import clusters, has_embeddings
+    from ..semantic import NoEmbeddings, clusters
 
-    if not has_embeddings(db, name):
+    try:
+        found = _timed(timings, "embedding_clusters", lambda: clusters.embedding_clusters(db, name, compute=compute))
+    except NoEmbeddings:
         return None
-    found = _timed(timings, "embedding_clusters", lambda: clusters.embedding_clusters(db, name, compute=compute))
     return found if found is not None else {"pending": True, "threshold": clusters.THRESHOLD}
 
 

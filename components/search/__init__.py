@@ -25,14 +25,14 @@ from .engine import Hit, Results, search, searchable
 from .errors import IndexNotReady, OverBudget, QuerySyntaxError, SearchError, TooManyClauses, TooManyTerms
 from .filters import LABEL_STATUSES, Filters
 from .find import Found, find_rows
-from .highlight import SNIPPET_CHARS, Marker, highlight, matched_terms, stems
+from .highlight import SNIPPET_CHARS, Marker, highlight, matched_terms
 from .index import (
     DEFAULT_B, DEFAULT_K1, BuildSummary, IndexStatus, build_index, index_root, index_status, index_statuses,
     forget_index, numeric_metadata, saved_index,
 )
 from .java import java
 from .numbers import BUILTIN as BUILTIN_NUMBERS, LABELS as NUMBER_LABELS, encode_number, metadata_field
-from .query import FIELDS, MODES, ParsedQuery, ignored_operators, parse_query, pieces
+from .query import FIELDS, MODES, ParsedQuery, ignored_operators, parse_query, pieces, stems
 from .trec import batch_search, read_topics, trec_docid, write_run
 
 __all__ = [

@@ -21,10 +21,10 @@ from .details import CARDS, RecordFacts, record_facts
 from .errors import IndexNotReady, OverBudget, SearchError, TooManyClauses, TooManyTerms
 from . import total
 from .filters import Filters, combine, filter_clauses
-from .highlight import Marker, highlight, matched_fields_and_terms, stems
+from .highlight import Marker, highlight, matched_fields_and_terms
 from .index import IndexStatus, exitable_searcher, index_statuses, open_searcher
 from .java import TOO_MANY_TERMS, budget_ms, java, java_error, locked, over_budget
-from .query import FIELDS, ParsedQuery, costly_parts, parse_query
+from .query import FIELDS, ParsedQuery, costly_parts, parse_query, stems
 
 
 @dataclass
@@ -161,15 +161,9 @@ def collect(searcher, query, n: int) -> list:
     return list(collector.topDocs(0, n).scoreDocs)
 
 
-@locked
-def hit_of(found) -> tuple[str, int, float, int]:
-    """(dataset, row, score, Lucene document number) of a document ``collect`` found, read from its
-    sort values: no stored document is read."""
-    return _hits(java(), [found])[0]
-
-
 def _hits(J, found: list) -> list[tuple[str, int, float, int]]:
-    """``hit_of`` of each of ``found``, the Java lock held (by the caller)."""
+    """(dataset, row, score, Lucene document number) of each document ``collect`` found, read from
+    its sort values (no stored document is read); the caller holds the Java lock."""
     out = []
     for f in found:
         score, ident = J.cast(_FIELD_DOC, f).fields

@@ -14,7 +14,7 @@ import re
 from typing import Iterable
 
 from .java import java, locked
-from .query import FIELDS, ParsedQuery, stems  # noqa: F401  (stems: the analyzer, kept here too)
+from .query import FIELDS, ParsedQuery, stems
 
 SNIPPET_CHARS = 280
 EXPANSIONS = 256

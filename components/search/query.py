@@ -41,7 +41,7 @@ def stems(words: Iterable[str]) -> dict[str, tuple[str, ...]]:
     A stop word gives (); "running" gives ("run",).
     """
     words = set(words)
-    missing = [w for w in words if w not in _STEMS and w != _SEPARATOR]
+    missing = [w for w in words if w not in _STEMS]
     if missing:
         J = java()
         if len(_STEMS) > 500_000:
@@ -55,7 +55,7 @@ def stems(words: Iterable[str]) -> dict[str, tuple[str, ...]]:
                     groups.append([])
                 else:
                     groups[-1].append(t)
-            if len(groups) != len(chunk):  # a word that split oddly: analyze one by one
+            if len(groups) != len(chunk):  # a word that split oddly (or is the separator): one by one
                 groups = [list(J.AnalyzerUtils.analyze(J.analyzer, w).toArray()) for w in chunk]
             for w, g in zip(chunk, groups):
                 _STEMS[w] = tuple(g)
@@ -197,11 +197,8 @@ def _plain_words(J, text: str, field_name: str, quotes_and_fields: bool = True) 
         # the analyzer never makes one term of two pieces with space between them: each piece is
         # analyzed once per process (the same words' terms mark the snippets)
         spaced = text.split()
-        if _SEPARATOR in spaced:
-            terms = list(dict.fromkeys(J.AnalyzerUtils.analyze(J.analyzer, text).toArray()))
-        else:
-            table = stems(spaced)
-            terms = list(dict.fromkeys(t for piece in spaced for t in table[piece]))
+        table = stems(spaced)
+        terms = list(dict.fromkeys(t for piece in spaced for t in table[piece]))
         if not terms:
             raise SearchError(f"no searchable words in {text!r} (only stop words or punctuation?)")
         return ParsedQuery(J.bag_of_words.buildQuery(field_name, J.analyzer, text), text, field_name, "words", ignored,

@@ -1,5 +1,5 @@
 """Near-duplicate clusters by embedding: rows whose vectors have a cosine similarity of at least
-``THRESHOLD``, joined transitively (connected components, scipy), the largest cluster first.
+``THRESHOLD``, joined transitively (``groups.groups_of``: scipy's connected components), the largest cluster first.
 
 Every vector looks for its ``NEIGHBOURS`` nearest with Faiss. A small set is searched exactly; a
 larger one through an inverted file (``IndexIVFFlat``, about ``4 sqrt(n)`` lists, trained on a
@@ -15,6 +15,7 @@ import threading
 
 import numpy as np
 
+from ..groups import groups_of
 from ..store import Database
 from .. import catalogue
 from .index import vector_index
@@ -71,55 +72,34 @@ def close_pairs(vectors: np.ndarray, threshold: float = THRESHOLD, neighbours: i
     return i.astype(np.int64), j.astype(np.int64)
 
 
-def components(n: int, i: np.ndarray, j: np.ndarray) -> list[np.ndarray]:
-    """The groups of two or more of ``range(n)`` joined by the edges (i, j), largest first, then by
-    first member.
-
-    >>> [g.tolist() for g in components(6, np.array([0, 4, 1]), np.array([1, 5, 2]))]
-    [[0, 1, 2], [4, 5]]
-    """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    if not len(i):
-        return []
-    _, label = connected_components(coo_matrix((np.ones(len(i), np.int8), (i, j)), shape=(n, n)), directed=False)
-    order = np.argsort(label, kind="stable")
-    cuts = np.flatnonzero(np.diff(label[order])) + 1
-    groups = [g for g in np.split(order, cuts) if len(g) > 1]
-    return sorted(groups, key=lambda g: (-len(g), int(g[0])))
-
-
 def embedding_clusters(db: Database, dataset: str, threshold: float = THRESHOLD, compute: bool = True) -> dict | None:
     """The near-duplicate clusters of ``dataset``'s newest vector set (NoEmbeddings when it has
     none): the model, field and threshold, how many vectors, clusters and rows in them, the first
     ``SHOWN`` clusters (``key`` ``embnear:K``, row count, an example text, their first rows). With
     ``compute`` False, None unless they were computed already."""
-    vset = current_set(db, dataset)
-    key = (str(db.path),) + vset.key + (threshold,)
-    with _LOCK:
-        found = _DONE.get(key)
-        if found is not None or not compute:
-            return _public(found)
-        found = _DONE[key] = _cluster(db, vset, threshold)
-        if len(_DONE) > 16:
-            del _DONE[next(iter(_DONE))]
-    return _public(found)
+    found = _computed(db, dataset, threshold, compute)
+    return None if found is None else {k: v for k, v in found.items() if not k.startswith("_")}
 
 
 def cluster_rows(db: Database, dataset: str, cluster: int, threshold: float = THRESHOLD) -> list[int]:
     """The rows of cluster number ``cluster`` (0 = the largest) of ``embedding_clusters``."""
-    embedding_clusters(db, dataset, threshold)
-    vset = current_set(db, dataset)
-    found = _DONE.get((str(db.path),) + vset.key + (threshold,)) or {}
-    groups = found.get("_rows") or []
+    groups = _computed(db, dataset, threshold, True)["_rows"]
     if not 0 <= cluster < len(groups):
         raise IndexError(cluster)
     return list(groups[cluster])
 
 
-def _public(found: dict | None) -> dict | None:
-    return None if found is None else {k: v for k, v in found.items() if not k.startswith("_")}
+def _computed(db: Database, dataset: str, threshold: float, compute: bool) -> dict | None:
+    """The clusters of the newest vector set with their rows (``_rows``), computed once per process."""
+    vset = current_set(db, dataset)
+    key = (str(db.path),) + vset.key + (threshold,)
+    with _LOCK:
+        found = _DONE.get(key)
+        if found is None and compute:
+            found = _DONE[key] = _cluster(db, vset, threshold)
+            if len(_DONE) > 16:
+                del _DONE[next(iter(_DONE))]
+    return found
 
 
 def _cluster(db: Database, vset: VectorSet, threshold: float) -> dict:
@@ -127,7 +107,7 @@ def _cluster(db: Database, vset: VectorSet, threshold: float) -> dict:
 
     index = vector_index(db, vset)
     i, j = close_pairs(index.vectors, threshold)
-    groups = [index.rows[g].tolist() for g in components(len(index), i, j)]
+    groups = [index.rows[g].tolist() for g in groups_of(len(index), i, j)]
     clusters = []
     for k, rows in enumerate(groups[:SHOWN]):
         record = catalogue.record(db, vset.dataset, rows[0]) or {}

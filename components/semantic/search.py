@@ -27,7 +27,8 @@ from ..search.details import record_facts
 from ..search.engine import Hit, Results, cards_of
 from ..search.engine import search as bm25_search
 from ..search.filters import Filters
-from ..search.highlight import SNIPPET_CHARS, Marker, highlight, stems
+from ..search.highlight import SNIPPET_CHARS, Marker, highlight
+from ..search.query import stems
 from ..store import Database
 from ..text import clip
 from .encoder import encode_query
@@ -149,7 +150,7 @@ def semantic_search(db: Database, datasets: Sequence[str] | str, query: str, k: 
     hits = [SemanticHit(offset + i + 1, d, r, s, query=query, similarity=s, semantic_rank=offset + i + 1)
             for i, (d, r, s) in enumerate(ranked[offset:offset + k])]
     if snippets:
-        _add_facts(db, hits, sets, None)
+        add_cards(db, hits, {s.dataset: s.field for s in sets})
     return SemanticResults(hits, total, offset, k, time.perf_counter() - started, [s.dataset for s in sets],
                            query, sets[0].field if sets else (field or ""), "words", skipped=skipped or [],
                            ranking="semantic", model=sets[0].model if sets else (model or ""))
@@ -188,7 +189,7 @@ def hybrid_search(db: Database, datasets: Sequence[str] | str, query: str, k: in
                                 similarity=similarity.get(item), bm25_rank=bm25_rank.get(item),
                                 semantic_rank=dense_rank.get(item)))
     if snippets:
-        _add_facts(db, hits, sets, query)
+        add_cards(db, hits, {s.dataset: s.field for s in sets}, query)
     return SemanticResults(hits, len(fused), offset, k, time.perf_counter() - started, [s.dataset for s in sets],
                            query, bm25_field, mode, ignored=lexical.ignored, ranking="hybrid",
                            model=sets[0].model if sets else "")
@@ -206,15 +207,10 @@ def search(db: Database, datasets: Sequence[str] | str, query: str, mode: str = 
     raise SemanticError(f"unknown search mode {mode!r} (use {', '.join(MODES)})")
 
 
-def _add_facts(db: Database, hits: list[SemanticHit], sets: list[VectorSet], query: str | None) -> None:
-    """Each hit's ratings, labels, source id and a snippet of the field its vector was made of (with
-    the query's words marked when ``query`` is given: the hybrid mode, where BM25 is running anyway)."""
-    add_cards(db, hits, {s.dataset: s.field for s in sets}, query)
-
-
 def add_cards(db: Database, hits: list[Hit], fields: dict[str, str], query: str | None = None) -> None:
-    """What a hit card shows -- ratings, labels, source id, a snippet of ``fields[dataset]`` (``text``
-    for a document, else a side or ``contents``), the words of ``query`` marked -- for each of ``hits``."""
+    """What a hit card shows -- ratings, labels, source id, a snippet of ``fields[dataset]`` (the field
+    the vectors were made of: ``text`` for a document, else a side or ``contents``), the words of
+    ``query`` marked (the hybrid mode, where BM25 is running anyway) -- for each of ``hits``."""
     marker = None
     if query:
         words = [w.lower() for w in re.findall(r"\w+", query)]

@@ -19,7 +19,7 @@ from .. import semantic
 from ..store import Database
 from .common import Studio, as_int, escape, query_params, requires
 from .search_form import LENGTHS, SLOTS, TAB_ID, SearchForm
-from .search_hits import hit_html, results_html, score_html  # noqa: F401  (the page's hit cards)
+from .search_hits import hit_html, results_html  # noqa: F401  (hit_html: the cards, also for tests)
 from ..policies import DATASET, PAGE
 from .. import catalogue
 
@@ -182,7 +182,7 @@ def run_search(db: Database, form: SearchForm, page: int = 1) -> dict:
     if res.ignored:
         summary += ("  \nPlain words searched " + ", ".join(f"`{escape(w)}`" for w in res.ignored)
                     + " as words; Lucene syntax reads them as operators.")
-    out.update(summary=summary, html=results_html(res), page=res.page, pages=res.pages, total=res.total,
+    out.update(summary=summary, html=results_html(res, similar_row), page=res.page, pages=res.pages, total=res.total,
                hits=res.hits, ignored=res.ignored, url=form.url(res.page))
     return out
 

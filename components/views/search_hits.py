@@ -59,15 +59,15 @@ def hit_html(h: engine.Hit, ranking: str = "bm25") -> str:
             f'<div class="sr-meta">{"".join(meta)}</div><div class="sr-snippet">{h.snippet}</div></div>')
 
 
-def results_html(res: engine.Results) -> str:
-    """The hit cards of one page (``data-query``: the query they answer, for scripts that wait for them)."""
+def results_html(res: engine.Results, like: int | None = None) -> str:
+    """The hit cards of one page (``data-query``: the query they answer, for scripts that wait for them;
+    ``like``: the row a search for rows like it started from)."""
     query = escape(res.query)
     if not res.hits:
         return f'<div class="sr-empty" data-query="{query}">No hits.</div>'
     ranking = getattr(res, "ranking", "bm25")
-    if ranking == "similar":  # the queue of the same rows: the row itself, then those like it
-        row = res.query.rpartition(" ")[2]
-        link = "?" + urlencode({"tab": "compare", "dataset": res.datasets[0], "queue": "similar", "q": row})
+    if ranking == "similar":  # the queue of the same rows: the row itself (``like``), then those like it
+        link = "?" + urlencode({"tab": "compare", "dataset": res.datasets[0], "queue": "similar", "q": like})
         label = f'<a class="sr-label-hits" href="{escape(link)}">Label these rows in {escape(res.datasets[0])} →</a>'
     elif ranking == "bm25":  # the search queue finds pairs by BM25
         label = "".join(
