@@ -147,7 +147,7 @@ def similar_search(db: Database, dataset: str, row: int, k: int = 10, offset: in
             for n in found.neighbours[offset:offset + k]]
     if snippets:
         add_cards(db, hits, {dataset: found.field})
-    how = f"embeddings of {found.model}" if embeddings else f"Lucene MoreLikeThis on {found.model}"
+    how = (f"embeddings of {found.model}" if embeddings else
+           f"Lucene MoreLikeThis on {found.model}" + (" (no embeddings of its current version)" if found.note else ""))
     return SemanticResults(hits, len(found.neighbours), offset, k, time.perf_counter() - started, [dataset],
-                           f"rows like row {found.row}", found.field, "words",
-                           skipped=[found.note] if found.note else [], ranking="similar", model=how)
+                           f"rows like row {found.row}", found.field, "words", ranking="similar", model=how)
